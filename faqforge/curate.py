@@ -1,0 +1,80 @@
+"""Self-curation: rule filters, a grounding score and the teacher as judge.
+
+A pair is kept when it passes every rule, enough of its answer is grounded in
+its chunk, and (when the judge is on) the teacher says YES with a high enough
+score. Every rejected pair is kept in the drop file with its reason.
+"""
+
+import re
+
+_WORD = re.compile(r"\w+", re.U)
+STOPWORDS = frozenset("""a an and are as at be by can do does for from has have how i if in into is it its
+of on or so that the their then there these this to was we what when where which who why will with you
+your""".split())
+
+
+def content_words(text):
+    return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in STOPWORDS}
+
+
+def grounding_score(answer, source):
+    """Fraction of the answer's content words that appear in the source chunk."""
+    words = content_words(answer)
+    if not words:
+        return 0.0
+    return len(words & content_words(source)) / len(words)
+
+
+def rule_violation(pair, rules):
+    """The first rule a pair breaks, as a reason string, or None."""
+    q, a = pair["question"], pair["answer"]
+    if len(q) < rules["min_question_chars"]:
+        return f"question shorter than {rules['min_question_chars']} characters"
+    if len(q) > rules["max_question_chars"]:
+        return f"question longer than {rules['max_question_chars']} characters"
+    if len(a) < rules["min_answer_chars"]:
+        return f"answer shorter than {rules['min_answer_chars']} characters"
+    if rules["require_question_mark"] and not q.rstrip().endswith("?"):
+        return "question does not end with a question mark"
+    if q.strip().lower() == a.strip().lower():
+        return "answer repeats the question"
+    for pattern in rules["reject_patterns"]:
+        if re.search(pattern, q + "\n" + a, re.I):
+            return f"matches reject pattern {pattern!r}"
+    return None
+
+
+def judge_messages(pair, chunk_text, params):
+    return [
+        {"role": "system", "content": params["system_prompt"].strip()},
+        {"role": "user", "content": params["user_prompt"].format(
+            text=chunk_text, question=pair["question"], answer=pair["answer"]).strip()},
+    ]
+
+
+def parse_verdict(reply):
+    """{"result": "YES"|"NO"|None, "score": 1..5|None, "reason": str} from a judge
+    reply. Tolerates any casing, markdown and order; None where it says nothing."""
+    text = reply or ""
+    result = None
+    verdict = re.search(r"verdict\s*[:\-]?\s*\**\s*(yes|no)\b", text, re.I)
+    if verdict is None:
+        verdict = re.search(r"\b(yes|no)\b", text, re.I)
+    if verdict:
+        result = verdict.group(1).upper()
+    score = None
+    found = re.search(r"score\s*[:\-]?\s*\**\s*([1-5])\b", text, re.I)
+    if found:
+        score = int(found.group(1))
+    reason = re.search(r"reason\s*[:\-]\s*(.+)", text, re.I)
+    return {"result": result, "score": score,
+            "reason": (reason.group(1) if reason else text).strip()[:500], "p_yes": None}
+
+
+def judge_keeps(verdict, params):
+    """Whether the judge's verdict keeps the pair; unparsable verdicts follow params."""
+    if verdict["result"] is None:
+        return params["on_unparsed"] == "keep"
+    if verdict["result"] != "YES":
+        return False
+    return verdict["score"] is None or verdict["score"] >= params["min_score"]

@@ -1,0 +1,119 @@
+"""Reading and writing the pipeline's files: JSON Lines, JSON, params, the eval set.
+
+Every write goes to a temporary file in the same directory and is renamed into
+place, so a stage killed mid-write leaves the previous file, never half of one.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+
+
+class PipelineError(Exception):
+    """A problem the user can fix: the message names the file and the fix."""
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path next to `path`; rename it over `path` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_jsonl(path, records):
+    """Write records as JSON Lines, atomically. Returns how many were written."""
+    n = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path):
+    """Read a JSON Lines file; a bad line is an error naming the file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"{path}: file not found; run the stage that writes it (`dvc repro`).")
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise PipelineError(f"{path}:{lineno}: not valid JSON ({e.msg}); "
+                                    "delete the file and rerun the stage that writes it.") from None
+    return records
+
+
+def write_json(path, obj):
+    """Write one JSON document (metrics, manifests) atomically, pretty-printed."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def load_params(path="params.yaml", sections=()):
+    """Load params.yaml and return the requested top-level sections as a dict.
+
+    A YAML syntax error or a missing section stops here with the line and the fix,
+    before any work is done.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"{path}: not found; run from the project root, where params.yaml lives.")
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        where = ""
+        mark = getattr(e, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise PipelineError(f"{path}: malformed YAML{where}: {problem}. "
+                            "Fix the indentation or quoting there (`git diff params.yaml` shows what changed).") from None
+    if not isinstance(params, dict):
+        raise PipelineError(f"{path}: expected a mapping of sections (teacher:, student:, ingest:, ...), "
+                            f"got {type(params).__name__}.")
+    missing = [s for s in sections if not isinstance(params.get(s), dict)]
+    if missing:
+        raise PipelineError(f"{path}: missing or empty section(s) {', '.join(missing)}; "
+                            "restore them from the project's params.yaml in git.")
+    return {s: params[s] for s in sections}
+
+
+def read_evalset(path):
+    """Read the human-written eval set: a JSON array of {"question", "answer"}."""
+    path = Path(path)
+    fix = "it must be a JSON array of {\"question\": ..., \"answer\": ...} objects written by hand."
+    if not path.exists():
+        raise PipelineError(f"{path}: eval set not found; {fix}")
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise PipelineError(f"{path}: cannot read the eval set ({e}); {fix}") from None
+    except json.JSONDecodeError as e:
+        raise PipelineError(f"{path}: not valid JSON at line {e.lineno}, column {e.colno} ({e.msg}); {fix}") from None
+    if not isinstance(items, list) or not items:
+        raise PipelineError(f"{path}: expected a non-empty JSON array; {fix}")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise PipelineError(f"{path}: item {i} is not an object; {fix}")
+        for key in ("question", "answer"):
+            value = item.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise PipelineError(f"{path}: item {i} has a missing or empty \"{key}\"; {fix}")
+    return items

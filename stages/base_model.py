@@ -1,0 +1,27 @@
+"""Materialise the student model as a safetensors checkpoint in models/base/.
+
+    dvc repro base_model        # or: python stages/base_model.py
+
+Reads `student.model` (embedded:..., a Hugging Face id or a local path). Later
+stages, and the local teacher when it is the same model, load this copy in seconds.
+"""
+
+import time
+
+from faqforge.io import load_params, write_json
+from faqforge.models import materialise
+from faqforge.stage import run
+
+OUT = "models/base"
+
+
+def main():
+    spec = load_params(sections=["student"])["student"]["model"]
+    start = time.monotonic()
+    info = materialise(spec, OUT)
+    write_json("metrics/base_model.json", {**info, "seconds": round(time.monotonic() - start, 1)})
+    print(f"base_model: {spec} -> {OUT} ({info['parameters'] / 1e6:.0f}M parameters)")
+
+
+if __name__ == "__main__":
+    run(main)

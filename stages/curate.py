@@ -1,0 +1,65 @@
+"""Self-curation: keep only pairs that pass the rules, are grounded in their
+chunk and, when the judge is on, that the teacher judges good.
+
+    dvc repro curate            # or: python stages/curate.py
+
+Rejected pairs go to data/curate_dropped.jsonl with the reason.
+"""
+
+from collections import Counter
+
+from faqforge.curate import grounding_score, judge_keeps, judge_messages, parse_verdict, rule_violation
+from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
+from faqforge.llm import Teacher
+from faqforge.stage import check_error_rate, run
+
+
+def main():
+    params = load_params(sections=["curate", "teacher"])
+    p = params["curate"]
+    pairs = read_jsonl("data/qa_raw.jsonl")
+    chunk_text = {c["chunk_id"]: c["text"] for c in read_jsonl("data/chunks.jsonl")}
+    kept, dropped, reasons = [], [], Counter()
+    for pair in pairs:
+        pair["grounding"] = round(grounding_score(pair["answer"], chunk_text[pair["chunk_id"]]), 3)
+        why = rule_violation(pair, p["rules"])
+        if why:
+            reasons[why] += 1
+        elif pair["grounding"] < p["min_grounding"]:
+            why = f"grounding {pair['grounding']} < min_grounding {p['min_grounding']}"
+            reasons["low grounding"] += 1
+        if why:
+            dropped.append({**pair, "dropped_by": "curate", "why": why})
+        else:
+            kept.append(pair)
+    teacher = Teacher(params["teacher"])
+    if p["judge"]["enabled"] and kept:
+        replies = teacher.chat([judge_messages(x, chunk_text[x["chunk_id"]], p["judge"]) for x in kept],
+                               desc="curate", max_tokens=p["judge"]["max_tokens"])
+        judged = []
+        for pair, reply in zip(kept, replies):
+            if reply.get("error"):
+                dropped.append({**pair, "dropped_by": "curate", "why": f"judge error {reply['error']}",
+                                "message": reply.get("message")})
+                reasons["judge error"] += 1
+                continue
+            pair["judge"] = parse_verdict(reply["text"])
+            if judge_keeps(pair["judge"], p["judge"]):
+                judged.append(pair)
+            else:
+                dropped.append({**pair, "dropped_by": "curate",
+                                "why": f"judge {pair['judge']['result']} score {pair['judge']['score']}"})
+                reasons[f"judge {pair['judge']['result'] or 'unparsed'}"] += 1
+        kept = judged
+    write_jsonl("data/qa_curated.jsonl", kept)
+    write_jsonl("data/curate_dropped.jsonl", dropped)
+    write_json("metrics/curate.json", {"pairs_in": len(pairs), "kept": len(kept), "dropped": len(dropped),
+                                       "dropped_by_reason": dict(reasons.most_common()),
+                                       "teacher": teacher.stats})
+    print(f"curate: kept {len(kept)} of {len(pairs)} pairs; dropped {len(dropped)} "
+          f"(see data/curate_dropped.jsonl)")
+    check_error_rate("curate", teacher.stats, p["max_error_rate"])
+
+
+if __name__ == "__main__":
+    run(main)

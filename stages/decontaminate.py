@@ -1,0 +1,31 @@
+"""Remove pairs that leak the human-written eval set.
+
+    dvc repro decontaminate     # or: python stages/decontaminate.py
+"""
+
+from collections import Counter
+
+from faqforge.decontaminate import contamination
+from faqforge.io import load_params, read_evalset, read_jsonl, write_json, write_jsonl
+from faqforge.stage import run
+
+EVALSET = "data/eval/evalset.json"
+
+
+def main():
+    p = load_params(sections=["decontaminate"])["decontaminate"]
+    evalset = read_evalset(EVALSET)
+    pairs = read_jsonl("data/qa_deduped.jsonl")
+    clean, dropped = contamination(pairs, evalset, p["ngram"], p["question_threshold"], p["scorer"])
+    write_jsonl("data/qa_clean.jsonl", clean)
+    write_jsonl("data/decontaminate_dropped.jsonl", dropped)
+    evidence = Counter("ngram" if "-gram" in d["why"] else "fuzzy question" for d in dropped)
+    write_json("metrics/decontaminate.json", {"pairs_in": len(pairs), "kept": len(clean),
+                                              "dropped": len(dropped), "dropped_by_evidence": dict(evidence),
+                                              "eval_items_hit": len({d["eval_index"] for d in dropped})})
+    print(f"decontaminate: kept {len(clean)} of {len(pairs)} pairs; dropped {len(dropped)} "
+          f"too close to {EVALSET} (see data/decontaminate_dropped.jsonl)")
+
+
+if __name__ == "__main__":
+    run(main)

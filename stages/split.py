@@ -1,0 +1,24 @@
+"""Deterministic train/val split by group, in chat `messages` format.
+
+    dvc repro split             # or: python stages/split.py
+"""
+
+from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
+from faqforge.split import split_key, split_pairs, to_messages
+from faqforge.stage import run
+
+
+def main():
+    p = load_params(sections=["split"])["split"]
+    pairs = read_jsonl("data/qa_augmented.jsonl")
+    train, val = split_pairs(pairs, p["val_fraction"], p["seed"], p["by"])
+    write_jsonl("data/train.jsonl", (to_messages(x, p["system_prompt"]) for x in train))
+    write_jsonl("data/val.jsonl", (to_messages(x, p["system_prompt"]) for x in val))
+    write_json("metrics/split.json", {"train": len(train), "val": len(val), "by": p["by"],
+                                      "train_groups": len({split_key(x, p['by']) for x in train}),
+                                      "val_groups": len({split_key(x, p['by']) for x in val})})
+    print(f"split: {len(train)} train, {len(val)} val (by {p['by']})")
+
+
+if __name__ == "__main__":
+    run(main)
