@@ -1,0 +1,51 @@
+from thefuzz import fuzz
+
+from faqforge.dedup import near_duplicate_clusters, near_duplicate_edges, normalise
+
+
+def pair(i, question, answer="An answer.", score=None):
+    p = {"id": f"p{i}", "question": question, "answer": answer}
+    if score is not None:
+        p["judge"] = {"score": score}
+    return p
+
+
+def test_normalise():
+    assert normalise("How do I PUSH, data?!") == "how do i push data"
+
+
+def test_edges_match_thefuzz_semantics():
+    texts = ["How do I push data to the remote?", "how do i push data to the remote storage?",
+             "What is LoRA?"]
+    edges = near_duplicate_edges(texts, "token_set_ratio", 90)
+    expected = [(i, j, fuzz.token_set_ratio(texts[i], texts[j])) for i in range(3) for j in range(i + 1, 3)
+                if fuzz.token_set_ratio(texts[i], texts[j]) >= 90]
+    assert edges == expected and len(edges) == 1
+
+
+def test_edges_across_blocks_are_found():
+    texts = ["alpha beta gamma?", "unrelated words here?", "Alpha beta gamma!"]
+    assert [(i, j) for i, j, _ in near_duplicate_edges(texts, "token_sort_ratio", 95, block=1)] == [(0, 2)]
+    assert near_duplicate_edges(texts, "ratio", 95, block=1) == []  # thefuzz's ratio compares raw text
+
+
+def test_cluster_keeps_best_judged_then_longest():
+    pairs = [pair(0, "How do I push data?", "Push.", score=3),
+             pair(1, "how do I push data", "Run dvc push to upload.", score=5),
+             pair(2, "How do I push my data?", "Run dvc push now, please.", score=5),
+             pair(3, "What is LoRA?")]
+    kept, dropped = near_duplicate_clusters(pairs, "question", "token_set_ratio", 90)
+    assert [p["id"] for p in kept] == ["p2", "p3"]
+    assert {d["id"] for d in dropped} == {"p0", "p1"}
+    assert all(d["duplicate_of"] == "p2" and d["dropped_by"] == "dedup" and d["why"] for d in dropped)
+    exact = next(d for d in dropped if d["id"] == "p1")
+    assert exact["score"] == 100 and exact["why"].startswith("exact duplicate")
+
+
+def test_question_answer_field_keeps_different_answers():
+    pairs = [pair(0, "How do I push?", "Use dvc push with the default remote."),
+             pair(1, "How do I push?", "Completely different: configure S3 credentials first.")]
+    kept, _ = near_duplicate_clusters(pairs, "question_answer", "token_set_ratio", 95)
+    assert len(kept) == 2
+    kept, _ = near_duplicate_clusters(pairs, "question", "token_set_ratio", 95)
+    assert len(kept) == 1

@@ -1,0 +1,178 @@
+"""End to end: `dvc repro` in a temporary copy of the project, on a small corpus,
+with a tiny student built in the test and the teacher behind a real
+OpenAI-compatible HTTP server on 127.0.0.1."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from openai_server import OpenAIServer
+
+STAGES = ["base_model", "ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split",
+          "finetune", "evaluate"]
+DOCS = ["getting-started.md", "installation.txt", "fine-tuning-guide.pdf"]
+
+
+def env_for(project):
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    env["PYTHONPATH"] = str(project)  # the copy's faqforge, not the checkout's
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+def sh(project, *cmd, check=True):
+    result = subprocess.run(cmd, cwd=project, env=env_for(project), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def make_project(root, student, base_url, docs=DOCS):
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, root / name)
+    for name in ("stages", "faqforge"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "data" / "docs").mkdir(parents=True)
+    (root / "data" / "eval").mkdir()
+    for doc in docs:
+        shutil.copy(ROOT / "data" / "docs" / doc, root / "data" / "docs" / doc)
+    evalset = json.loads((ROOT / "data" / "eval" / "evalset.json").read_text())[:8]
+    (root / "data" / "eval" / "evalset.json").write_text(json.dumps(evalset, indent=2))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["teacher"].update(backend="openai", model="test-teacher", base_url=base_url, max_retries=1)
+    params["student"]["model"] = student
+    params["ingest"]["tokenizer"] = student
+    params["finetune"].update(max_steps=4, batch_size=4, eval_every=2, max_seq_length=256)
+    params["evaluate"].update(max_new_tokens=8, bootstrap_resamples=200)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    sh(root, "git", "init", "-q")
+    sh(root, "dvc", "init", "-q")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server():
+    with OpenAIServer() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory, tiny_model, server):
+    project = make_project(tmp_path_factory.mktemp("project"), tiny_model, server.base_url)
+    first = sh(project, "dvc", "repro")
+    sh(project, "git", "add", "-A")
+    sh(project, "git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline")
+    return project, first
+
+
+@pytest.mark.slow
+def test_dag_has_the_ten_stages_in_order(pipeline_run):
+    project, _ = pipeline_run
+    dag = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    assert list(dag) == STAGES
+    out = sh(project, "dvc", "dag", "--md").stdout
+    names = dict(re.findall(r'(node\d+)\["(\w+)"\]', out))
+    edges = {(names[a], names[b]) for a, b in re.findall(r"(node\d+)-->(node\d+)", out)}
+    for upstream, downstream in zip(STAGES, STAGES[1:]):
+        assert (upstream, downstream) in edges
+    assert ("base_model", "finetune") in edges and ("finetune", "evaluate") in edges
+
+
+@pytest.mark.slow
+def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
+    project, first = pipeline_run
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in first.stdout
+        assert (project / "metrics" / f"{stage if stage != 'finetune' else 'train'}.json").exists() or \
+            stage == "evaluate"
+    chunks = [json.loads(line) for line in (project / "data/chunks.jsonl").read_text().splitlines()]
+    assert {c["doc"] for c in chunks} == {f"data/docs/{d}" for d in DOCS}
+    assert any(c["pages"] for c in chunks) and any(c["section"] for c in chunks)
+    train = [json.loads(line) for line in (project / "data/train.jsonl").read_text().splitlines()]
+    assert train and [m["role"] for m in train[0]["messages"]] == ["system", "user", "assistant"]
+    assert (project / "models/adapter/adapter_config.json").exists()
+    assert (project / "models/adapter/adapter_model.safetensors").exists()
+    assert (project / "models/base/model.safetensors").exists()
+    metrics = json.loads((project / "metrics/eval.json").read_text())
+    for rouge in ("rouge1", "rouge2", "rougeL"):
+        assert 0 <= metrics[rouge]["base"] <= 1 and 0 <= metrics[rouge]["tuned"] <= 1
+        lo, hi = metrics[rouge]["delta_ci95"]
+        assert lo <= metrics[rouge]["delta"] <= hi
+    assert metrics["n_questions"] == 8
+    train_metrics = json.loads((project / "metrics/train.json").read_text())
+    assert train_metrics["steps"] == 4 and train_metrics["trainable_parameters"] > 0
+    generate = json.loads((project / "metrics/generate.json").read_text())
+    assert generate["pairs"] > 0 and generate["teacher"]["calls"] == len(chunks)
+    predictions = (project / "data/eval/predictions.jsonl").read_text().splitlines()
+    assert len(predictions) == 8
+    curated = json.loads((project / "metrics/curate.json").read_text())
+    assert curated["teacher"]["calls"] > 0  # the judge ran through the HTTP server
+
+
+@pytest.mark.slow
+def test_second_repro_runs_nothing_and_param_change_reruns_only_downstream(pipeline_run, server):
+    project, _ = pipeline_run
+    again = sh(project, "dvc", "repro")
+    assert "Running stage" not in again.stdout
+    params_path = project / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["finetune"]["learning_rate"] = 1e-3
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    ran = sh(project, "dvc", "repro").stdout
+    assert [s for s in STAGES if f"Running stage '{s}'" in ran] == ["finetune", "evaluate"]
+    assert "finetune.learning_rate" in sh(project, "dvc", "params", "diff").stdout
+    metrics_diff = sh(project, "dvc", "metrics", "diff", "--all").stdout
+    assert "metrics/train.json" in metrics_diff and "train_loss" in metrics_diff
+    assert "metrics/eval.json" in metrics_diff and "rougeL.tuned" in metrics_diff
+
+    requests_before = len(server.requests)
+    params["generate"]["user_prompt"] = params["generate"]["user_prompt"].replace(
+        "write {total_questions} questions", "write 1 questions")
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    ran = sh(project, "dvc", "repro").stdout
+    assert [s for s in STAGES if f"Running stage '{s}'" in ran] == STAGES[2:]
+    assert len(server.requests) > requests_before  # a new prompt is a new request, not a cache hit
+
+
+@pytest.mark.slow
+def test_bad_inputs_stop_with_a_message_naming_the_file(pipeline_run):
+    project, _ = pipeline_run
+    evalset = project / "data/eval/evalset.json"
+    good = evalset.read_text()
+    evalset.write_text(good.rstrip().rstrip("]") + ",]")
+    result = sh(project, "dvc", "repro", "decontaminate", check=False)
+    assert result.returncode != 0
+    assert "data/eval/evalset.json: not valid JSON" in result.stderr and "Traceback" not in result.stderr
+
+    evalset.unlink()
+    result = sh(project, sys.executable, "stages/decontaminate.py", check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: data/eval/evalset.json: eval set not found")
+    evalset.write_text(good)
+
+    params = project / "params.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("student:\n", "student:\n   bad: [\n", 1))
+    result = sh(project, sys.executable, "stages/base_model.py", check=False)
+    assert result.returncode == 1 and "params.yaml: malformed YAML at line" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = sh(project, "dvc", "repro", check=False)
+    assert result.returncode != 0 and "params.yaml" in result.stderr
+    params.write_text(original)
+
+
+@pytest.mark.slow
+def test_empty_docs_folder_stops_ingest_with_the_fix(tmp_path, tiny_model, server):
+    project = make_project(tmp_path, tiny_model, server.base_url, docs=[])
+    result = sh(project, "dvc", "repro", "ingest", check=False)
+    assert result.returncode != 0
+    assert "data/docs/: no documents found" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,36 @@
+from faqforge.augment import parse_paraphrases, variants_of
+from faqforge.split import split_pairs, to_messages
+
+
+def test_split_is_deterministic_and_groups_never_straddle():
+    pairs = [{"id": f"p{i}-{k}", "group": f"g{i}", "doc": f"d{i % 3}", "question": "q", "answer": "a"}
+             for i in range(50) for k in range(3)]
+    train, val = split_pairs(pairs, 0.2, seed=0)
+    assert (train, val) == split_pairs(pairs, 0.2, seed=0)
+    assert not {p["group"] for p in train} & {p["group"] for p in val}
+    assert 0 < len(val) < len(pairs)
+    train, val = split_pairs(pairs, 0.2, seed=0, by="doc")
+    assert not {p["doc"] for p in train} & {p["doc"] for p in val}
+
+
+def test_split_never_leaves_val_empty_with_two_groups():
+    pairs = [{"id": "a", "group": "a"}, {"id": "b", "group": "b"}]
+    train, val = split_pairs(pairs, 0.01, seed=0)
+    assert len(train) == 1 and len(val) == 1
+
+
+def test_messages_format():
+    record = to_messages({"id": "p", "group": "g", "question": "Q?", "answer": "A."}, "Be brief.")
+    assert record == {"id": "p", "group": "g", "messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q?"},
+        {"role": "assistant", "content": "A."}]}
+
+
+def test_paraphrases_parsed_and_copies_dropped():
+    assert parse_paraphrases("1. How is it run?\n- \"What runs it?\"\nnot a question", 5) == [
+        "How is it run?", "What runs it?"]
+    pair = {"id": "p", "group": "g", "question": "How do I run it?", "answer": "make run"}
+    variants, dropped = variants_of(pair, "How do I run it?\nWhat command runs it?\nwhat command runs it", 3)
+    assert [v["question"] for v in variants] == ["What command runs it?"]
+    assert variants[0]["variant_of"] == "p" and variants[0]["group"] == "g" and variants[0]["answer"] == "make run"
+    assert dropped[0]["why"] == "exact copy after normalisation"
