@@ -1,0 +1,37 @@
+"""How long a `dvc repro` with nothing to do takes, after a full run.
+
+    .venv/bin/python bench/noop_repro.py
+
+Baseline, measured in the same run: `dvc version`, i.e. DVC's own start-up
+cost. The figure that matters is the absolute time (target: under 10 s) and
+the ratio says how much of it is DVC start-up versus checking the pipeline.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def timed(*cmd, repeat=3):
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.monotonic()
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+        best = min(best, time.monotonic() - start)
+    return best, out.stdout
+
+
+def main():
+    baseline, _ = timed("dvc", "version")
+    noop, out = timed("dvc", "repro")
+    if "Running stage" in out:
+        sys.exit("dvc repro ran a stage: run the pipeline to completion first")
+    print(f"dvc version (baseline): {baseline:.2f} s")
+    print(f"no-op dvc repro:        {noop:.2f} s  ({noop / baseline:.1f}x baseline; target < 10 s)")
+
+
+if __name__ == "__main__":
+    main()
