@@ -16,11 +16,15 @@ def in_validation(key, val_fraction, seed):
     return int.from_bytes(digest[:8], "big") / 2**64 < val_fraction
 
 
+def question_messages(question, system_prompt):
+    """The chat a user question becomes: the same for training, evaluation and chat."""
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return system + [{"role": "user", "content": question}]
+
+
 def to_messages(pair, system_prompt):
-    messages = [{"role": "user", "content": pair["question"]},
-                {"role": "assistant", "content": pair["answer"]}]
-    if system_prompt:
-        messages.insert(0, {"role": "system", "content": system_prompt})
+    messages = question_messages(pair["question"], system_prompt) + [
+        {"role": "assistant", "content": pair["answer"]}]
     return {"messages": messages, "id": pair["id"], "group": pair.get("group")}
 
 

@@ -9,6 +9,7 @@ answers come from the same model with the adapter disabled.
 from faqforge.evaluate import eval_metrics, rouge_scores
 from faqforge.io import load_params, read_evalset, write_json, write_jsonl
 from faqforge.models import generate_chat, load_model
+from faqforge.split import question_messages
 from faqforge.stage import run
 
 EVALSET = "data/eval/evalset.json"
@@ -22,8 +23,7 @@ def main():
     model, tokenizer = load_model("models/base")
     model = PeftModel.from_pretrained(model, "models/adapter")
     model.eval()
-    chats = [([{"role": "system", "content": system_prompt}] if system_prompt else [])
-             + [{"role": "user", "content": item["question"]}] for item in evalset]
+    chats = [question_messages(item["question"], system_prompt) for item in evalset]
     settings = {"max_new_tokens": p["max_new_tokens"], "temperature": p["temperature"],
                 "batch_size": p["batch_size"], "seed": p["seed"]}
     tuned = generate_chat(model, tokenizer, chats, desc="tuned answers", **settings)
