@@ -17,6 +17,12 @@ def run(main):
     print(f"  ({time.monotonic() - start:.1f} s)", file=sys.stderr)
 
 
+def teacher_error_record(record, stage, reply):
+    """A record dropped because its teacher request failed, with the (redacted) server message."""
+    return {**record, "dropped_by": stage, "why": f"teacher error {reply['error']}",
+            "message": reply.get("message")}
+
+
 def check_error_rate(stage, stats, max_error_rate):
     """Fail the stage, after its outputs are written, when too many calls failed."""
     calls = stats["calls"]

@@ -10,7 +10,7 @@ from faqforge.augment import paraphrase_messages, variants_of
 from faqforge.decontaminate import contamination
 from faqforge.io import load_params, read_evalset, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
-from faqforge.stage import check_error_rate, run
+from faqforge.stage import check_error_rate, run, teacher_error_record
 
 
 def main():
@@ -24,8 +24,7 @@ def main():
                                max_tokens=p["max_tokens"])
         for pair, reply in zip(pairs, replies):
             if reply.get("error"):
-                dropped.append({**pair, "dropped_by": "augment", "why": f"teacher error {reply['error']}",
-                                "message": reply.get("message")})
+                dropped.append(teacher_error_record(pair, "augment", reply))
                 continue
             new, copies = variants_of(pair, reply["text"], p["paraphrases"])
             variants.extend(new)

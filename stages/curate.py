@@ -11,7 +11,7 @@ from collections import Counter
 from faqforge.curate import grounding_score, judge_keeps, judge_messages, parse_verdict, rule_violation
 from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
-from faqforge.stage import check_error_rate, run
+from faqforge.stage import check_error_rate, run, teacher_error_record
 
 
 def main():
@@ -39,8 +39,7 @@ def main():
         judged = []
         for pair, reply in zip(kept, replies):
             if reply.get("error"):
-                dropped.append({**pair, "dropped_by": "curate", "why": f"judge error {reply['error']}",
-                                "message": reply.get("message")})
+                dropped.append(teacher_error_record(pair, "curate", reply))
                 reasons["judge error"] += 1
                 continue
             pair["judge"] = parse_verdict(reply["text"])

@@ -9,7 +9,7 @@ held no pair goes to data/generate_dropped.jsonl with the reason and the reply.
 from faqforge.generate import generation_messages, pairs_from_reply, questions_for
 from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
-from faqforge.stage import check_error_rate, run
+from faqforge.stage import check_error_rate, run, teacher_error_record
 
 
 def main():
@@ -24,8 +24,7 @@ def main():
     pairs, dropped = [], []
     for chunk, n, reply in zip(chunks, wanted, replies):
         if reply.get("error"):
-            dropped.append({**chunk, "dropped_by": "generate", "why": f"teacher error {reply['error']}",
-                            "message": reply.get("message")})
+            dropped.append(teacher_error_record(chunk, "generate", reply))
             continue
         found = pairs_from_reply(chunk, reply["text"], n)
         if not found:
