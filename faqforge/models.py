@@ -155,6 +155,7 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
     if temperature > 0:
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
     torch.manual_seed(seed)
+    stop_ids = {tokenizer.eos_token_id, *_stop_ids(model)}
     n_batches = math.ceil(len(order) / batch_size)
     for b in tqdm(range(n_batches), desc=desc, unit="batch", disable=n_batches < 2):
         idx = order[b * batch_size:(b + 1) * batch_size]
@@ -165,8 +166,7 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
         new_tokens = out[:, batch.input_ids.shape[1]:]
         for row, i in enumerate(idx):
             ids = new_tokens[row].tolist()
-            stopped = tokenizer.eos_token_id in ids or any(
-                t in ids for t in _stop_ids(model))
+            stopped = not stop_ids.isdisjoint(ids)
             ids = [t for t in ids if t != tokenizer.pad_token_id]
             text = tokenizer.decode(ids, skip_special_tokens=True).strip()
             results[i] = {"text": text, "prompt_tokens": lengths[i], "completion_tokens": len(ids),
