@@ -12,9 +12,23 @@ _NUMBERING = re.compile(r"^\s*(?:[-*•]|\d+[.)]|Q\d*[:.])\s*")
 
 
 def paraphrase_messages(pair, params):
-    fields = {"k": params["paraphrases"], "question": pair["question"]}
-    return [{"role": "system", "content": params["system_prompt"].format(**fields).strip()},
-            {"role": "user", "content": params["user_prompt"].format(**fields).strip()}]
+    """The chat asking for k rephrasings of one question, after the worked
+    examples from params as earlier turns."""
+    messages = [{"role": "system", "content": params["system_prompt"].strip()}]
+    for example in params["examples"]:
+        messages += [
+            {"role": "user", "content": params["user_prompt"].format(
+                k=len(example["paraphrases"]), question=example["question"]).strip()},
+            {"role": "assistant", "content": "\n".join(example["paraphrases"])},
+        ]
+    messages.append({"role": "user", "content": params["user_prompt"].format(
+        k=params["paraphrases"], question=pair["question"]).strip()})
+    return messages
+
+
+def example_questions(params):
+    """Every question in the worked examples: a paraphrase equal to one is a copy."""
+    return [q for example in params["examples"] for q in [example["question"], *example["paraphrases"]]]
 
 
 def parse_paraphrases(reply, k):
@@ -27,16 +41,19 @@ def parse_paraphrases(reply, k):
     return found[:k]
 
 
-def variants_of(pair, reply, k):
-    """(variants, dropped) for one pair: exact copies of the original or of an
-    earlier variant are dropped with a reason."""
+def variants_of(pair, reply, k, copied_examples=()):
+    """(variants, dropped) for one pair: exact copies of the original, of an
+    earlier variant or of a worked example are dropped with a reason."""
     seen = {normalise(pair["question"])}
+    examples = {normalise(q) for q in copied_examples}
     variants, dropped = [], []
     for n, question in enumerate(parse_paraphrases(reply, k)):
         record = {**pair, "id": f"{pair['id']}-p{n}", "question": question,
                   "variant_of": pair["id"], "group": pair["group"]}
         key = normalise(question)
-        if key in seen:
+        if key in examples:
+            dropped.append({**record, "dropped_by": "augment", "why": "copies a worked example from the prompt"})
+        elif key in seen:
             dropped.append({**record, "dropped_by": "augment", "why": "exact copy after normalisation"})
         else:
             seen.add(key)

@@ -7,6 +7,8 @@ score. Every rejected pair is kept in the drop file with its reason.
 
 import re
 
+from faqforge.dedup import normalise
+
 _WORD = re.compile(r"\w+", re.U)
 STOPWORDS = frozenset("""a an and are as at be by can do does for from has have how i if in into is it its
 of on or so that the their then there these this to was we what when where which who why will with you
@@ -36,7 +38,7 @@ def rule_violation(pair, rules):
         return f"answer shorter than {rules['min_answer_chars']} characters"
     if rules["require_question_mark"] and not q.rstrip().endswith("?"):
         return "question does not end with a question mark"
-    if q.strip().lower() == a.strip().lower():
+    if normalise(q) in normalise(a):
         return "answer repeats the question"
     for pattern in rules["reject_patterns"]:
         if re.search(pattern, q + "\n" + a, re.I):
@@ -45,11 +47,18 @@ def rule_violation(pair, rules):
 
 
 def judge_messages(pair, chunk_text, params):
-    return [
-        {"role": "system", "content": params["system_prompt"].strip()},
-        {"role": "user", "content": params["user_prompt"].format(
-            text=chunk_text, question=pair["question"], answer=pair["answer"]).strip()},
-    ]
+    """The chat asking the teacher to judge one pair against its chunk, after
+    the worked examples from params as earlier turns."""
+    messages = [{"role": "system", "content": params["system_prompt"].strip()}]
+    for example in params["examples"]:
+        messages += [
+            {"role": "user", "content": params["user_prompt"].format(
+                text=example["text"], question=example["question"], answer=example["answer"]).strip()},
+            {"role": "assistant", "content": example["reply"].strip()},
+        ]
+    messages.append({"role": "user", "content": params["user_prompt"].format(
+        text=chunk_text, question=pair["question"], answer=pair["answer"]).strip()})
+    return messages
 
 
 def parse_verdict(reply):

@@ -6,7 +6,7 @@
 `group`). Paraphrases that copy the question or hit the eval set are dropped.
 """
 
-from faqforge.augment import paraphrase_messages, variants_of
+from faqforge.augment import example_questions, paraphrase_messages, variants_of
 from faqforge.decontaminate import contamination
 from faqforge.io import load_params, read_evalset, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
@@ -26,7 +26,7 @@ def main():
             if reply.get("error"):
                 dropped.append(teacher_error_record(pair, "augment", reply))
                 continue
-            new, copies = variants_of(pair, reply["text"], p["paraphrases"])
+            new, copies = variants_of(pair, reply["text"], p["paraphrases"], example_questions(p))
             variants.extend(new)
             dropped.extend(copies)
         variants, leaked = contamination(variants, read_evalset("data/eval/evalset.json"),

@@ -46,9 +46,12 @@ def main():
             if judge_keeps(pair["judge"], p["judge"]):
                 judged.append(pair)
             else:
+                verdict = pair["judge"]
+                kind = {"YES": "judge score below min_score", "NO": "judge NO"}.get(verdict["result"],
+                                                                                   "judge unparsed")
                 dropped.append({**pair, "dropped_by": "curate",
-                                "why": f"judge {pair['judge']['result']} score {pair['judge']['score']}"})
-                reasons[f"judge {pair['judge']['result'] or 'unparsed'}"] += 1
+                                "why": f"{kind} (verdict {verdict['result']}, score {verdict['score']})"})
+                reasons[kind] += 1
         kept = judged
     write_jsonl("data/qa_curated.jsonl", kept)
     write_jsonl("data/curate_dropped.jsonl", dropped)

@@ -3,7 +3,8 @@
     dvc repro generate          # or: python stages/generate.py
 
 data/qa_raw.jsonl gets the pairs; a chunk whose request failed or whose reply
-held no pair goes to data/generate_dropped.jsonl with the reason and the reply.
+held no pair goes to data/generate_dropped.jsonl with the reason and the reply,
+and so does a pair that merely copies one of the prompt's worked examples.
 """
 
 from faqforge.generate import generation_messages, pairs_from_reply, questions_for
@@ -21,22 +22,27 @@ def main():
               for c in chunks]
     replies = teacher.chat([generation_messages(c, p, n) for c, n in zip(chunks, wanted)],
                            desc="generate", max_tokens=p["max_tokens"])
-    pairs, dropped = [], []
+    example_questions = [pair["question"] for example in p["examples"] for pair in example["pairs"]]
+    pairs, failed, copies = [], [], []
     for chunk, n, reply in zip(chunks, wanted, replies):
         if reply.get("error"):
-            dropped.append(teacher_error_record(chunk, "generate", reply))
+            failed.append(teacher_error_record(chunk, "generate", reply))
             continue
-        found = pairs_from_reply(chunk, reply["text"], n)
-        if not found:
-            dropped.append({**chunk, "dropped_by": "generate", "why": "no question/answer pair in the reply",
-                            "reply": reply["text"]})
+        found, copied = pairs_from_reply(chunk, reply["text"], n, example_questions)
+        if not found and not copied:
+            failed.append({**chunk, "dropped_by": "generate", "why": "no question/answer pair in the reply",
+                           "reply": reply["text"]})
         pairs.extend(found)
+        copies.extend(copied)
     write_jsonl("data/qa_raw.jsonl", pairs)
-    write_jsonl("data/generate_dropped.jsonl", dropped)
+    write_jsonl("data/generate_dropped.jsonl", failed + copies)
     write_json("metrics/generate.json", {"chunks": len(chunks), "pairs": len(pairs),
                                          "questions_requested": sum(wanted),
-                                         "chunks_without_pairs": len(dropped), "teacher": teacher.stats})
-    print(f"generate: {len(chunks)} chunks -> {len(pairs)} pairs; {len(dropped)} chunks gave none "
+                                         "chunks_without_pairs": len(failed),
+                                         "example_copies_dropped": len(copies),
+                                         "teacher": teacher.stats})
+    print(f"generate: {len(chunks)} chunks -> {len(pairs)} pairs; {len(failed)} chunks gave none, "
+          f"{len(copies)} copies of the worked examples dropped "
           f"({teacher.stats['calls']} calls, {teacher.stats['cache_hits']} cached)")
     check_error_rate("generate", teacher.stats, p["max_error_rate"])
 

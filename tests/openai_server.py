@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def teacher_reply(messages):
     user = messages[-1]["content"]
-    if "Verdict" in user:
+    if "Verdict" in messages[0]["content"]:
         return "Reason: the answer is stated in the text. Verdict: YES Score: 4"
     if "ways to ask this question" in user:
         question = user.rsplit("question:", 1)[-1].split("\n")[0].strip()

@@ -46,3 +46,13 @@ def test_judge_keeps_follows_params():
     assert not judge_keeps({"result": "NO", "score": 5}, params)
     assert not judge_keeps({"result": None, "score": None}, params)
     assert judge_keeps({"result": None, "score": None}, {**params, "on_unparsed": "keep"})
+
+
+def test_judge_prompt_has_examples_as_turns_and_pair_last():
+    from faqforge.curate import judge_messages
+    params = {"system_prompt": "Judge.", "user_prompt": "T: {text}\nQ: {question}\nA: {answer}",
+              "examples": [{"text": "t", "question": "q", "answer": "a", "reply": "Verdict: YES Score: 5"}]}
+    messages = judge_messages({"question": "How?", "answer": "Thus."}, "chunk", params)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[2]["content"] == "Verdict: YES Score: 5"
+    assert messages[3]["content"] == "T: chunk\nQ: How?\nA: Thus."

@@ -1,4 +1,4 @@
-from faqforge.augment import parse_paraphrases, variants_of
+from faqforge.augment import example_questions, paraphrase_messages, parse_paraphrases, variants_of
 from faqforge.split import split_pairs, to_messages
 
 
@@ -34,3 +34,23 @@ def test_paraphrases_parsed_and_copies_dropped():
     assert [v["question"] for v in variants] == ["What command runs it?"]
     assert variants[0]["variant_of"] == "p" and variants[0]["group"] == "g" and variants[0]["answer"] == "make run"
     assert dropped[0]["why"] == "exact copy after normalisation"
+
+
+AUGMENT = {"paraphrases": 2, "system_prompt": "Rewrite.", "user_prompt": "Write {k} ways to ask: {question}",
+           "examples": [{"question": "When do shops open?", "paraphrases": ["What time do shops open?"]}]}
+
+
+def test_paraphrase_prompt_has_examples_as_turns():
+    messages = paraphrase_messages({"question": "How do I run it?"}, AUGMENT)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1]["content"] == "Write 1 ways to ask: When do shops open?"
+    assert messages[2]["content"] == "What time do shops open?"
+    assert messages[3]["content"] == "Write 2 ways to ask: How do I run it?"
+
+
+def test_paraphrase_copying_an_example_is_dropped():
+    pair = {"id": "p", "group": "g", "question": "How do I run it?", "answer": "make run"}
+    variants, dropped = variants_of(pair, "What time do shops open?\nHow is it started?", 2,
+                                    example_questions(AUGMENT))
+    assert [v["question"] for v in variants] == ["How is it started?"]
+    assert dropped[0]["why"] == "copies a worked example from the prompt"
