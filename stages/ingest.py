@@ -3,14 +3,16 @@
     dvc repro ingest            # or: python stages/ingest.py
 
 Every file gets a line in data/ingest_report.jsonl: ingested, duplicate,
-skipped or failed, with the reason. A bad file never stops the run.
+skipped or failed, with the reason. A bad file never stops the run; the stage
+fails only when no document at all gives text. Documents are streamed, so a
+huge file costs time, not memory.
 """
 
-import hashlib
 from collections import Counter
 from pathlib import Path
 
-from faqforge.ingest import chunk_blocks, chunk_id, find_documents, read_document
+from faqforge.ingest import (TokenCounter, UnreadableDocument, chunk_blocks, chunk_id, file_sha256,
+                             find_documents, read_document)
 from faqforge.io import PipelineError, load_params, write_json, write_jsonl
 from faqforge.models import checkpoint_source, load_tokenizer
 from faqforge.stage import run
@@ -28,54 +30,92 @@ def tokenizer_spec(params):
     return spec
 
 
+def chunk_budget(params):
+    """ingest.max_tokens, or with `auto` the teacher's context window minus the
+    tokens reserved for the prompt (instructions, worked examples) and the reply."""
+    p = params["ingest"]
+    if p["max_tokens"] != "auto":
+        return int(p["max_tokens"])
+    budget = params["teacher"]["context_window"] - p["reserve_tokens"]
+    if budget < 64:
+        raise PipelineError(f"params.yaml: teacher.context_window {params['teacher']['context_window']} minus "
+                            f"ingest.reserve_tokens {p['reserve_tokens']} leaves {budget} tokens per chunk; "
+                            "lower reserve_tokens or set ingest.max_tokens.")
+    return budget
+
+
 def main():
     params = load_params(sections=["ingest", "teacher", "student"])
     p = params["ingest"]
     files, report = find_documents(DOCS)
     if not files:
-        raise PipelineError(f"{DOCS}/: no documents found (.pdf, .md, .txt); "
+        raise PipelineError(f"{DOCS}/: no documents found (.pdf, .md, .txt, .rst, .html); "
                             "put the documents the chatbot should know there and rerun `dvc repro`.")
     spec = tokenizer_spec(params)
-    tokenizer = load_tokenizer(BASE if checkpoint_source(BASE) == spec else spec)
-    count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
-    settings = {"max_tokens": p["max_tokens"], "min_tokens": p["min_tokens"],
-                "tokenizer": spec}
-    chunks, seen, formats, pages = [], {}, Counter(), 0
-    for path in files:
-        doc = str(path)
-        try:
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    count = TokenCounter(load_tokenizer(BASE if checkpoint_source(BASE) == spec else spec))
+    max_tokens = chunk_budget(params)
+    settings = {"max_tokens": max_tokens, "min_tokens": p["min_tokens"],
+                "overlap_tokens": p["overlap_tokens"], "tokenizer": spec}
+    formats, tokens, seen = Counter(), [], {}
+    pages = 0
+
+    def chunks():
+        nonlocal pages
+        for path in files:
+            doc = str(path)
+            sha = file_sha256(path)
             if sha in seen:
                 report.append({"doc": doc, "status": "duplicate", "why": f"same SHA-256 as {seen[sha]}"})
                 continue
-            fmt, blocks = read_document(path)
-        except Exception as e:  # any unreadable file is reported, and the run goes on
-            report.append({"doc": doc, "status": "failed", "why": f"{type(e).__name__}: {e}"})
-            continue
-        seen[sha] = doc
-        pieces = chunk_blocks(blocks, count, p["max_tokens"], p["min_tokens"])
-        for index, piece in enumerate(pieces):
-            chunks.append({"chunk_id": chunk_id(piece["text"], settings), "doc": doc, "doc_sha256": sha,
-                           "pages": piece["pages"], "section": piece["section"], "index": index,
-                           "text": piece["text"], "n_tokens": count(piece["text"])})
-        formats[fmt] += 1
-        pages += len({b["page"] for b in blocks if b["page"] is not None})
-        report.append({"doc": doc, "status": "ingested", "format": fmt, "chunks": len(pieces)})
-    if not chunks:
+            produced, doc_pages, n_doc = [], set(), 0
+            try:
+                fmt, blocks = read_document(path)
+                for index, piece in enumerate(chunk_blocks(blocks, count, max_tokens, p["min_tokens"],
+                                                           p["overlap_tokens"])):
+                    doc_pages.update(piece["pages"] or [])
+                    produced.append({"chunk_id": chunk_id(piece["text"], settings), "doc": doc,
+                                     "doc_sha256": sha, "pages": piece["pages"], "section": piece["section"],
+                                     "index": index, "text": piece["text"], "n_tokens": count(piece["text"])})
+                    n_doc += 1
+                    if len(produced) >= 256:  # a big document streams out in batches
+                        tokens.extend(c["n_tokens"] for c in produced)
+                        yield from produced
+                        produced.clear()
+            except Exception as e:
+                status, why = ((e.status, e.why) if isinstance(e, UnreadableDocument)
+                               else ("failed", f"{type(e).__name__}: {e}"))  # one odd file must not cost the others
+                if n_doc > len(produced):  # part of it was already written
+                    status, why = "partial", f"{why} (after {n_doc - len(produced)} chunks)"
+                report.append({"doc": doc, "status": status, "why": why})
+                continue
+            if n_doc == 0:
+                report.append({"doc": doc, "status": "failed", "why": "no text after clean-up"})
+                continue
+            tokens.extend(c["n_tokens"] for c in produced)
+            yield from produced
+            seen[sha] = doc
+            formats[fmt] += 1
+            pages += len(doc_pages)
+            report.append({"doc": doc, "status": "ingested", "format": fmt, "chunks": n_doc,
+                           "pages": len(doc_pages) or None})
+
+    n = write_jsonl("data/chunks.jsonl", chunks())
+    report.sort(key=lambda r: r["doc"])
+    write_jsonl("data/ingest_report.jsonl", report)
+    status = Counter(r["status"] for r in report)
+    if n == 0:
         raise PipelineError(f"{DOCS}/: none of the {len(files)} documents gave any text; "
                             "see data/ingest_report.jsonl for each file's reason.")
-    write_jsonl("data/chunks.jsonl", chunks)
-    write_jsonl("data/ingest_report.jsonl", report)
-    tokens = sorted(c["n_tokens"] for c in chunks)
-    status = Counter(r["status"] for r in report)
+    tokens.sort()
     write_json("metrics/ingest.json", {
-        "documents": dict(sorted(formats.items())), "pdf_pages": pages, "chunks": len(chunks),
-        "tokens": {"total": sum(tokens), "min": tokens[0], "median": tokens[len(tokens) // 2],
-                   "max": tokens[-1]},
+        "documents": dict(sorted(formats.items())), "pdf_pages": pages, "chunks": n,
+        "max_tokens": max_tokens,
+        "tokens": {"total": sum(tokens), "min": tokens[0], "p50": tokens[len(tokens) // 2],
+                   "p90": tokens[int(len(tokens) * 0.9)], "max": tokens[-1]},
         "files": dict(sorted(status.items())),
-        "skipped_by_reason": dict(Counter(r["why"] for r in report if r["status"] != "ingested")),
+        "not_ingested_by_reason": dict(Counter(r["why"] for r in report if r["status"] != "ingested")),
     })
-    print(f"ingest: {status['ingested']} documents -> {len(chunks)} chunks, {sum(tokens)} tokens; "
+    print(f"ingest: {status['ingested']} documents -> {n} chunks, {sum(tokens)} tokens; "
           f"{len(report) - status['ingested']} files not ingested (see data/ingest_report.jsonl)")
 
 
