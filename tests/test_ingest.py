@@ -283,6 +283,12 @@ def test_stage_reports_every_file_and_goes_on(messy_project):
     assert [c["pages"] for c in by_doc["data/docs/manual.pdf"]] == [[1, 2, 3]]
     assert "Manual" not in by_doc["data/docs/manual.pdf"][0]["text"]
     assert "日本語のテキスト" in by_doc["data/docs/sub dir/Ünïcode naïve file.txt"][0]["text"]
+    sources = {doc: (messy_project / doc).read_bytes().decode("utf-8", "ignore") for doc in by_doc
+               if not doc.endswith((".pdf", "latin.txt"))}
+    for doc, text in sources.items():  # no chunk carries text from another document
+        for chunk in by_doc[doc]:
+            assert all(" ".join(sentence.split()).strip(" .") in " ".join(text.split())
+                       for sentence in chunk["text"].split(". "))
     assert by_doc["data/docs/latin.txt"][0]["text"] == "Für Ärzte: café."
     metrics = json.loads((messy_project / "metrics/ingest.json").read_text())
     assert metrics["documents"] == {"markdown": 1, "pdf": 1, "text": 2}
