@@ -13,12 +13,10 @@ saves the result once as a safetensors checkpoint that later loads in seconds.
 
 import importlib.util
 import json
-import math
 import shutil
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from faqforge.io import PipelineError, write_json
 
@@ -135,47 +133,3 @@ def local_checkpoint(spec, base_dir="models/base"):
 def chat_prompt(tokenizer, messages):
     """The prompt text for `messages`, via the tokenizer's own chat template."""
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-@torch.inference_mode()
-def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperature=0.0,
-                  top_p=1.0, batch_size=8, seed=0, desc="generating"):
-    """Answer each conversation (a list of chat messages); returns one dict per input.
-
-    Conversations are sorted by prompt length and batched with left padding, so a
-    batch wastes little compute on padding. Greedy when temperature is 0.
-    Each result has `text`, `prompt_tokens`, `completion_tokens`, `finish_reason`.
-    """
-    prompts = [chat_prompt(tokenizer, messages) for messages in conversations]
-    lengths = [len(tokenizer(p, add_special_tokens=False).input_ids) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
-    results = [None] * len(prompts)
-    tokenizer.padding_side = "left"
-    sampling = {"do_sample": False}
-    if temperature > 0:
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
-    torch.manual_seed(seed)
-    stop_ids = {tokenizer.eos_token_id, *_stop_ids(model)}
-    n_batches = math.ceil(len(order) / batch_size)
-    for b in tqdm(range(n_batches), desc=desc, unit="batch", disable=n_batches < 2):
-        idx = order[b * batch_size:(b + 1) * batch_size]
-        batch = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
-                          add_special_tokens=False)
-        out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                             **sampling)
-        new_tokens = out[:, batch.input_ids.shape[1]:]
-        for row, i in enumerate(idx):
-            ids = new_tokens[row].tolist()
-            stopped = not stop_ids.isdisjoint(ids)
-            ids = [t for t in ids if t != tokenizer.pad_token_id]
-            text = tokenizer.decode(ids, skip_special_tokens=True).strip()
-            results[i] = {"text": text, "prompt_tokens": lengths[i], "completion_tokens": len(ids),
-                          "finish_reason": "stop" if stopped else "length"}
-    return results
-
-
-def _stop_ids(model):
-    eos = model.generation_config.eos_token_id
-    if eos is None:
-        return []
-    return eos if isinstance(eos, list) else [eos]

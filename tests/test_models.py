@@ -1,7 +1,8 @@
 import pytest
 
 from faqforge.io import PipelineError, write_json
-from faqforge.models import checkpoint_source, embedded_gguf, generate_chat, load_model, local_checkpoint
+from faqforge.generation import generate_chat
+from faqforge.models import checkpoint_source, embedded_gguf, load_model, local_checkpoint
 
 
 def test_embedded_spec_resolves_to_the_wheel_gguf():
