@@ -26,6 +26,11 @@ def teacher_error_record(record, stage, reply):
 def check_error_rate(stage, stats, max_error_rate):
     """Fail the stage, after its outputs are written, when too many calls failed."""
     calls = stats["calls"]
+    unsent = stats["errors_by_kind"].get("BudgetExhausted", 0)
+    if unsent:
+        raise PipelineError(
+            f"{stage}: stopped at teacher.budget_usd (${stats['cost_usd']:.4f} spent); {unsent} requests were not "
+            f"sent. Everything answered is written and cached: raise the budget and rerun `dvc repro`.")
     if calls and stats["errors"] / calls > max_error_rate:
         raise PipelineError(
             f"{stage}: {stats['errors']} of {calls} teacher calls failed "

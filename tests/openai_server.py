@@ -1,17 +1,32 @@
-"""A real HTTP server on 127.0.0.1 that speaks the OpenAI chat completions API.
+"""A real HTTP server on 127.0.0.1 that speaks the OpenAI chat completions API,
+and injects faults on demand.
 
-It stands in for vLLM or a hosted API in tests. Replies are computed from the
-request, so the pipeline's parsing is exercised on realistic text:
+It stands in for vLLM or a hosted API in tests and benchmarks. Replies are
+computed from the request, so the pipeline's parsing is exercised on realistic text:
   generate requests  -> a JSON list of pairs built from sentences of the chunk
   judge requests     -> "Reason: ... Verdict: YES Score: 4"
   paraphrase requests-> a rephrased question
-`fail_first` makes the first N requests answer 500, to exercise retries.
+
+Faults: `faults` is a list of fault names consumed one per request (None = answer
+normally), or `fault_rate` draws one at random from FAULTS for that share of requests:
+  429        rate limited, with Retry-After: `retry_after` seconds
+  500, 503   server errors (any other status code can be listed in `faults`)
+  timeout    answers only after `slow_seconds` (longer than the client's timeout)
+  drop       closes the connection without a response
+  truncated  sends half of a completion body
+  nonjson    a 200 whose body is not JSON
+`delay` makes every answer wait that long (a slow model); `reject_schema` answers
+400 to any request carrying a response_format, like a server without guided decoding.
 """
 
 import json
+import random
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FAULTS = ("429", "500", "503", "timeout", "drop", "truncated", "nonjson")
 
 
 def teacher_reply(messages):
@@ -23,7 +38,7 @@ def teacher_reply(messages):
         return f"Could you tell me: {question[0].lower() + question[1:]}"
     text = user.rsplit('"""', 2)[-2] if user.count('"""') >= 2 else user
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 6]
-    asked = re.search(r"write (\d+) questions", user, re.I)
+    asked = re.search(r"(?:write|copy) (\d+) (?:questions|sentences)", user, re.I)
     pairs = []
     for s in sentences[:int(asked.group(1)) if asked else 3]:
         words = re.findall(r"[A-Za-z][\w-]+", s)
@@ -32,43 +47,115 @@ def teacher_reply(messages):
     return "Here are the pairs:\n" + json.dumps(pairs)
 
 
+def _logprobs(text):
+    """Token logprobs in the OpenAI shape, one token per word; YES/NO get both options."""
+    content = []
+    for word in re.findall(r"\S+|\s+", text):
+        top = [{"token": word, "logprob": -0.1}]
+        if word.strip().upper() in ("YES", "NO"):
+            other = "NO" if word.strip().upper() == "YES" else "YES"
+            top.append({"token": other, "logprob": -2.4})
+        content.append({"token": word, "logprob": -0.1, "bytes": None,
+                        "top_logprobs": [{**t, "bytes": None} for t in top]})
+    return {"content": content}
+
+
 class OpenAIServer:
-    def __init__(self, fail_first=0):
+    def __init__(self, fail_first=0, faults=None, fault_rate=0.0, retry_after=1, slow_seconds=30,
+                 delay=0.0, reject_schema=False, seed=0):
         self.requests = []
         self.fail_first = fail_first
+        self.faults = list(faults or [])
+        self.fault_rate = fault_rate
+        self.retry_after = retry_after
+        self.slow_seconds = slow_seconds
+        self.delay = delay
+        self.reject_schema = reject_schema
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args):
                 pass
 
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": "test-teacher", "object": "model"}]})
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append({"path": self.path, "body": body,
-                                        "auth": self.headers.get("Authorization")})
-                if len(server.requests) <= server.fail_first:
-                    self._send(500, {"error": {"message": "temporary failure", "type": "server_error"}})
-                    return
-                text = teacher_reply(body["messages"])
-                self._send(200, {
-                    "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": 50, "completion_tokens": len(text.split()),
-                              "total_tokens": 50 + len(text.split())},
-                })
+                with server.lock:
+                    fault = server._next_fault()
+                    server.requests.append({"path": self.path, "body": body, "time": time.monotonic(),
+                                            "auth": self.headers.get("Authorization"), "fault": fault})
+                if server.delay:
+                    time.sleep(server.delay)
+                if fault == "429":
+                    self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}},
+                               {"Retry-After": str(server.retry_after)})
+                elif fault and fault.isdigit():  # 500, 503, or any status a test asks for
+                    self._send(int(fault), {"error": {"message": f"failure {fault}", "type": "server_error"}})
+                elif fault == "timeout":
+                    time.sleep(server.slow_seconds)
+                    self.close_connection = True
+                elif fault == "drop":
+                    self.close_connection = True
+                elif fault == "truncated":
+                    data = json.dumps(self._completion(body)).encode()
+                    self._raw(200, data[:len(data) // 2], len(data))
+                elif fault == "nonjson":
+                    self._raw(200, b"<html>upstream error</html>", None)
+                elif server.reject_schema and body.get("response_format"):
+                    self._send(400, {"error": {"message": "response_format json_schema is not supported",
+                                               "type": "invalid_request_error"}})
+                else:
+                    self._send(200, self._completion(body))
 
-            def _send(self, status, payload):
-                data = json.dumps(payload).encode()
+            def _completion(self, body):
+                text = teacher_reply(body["messages"])
+                choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                if body.get("logprobs"):
+                    choice["logprobs"] = _logprobs(text)
+                return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
+                        "choices": [choice],
+                        "usage": {"prompt_tokens": 50, "completion_tokens": len(text.split()),
+                                  "total_tokens": 50 + len(text.split())}}
+
+            def _send(self, status, payload, headers=None):
+                self._raw(status, json.dumps(payload).encode(), None, headers)
+
+            def _raw(self, status, data, length, headers=None):
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Length", str(length or len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
+                if length:
+                    self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def _next_fault(self):
+        if len(self.requests) < self.fail_first:
+            return "500"
+        if self.faults:
+            return self.faults.pop(0)
+        if self.fault_rate and self.random.random() < self.fault_rate:
+            return self.random.choice(FAULTS)
+        return None
+
+    def answered(self):
+        return [r for r in self.requests if r["fault"] is None]
 
     def __enter__(self):
         self.thread.start()

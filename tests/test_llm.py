@@ -1,4 +1,8 @@
 import json
+import math
+
+import pytest
+from openai_server import OpenAIServer
 
 from faqforge.llm import Teacher, request_key
 
@@ -8,7 +12,7 @@ MESSAGES = [{"role": "user", "content": 'Write 2 questions:\n"""Run dvc push to 
 def openai_params(server, **extra):
     return {"backend": "openai", "model": "test-teacher", "base_url": server.base_url,
             "api_key_env": "FAQFORGE_TEST_KEY", "temperature": 0.0, "max_tokens": 64,
-            "concurrency": 4, "timeout": 10, "max_retries": 2, **extra}
+            "concurrency": 4, "timeout": 10, "max_retries": 2, "backoff_seconds": 0.05, **extra}
 
 
 def test_request_key_depends_on_content_only():
@@ -71,3 +75,113 @@ def test_local_backend_generates_and_caches(tmp_path, tiny_model):
     again = Teacher(params, cache_dir=tmp_path / "cache", base_dir=tmp_path / "no-base")
     assert [r["text"] for r in again.chat([MESSAGES])] == [results[0]["text"]]
     assert again.stats["calls"] == 0 and again._local is None  # a full cache hit loads no model
+
+
+def test_retries_every_transient_fault_and_obeys_retry_after(tmp_path):
+    faults = ["429", "500", "503", "drop", "truncated", "nonjson"]
+    with OpenAIServer(faults=faults, retry_after=1) as server:
+        params = openai_params(server, max_retries=6, backoff_seconds=0.05)
+        teacher = Teacher(params, cache_dir=tmp_path)
+        [result] = teacher.chat([MESSAGES])
+    assert result["text"] and "dvc push" in result["text"]
+    assert [r["fault"] for r in server.requests] == faults + [None]
+    assert teacher.stats["retries"] == 6 and teacher.stats["errors"] == 0 and teacher.stats["calls"] == 1
+    gaps = [b["time"] - a["time"] for a, b in zip(server.requests, server.requests[1:])]
+    assert gaps[0] >= 1.0                       # Retry-After: 1 was obeyed
+    for attempt, gap in enumerate(gaps[1:], start=1):  # our own backoff: 0.05 s doubling, jitter 0.5-1x
+        assert 0.05 * 2 ** attempt * 0.5 <= gap <= 0.05 * 2 ** attempt + 0.5
+    assert teacher.stats["retry_wait_seconds"] >= 1.0
+
+
+def test_timeout_is_retried(tmp_path):
+    with OpenAIServer(faults=["timeout"], slow_seconds=3) as server:
+        teacher = Teacher(openai_params(server, timeout=1, backoff_seconds=0.01), cache_dir=tmp_path)
+        [result] = teacher.chat([MESSAGES])
+    assert result["text"] and teacher.stats["retries"] == 1
+
+
+def test_attempts_are_bounded_and_failure_is_recorded(tmp_path):
+    with OpenAIServer(faults=["503"] * 10) as server:
+        teacher = Teacher(openai_params(server, max_retries=2, backoff_seconds=0.01), cache_dir=tmp_path)
+        [result] = teacher.chat([MESSAGES])
+    assert len(server.requests) == 3
+    assert result["text"] is None and result["error"] == "InternalServerError"
+    assert teacher.stats["errors_by_kind"] == {"InternalServerError": 1}
+
+
+def test_client_errors_are_not_retried(tmp_path):
+    with OpenAIServer(faults=["401", "404"]) as server:
+        teacher = Teacher(openai_params(server, concurrency=1), cache_dir=tmp_path)
+        results = teacher.chat([MESSAGES, [{"role": "user", "content": "other"}]])
+    assert [r["error"] for r in results] == ["AuthenticationError", "NotFoundError"]
+    assert len(server.requests) == 2 and teacher.stats["retries"] == 0
+
+
+def test_schema_is_dropped_for_servers_without_guided_decoding(tmp_path):
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    with OpenAIServer(reject_schema=True) as server:
+        teacher = Teacher(openai_params(server), cache_dir=tmp_path)
+        results = teacher.chat([MESSAGES, MESSAGES[:1] + [{"role": "user", "content": "other"}]],
+                               response_formats=[schema, schema])
+    assert all(r["text"] for r in results)
+    assert teacher.stats["schema_fallbacks"] == 1 and teacher.stats["errors"] == 0
+    assert sum("response_format" in r["body"] for r in server.requests) <= 2
+    assert "response_format" not in server.requests[-1]["body"]
+
+
+def test_requests_per_minute_paces_requests(tmp_path, openai_server):
+    teacher = Teacher(openai_params(openai_server, requests_per_minute=600), cache_dir=tmp_path)
+    teacher.chat([[{"role": "user", "content": f"q{i}"}] for i in range(6)])
+    times = sorted(r["time"] for r in openai_server.requests)
+    assert times[-1] - times[0] >= 5 * 0.1 * 0.95
+
+
+def test_cost_is_accounted_and_budget_stops_before_it_is_passed(tmp_path, openai_server):
+    from faqforge.io import PipelineError
+    from faqforge.stage import check_error_rate
+    prices = {"usd_per_1m_prompt_tokens": 1000.0, "usd_per_1m_completion_tokens": 2000.0, "concurrency": 1}
+    teacher = Teacher(openai_params(openai_server, **prices), cache_dir=tmp_path / "a")
+    teacher.chat([[{"role": "user", "content": "one"}]])
+    completion = teacher.stats["completion_tokens"]
+    assert teacher.stats["cost_usd"] == pytest.approx((50 * 1000 + completion * 2000) / 1e6)
+
+    budget = Teacher(openai_params(openai_server, budget_usd=0.3, **prices), cache_dir=tmp_path / "b")
+    results = budget.chat([[{"role": "user", "content": f"question {i}"}] for i in range(10)])
+    sent = [r for r in results if r["text"]]
+    unsent = [r for r in results if r.get("error") == "BudgetExhausted"]
+    assert sent and unsent and len(sent) + len(unsent) == 10
+    assert budget.stats["cost_usd"] <= 0.3
+    with pytest.raises(PipelineError, match="budget_usd"):
+        check_error_rate("generate", budget.stats, 1.0)
+
+
+def test_logprobs_come_back_in_one_shape_from_both_backends(tmp_path, openai_server, tiny_model):
+    from faqforge.curate import judge_messages, parse_verdict
+    judge = {"system_prompt": "Judge. Verdict: YES or NO.", "user_prompt": "{text} {question} {answer}", "examples": []}
+    messages = judge_messages({"question": "Q?", "answer": "A."}, "text", judge)
+    [remote] = Teacher(openai_params(openai_server), cache_dir=tmp_path / "a").chat([messages], top_logprobs=2)
+    assert openai_server.requests[0]["body"]["top_logprobs"] == 2
+    verdict = parse_verdict(remote["text"], remote["logprobs"])
+    assert verdict["result"] == "YES" and verdict["p_yes"] == pytest.approx(1 / (1 + math.exp(-2.3)), abs=1e-3)
+    local = Teacher({"backend": "local", "model": tiny_model, "max_tokens": 4}, cache_dir=tmp_path / "b",
+                    base_dir=tmp_path / "none")
+    [reply] = local.chat([messages], top_logprobs=3)
+    assert len(reply["logprobs"]) == reply["completion_tokens"]
+    for token in reply["logprobs"]:
+        assert len(token["top"]) == 3 and token["logprob"] <= max(token["top"].values()) + 1e-6
+
+
+def test_local_backend_follows_a_json_schema(tmp_path, tiny_model):
+    from faqforge.generate import parse_pairs, response_format
+    params = {"format": "qa", "answer_first": True, "max_chars": {"question": 40, "answer": 60}}
+    teacher = Teacher({"backend": "local", "model": tiny_model, "max_tokens": 200, "batch_size": 4},
+                      cache_dir=tmp_path, base_dir=tmp_path / "none")
+    replies = teacher.chat([MESSAGES, [{"role": "user", "content": "hi"}]],
+                           response_formats=[response_format(2, params), response_format(3, params)])
+    for reply, n in zip(replies, (2, 3)):
+        records = json.loads(reply["text"])  # a random model, yet valid JSON of the schema
+        assert len(records) == n and parse_pairs(reply["text"]) == [
+            {"question": r["question"].strip(), "answer": r["answer"].strip()} for r in records]
+        for r in records:
+            assert r["question"].endswith("?") and "?" not in r["question"][:-1] and len(r["question"]) <= 40
+            assert r["answer"].strip() and len(r["answer"]) <= 60
