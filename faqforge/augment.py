@@ -7,6 +7,7 @@ Each variant carries `variant_of` (the original pair's id) and shares its
 import re
 
 from faqforge.dedup import normalise
+from faqforge.records import prompt_field, with_prompt
 
 _NUMBERING = re.compile(r"^\s*(?:[-*•]|\d+[.)]|Q\d*[:.])\s*")
 
@@ -22,7 +23,7 @@ def paraphrase_messages(pair, params):
             {"role": "assistant", "content": "\n".join(example["paraphrases"])},
         ]
     messages.append({"role": "user", "content": params["user_prompt"].format(
-        k=params["paraphrases"], question=pair["question"]).strip()})
+        k=params["paraphrases"], question=pair[prompt_field(pair)]).strip()})
     return messages
 
 
@@ -44,11 +45,11 @@ def parse_paraphrases(reply, k):
 def variants_of(pair, reply, k, copied_examples=()):
     """(variants, dropped) for one pair: exact copies of the original, of an
     earlier variant or of a worked example are dropped with a reason."""
-    seen = {normalise(pair["question"])}
+    seen = {normalise(pair[prompt_field(pair)])}
     examples = {normalise(q) for q in copied_examples}
     variants, dropped = [], []
     for n, question in enumerate(parse_paraphrases(reply, k)):
-        record = {**pair, "id": f"{pair['id']}-p{n}", "question": question,
+        record = {**with_prompt(pair, question), "id": f"{pair['id']}-p{n}",
                   "variant_of": pair["id"], "group": pair["group"]}
         key = normalise(question)
         if key in examples:

@@ -5,9 +5,11 @@ its chunk, and (when the judge is on) the teacher says YES with a high enough
 score. Every rejected pair is kept in the drop file with its reason.
 """
 
+import math
 import re
 
 from faqforge.dedup import normalise
+from faqforge.records import pair_prompt, pair_response
 
 _WORD = re.compile(r"\w+", re.U)
 STOPWORDS = frozenset("""a an and are as at be by can do does for from has have how i if in into is it its
@@ -29,20 +31,26 @@ def grounding_score(answer, source):
 
 def rule_violation(pair, rules):
     """The first rule a pair breaks, as a reason string, or None."""
-    q, a = pair["question"], pair["answer"]
+    q, a = pair_prompt(pair), pair_response(pair)
+    if not q.strip() or not a.strip():
+        return "empty question or answer"
     if len(q) < rules["min_question_chars"]:
         return f"question shorter than {rules['min_question_chars']} characters"
     if len(q) > rules["max_question_chars"]:
         return f"question longer than {rules['max_question_chars']} characters"
     if len(a) < rules["min_answer_chars"]:
         return f"answer shorter than {rules['min_answer_chars']} characters"
-    if rules["require_question_mark"] and not q.rstrip().endswith("?"):
+    if len(a) > rules["max_answer_chars"]:
+        return f"answer longer than {rules['max_answer_chars']} characters"
+    if rules["require_question_mark"] and "instruction" not in pair and not q.rstrip().endswith("?"):
         return "question does not end with a question mark"
     if normalise(q) in normalise(a):
         return "answer repeats the question"
     for pattern in rules["reject_patterns"]:
-        if re.search(pattern, q + "\n" + a, re.I):
-            return f"matches reject pattern {pattern!r}"
+        if re.search(pattern, q, re.I):
+            return f"question refers to a text the user cannot see (matches {pattern!r})"
+        if re.search(pattern, a, re.I):
+            return f"answer refers to a text the user cannot see (matches {pattern!r})"
     return None
 
 
@@ -57,13 +65,15 @@ def judge_messages(pair, chunk_text, params):
             {"role": "assistant", "content": example["reply"].strip()},
         ]
     messages.append({"role": "user", "content": params["user_prompt"].format(
-        text=chunk_text, question=pair["question"], answer=pair["answer"]).strip()})
+        text=chunk_text, question=pair_prompt(pair), answer=pair_response(pair)).strip()})
     return messages
 
 
-def parse_verdict(reply):
-    """{"result": "YES"|"NO"|None, "score": 1..5|None, "reason": str} from a judge
-    reply. Tolerates any casing, markdown and order; None where it says nothing."""
+def parse_verdict(reply, logprobs=None):
+    """{"result": "YES"|"NO"|None, "score": 1..5|None, "reason": str, "p_yes": float|None}
+    from a judge reply. Tolerates any casing, markdown and order; None where it
+    says nothing. With the reply's token logprobs, `p_yes` is the probability
+    the judge gave YES over NO where it wrote its verdict."""
     text = reply or ""
     result = None
     verdict = re.search(r"verdict\s*[:\-]?\s*\**\s*(yes|no)\b", text, re.I)
@@ -77,11 +87,36 @@ def parse_verdict(reply):
         score = int(found.group(1))
     reason = re.search(r"reason\s*[:\-]\s*(.+)", text, re.I)
     return {"result": result, "score": score,
-            "reason": (reason.group(1) if reason else text).strip()[:500], "p_yes": None}
+            "reason": (reason.group(1) if reason else text).strip()[:500], "p_yes": p_yes(logprobs or [])}
+
+
+def p_yes(logprobs):
+    """P(YES) / (P(YES) + P(NO)) at the reply token that holds the verdict (the
+    first YES/NO after "verdict", else the first YES/NO), from its top logprobs."""
+    written = ""
+    candidates = []
+    for token in logprobs:
+        if token["token"].strip().upper() in ("YES", "NO"):
+            candidates.append((("verdict" in written.lower()), token))
+        written += token["token"]
+    if not candidates:
+        return None
+    after_label = [t for labelled, t in candidates if labelled]
+    token = (after_label or [t for _, t in candidates])[0]
+    mass = {"YES": 0.0, "NO": 0.0}
+    for text, logprob in {**token["top"], token["token"]: token["logprob"]}.items():
+        word = text.strip().upper()
+        if word in mass:
+            mass[word] += math.exp(logprob)
+    total = mass["YES"] + mass["NO"]
+    return round(mass["YES"] / total, 4) if total else None
 
 
 def judge_keeps(verdict, params):
-    """Whether the judge's verdict keeps the pair; unparsable verdicts follow params."""
+    """Whether the judge's verdict keeps the pair; unparsable verdicts follow params.
+    With `min_p_yes` set and logprobs available, P(YES) decides instead of the word."""
+    if params.get("min_p_yes") is not None and verdict.get("p_yes") is not None:
+        return verdict["p_yes"] >= params["min_p_yes"] and (verdict["score"] or 5) >= params["min_score"]
     if verdict["result"] is None:
         return params["on_unparsed"] == "keep"
     if verdict["result"] != "YES":

@@ -9,6 +9,7 @@ import numpy as np
 from rapidfuzz import fuzz, process, utils
 
 from faqforge.dedup import normalise
+from faqforge.records import pair_prompt, pair_response
 
 
 def ngrams(text, n):
@@ -29,14 +30,14 @@ def contamination(pairs, evalset, n=13, question_threshold=85, scorer="token_set
     """Returns (clean, dropped); each drop names the eval item and the evidence."""
     index = eval_ngram_index(evalset, n)
     eval_questions = [utils.default_process(item["question"]) for item in evalset]
-    questions = [utils.default_process(p["question"]) for p in pairs]
+    questions = [utils.default_process(pair_prompt(p)) for p in pairs]
     scores = process.cdist(questions, eval_questions, scorer=getattr(fuzz, scorer),
                            score_cutoff=question_threshold, dtype=np.uint8) if pairs else None
     clean, dropped = [], []
     for i, pair in enumerate(pairs):
         evidence = None
-        for field in ("question", "answer"):
-            shared = next((g for g in sorted(ngrams(pair[field], n)) if g in index), None)
+        for field, text in (("question", pair_prompt(pair)), ("answer", pair_response(pair))):
+            shared = next((g for g in sorted(ngrams(text, n)) if g in index), None)
             if shared is not None:
                 k = index[shared]
                 evidence = {"eval_index": k, "eval_question": evalset[k]["question"],

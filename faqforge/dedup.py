@@ -15,6 +15,8 @@ from rapidfuzz import fuzz as rf_fuzz
 from rapidfuzz import process, utils
 from thefuzz import fuzz as thefuzz_fuzz
 
+from faqforge.records import pair_prompt, pair_response
+
 SCORERS = ("ratio", "partial_ratio", "token_sort_ratio", "token_set_ratio")
 
 
@@ -25,7 +27,8 @@ def normalise(text):
 
 
 def dedup_key(pair, field):
-    return pair["question"] if field == "question" else pair["question"] + " " + pair["answer"]
+    prompt = pair_prompt(pair)
+    return prompt if field == "question" else prompt + " " + pair_response(pair)
 
 
 def _find(parent, i):
@@ -59,7 +62,7 @@ def near_duplicate_edges(texts, scorer, threshold, block=2048, workers=-1):
 def representative_order(pair, index):
     """Sort key: best first. Highest judge score, then longest answer, then earliest."""
     judge = pair.get("judge") or {}
-    return (-(judge.get("score") or 0), -len(pair["answer"]), index)
+    return (-(judge.get("score") or 0), -len(pair_response(pair)), index)
 
 
 def near_duplicate_clusters(pairs, field="question", scorer="token_set_ratio", threshold=90):

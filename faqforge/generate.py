@@ -1,14 +1,19 @@
-"""Self-instruct: the teacher writes question/answer pairs from each chunk."""
+"""Self-instruct: the teacher writes question/answer pairs from each chunk.
+
+Records are Q&A pairs or instruction triples (`generate.format`, see
+faqforge.records). A JSON schema sent as response_format keeps servers with
+guided decoding on the format; `parse_pairs` reads what the others write.
+"""
 
 import json
 import re
 
 from faqforge.dedup import normalise
+from faqforge.records import FIELDS, OPTIONAL, pair_prompt
 
 _OBJECT = re.compile(r"\{[^{}]*\}", re.S)
-# "question": "...", "answer": "..." even inside a cut-off array or next to extra keys
 _STRING = r'"((?:[^"\\]|\\.)*)"'
-_KEY_VALUES = re.compile(r'"question"\s*:\s*' + _STRING + r'\s*,\s*"answer"\s*:\s*' + _STRING)
+_TRAILING_COMMA = re.compile(r",\s*([\]}])")
 _QA_LINES = re.compile(r"(?:^|\n)\s*(?:\d+[.)]\s*)?Q(?:uestion)?\s*[:.]\s*(.+?)\s*\n\s*A(?:nswer)?\s*[:.]\s*(.+?)(?=\n\s*(?:\d+[.)]\s*)?Q(?:uestion)?\s*[:.]|\Z)",
                        re.S | re.I)
 
@@ -18,8 +23,36 @@ def questions_for(n_tokens, tokens_per_question, min_questions, max_questions):
     return max(min_questions, min(max_questions, round(n_tokens / tokens_per_question)))
 
 
+def field_order(params):
+    """The order the teacher writes a record's fields in. Answer first makes a
+    small teacher copy a sentence of the chunk and then ask for it, which keeps
+    answers grounded; a strong teacher does well either way."""
+    fields = FIELDS[params["format"]]
+    return tuple(reversed(fields)) if params.get("answer_first") and params["format"] == "qa" else fields
+
+
+def pairs_schema(total_questions, params):
+    """The JSON schema of a reply holding exactly `total_questions` records,
+    sent as response_format so that servers with guided decoding (vLLM,
+    llama.cpp, the local backend) can only write valid JSON."""
+    limits = params.get("max_chars", {})
+    properties = {}
+    for name in field_order(params):
+        properties[name] = {"type": "string", "maxLength": int(limits.get(name, 400))}
+        if name in ("question", "instruction") and params["format"] == "qa":
+            properties[name]["pattern"] = "^[^?]*[?]$"
+    return {"type": "array", "minItems": total_questions, "maxItems": total_questions,
+            "items": {"type": "object", "properties": properties, "required": list(properties),
+                      "additionalProperties": False}}
+
+
+def response_format(total_questions, params):
+    return {"type": "json_schema",
+            "json_schema": {"name": "faq_pairs", "strict": True, "schema": pairs_schema(total_questions, params)}}
+
+
 def generation_messages(chunk, params, total_questions):
-    """The chat asking for `total_questions` pairs about one chunk.
+    """The chat asking for `total_questions` records about one chunk.
 
     The worked examples from params come first as earlier user/assistant turns
     (few-shot): small teachers follow the format that way, and copy the example
@@ -27,12 +60,14 @@ def generation_messages(chunk, params, total_questions):
     goes in the last user message, between delimiters.
     """
     fields = {"language": params["language"], "domain": params["domain"]}
+    order = field_order(params)
     messages = [{"role": "system", "content": params["system_prompt"].format(**fields).strip()}]
     for example in params["examples"]:
+        records = [{name: record.get(name, "") for name in order} for record in example["pairs"]]
         messages += [
             {"role": "user", "content": params["user_prompt"].format(
-                **fields, total_questions=len(example["pairs"]), text=example["text"]).strip()},
-            {"role": "assistant", "content": json.dumps(example["pairs"], ensure_ascii=False)},
+                **fields, total_questions=len(records), text=example["text"]).strip()},
+            {"role": "assistant", "content": json.dumps(records, ensure_ascii=False)},
         ]
     messages.append({"role": "user", "content": params["user_prompt"].format(
         **fields, total_questions=total_questions, text=chunk["text"]).strip()})
@@ -47,57 +82,86 @@ def _unescape(text):
         return text
 
 
-def _pair(obj):
+def _record(obj, fields):
     if not isinstance(obj, dict):
         return None
-    q, a = obj.get("question"), obj.get("answer")
-    if isinstance(q, str) and isinstance(a, str) and q.strip() and a.strip():
-        return {"question": q.strip(), "answer": a.strip()}
-    return None
+    record = {}
+    for name in fields:
+        value = obj.get(name, "" if name in OPTIONAL else None)
+        if not isinstance(value, str) or (not value.strip() and name not in OPTIONAL):
+            return None
+        record[name] = value.strip()
+    return record
 
 
-def parse_pairs(reply):
-    """Question/answer pairs from a teacher reply.
+def _loads(text):
+    """json.loads, forgiving trailing commas."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return json.loads(_TRAILING_COMMA.sub(r"\1", text))
 
-    Accepts a JSON array of {"question", "answer"} objects, also when wrapped in
-    prose or code fences, cut off mid-array (the complete pairs are kept) or
-    padded with extra keys, and falls back to "Q: ... A: ..." lines.
+
+def _salvage_fields(reply, fields):
+    """Records from `"field": "value"` runs in text that is not valid JSON (cut
+    off, unbalanced): fields are collected in order, a repeated field starts the
+    next record."""
+    pattern = re.compile(r'"(' + "|".join(map(re.escape, fields)) + r')"\s*:\s*' + _STRING)
+    records, current = [], {}
+    for name, value in pattern.findall(reply):
+        if name in current:
+            records.append(current)
+            current = {}
+        current[name] = _unescape(value)
+    records.append(current)
+    return records
+
+
+def parse_pairs(reply, fields=FIELDS["qa"]):
+    """Records with `fields` from a teacher reply.
+
+    Accepts a JSON array of objects, also when wrapped in prose or code fences,
+    with trailing commas, as a single object instead of an array, cut off
+    mid-array (the complete records are kept) or padded with extra keys, and
+    falls back to "Q: ... A: ..." lines for question/answer pairs.
     Returns [] when nothing parses.
     """
-    start, end = reply.find("["), reply.rfind("]")
-    if 0 <= start < end:
+    candidates = []
+    for start_char, end_char in (("[", "]"), ("{", "}")):
+        start, end = reply.find(start_char), reply.rfind(end_char)
+        if not 0 <= start < end:
+            continue
         try:
-            items = json.loads(reply[start:end + 1])
-            pairs = [p for p in map(_pair, items if isinstance(items, list) else []) if p]
-            if pairs:
-                return pairs
-        except json.JSONDecodeError:
-            pass
-    pairs = [p for p in (_pair({"question": _unescape(q), "answer": _unescape(a)})
-                         for q, a in _KEY_VALUES.findall(reply)) if p]
-    if pairs:
-        return pairs
-    for match in _OBJECT.finditer(reply):
-        try:
-            pair = _pair(json.loads(match.group(0)))
+            items = _loads(reply[start:end + 1])
         except json.JSONDecodeError:
             continue
-        if pair:
-            pairs.append(pair)
-    if pairs:
-        return pairs
-    return [{"question": q.strip(), "answer": a.strip()} for q, a in _QA_LINES.findall(reply)]
+        if isinstance(items, dict):
+            nested = [v for v in items.values() if isinstance(v, list)]
+            items = nested[0] if len(nested) == 1 and _record(items, fields) is None else [items]
+        candidates.append([r for r in (_record(item, fields) for item in items if isinstance(items, list)) if r])
+    candidates.append([r for r in (_record(obj, fields) for obj in _salvage_fields(reply, fields)) if r])
+    objects = []
+    for match in _OBJECT.finditer(reply):
+        try:
+            objects.append(_record(_loads(match.group(0)), fields))
+        except json.JSONDecodeError:
+            continue
+    candidates.append([r for r in objects if r])
+    if tuple(fields) == FIELDS["qa"]:
+        candidates.append([{"question": q.strip(), "answer": a.strip()} for q, a in _QA_LINES.findall(reply)])
+    # The reading that finds the most records wins; on a tie, the strictest one.
+    return max(candidates, key=len)
 
 
-def pairs_from_reply(chunk, reply, max_pairs, example_questions=()):
-    """(pairs, copies) for one chunk: QA records with provenance, at most
+def pairs_from_reply(chunk, reply, max_pairs, example_questions=(), fields=FIELDS["qa"]):
+    """(pairs, copies) for one chunk: records with provenance, at most
     `max_pairs`, and the ones that copy a worked example's question."""
     examples = {normalise(q) for q in example_questions}
     pairs, copies = [], []
-    for k, p in enumerate(parse_pairs(reply)[:max_pairs]):
+    for k, p in enumerate(parse_pairs(reply, fields)[:max_pairs]):
         record = {"id": f"{chunk['chunk_id']}-{k}", "chunk_id": chunk["chunk_id"], "doc": chunk["doc"],
-                  "question": p["question"], "answer": p["answer"]}
-        if normalise(p["question"]) in examples:
+                  **{name: p[name] for name in fields}}
+        if normalise(pair_prompt(record)) in examples:
             copies.append({**record, "dropped_by": "generate", "why": "copies a worked example from the prompt"})
         else:
             pairs.append(record)

@@ -2,6 +2,8 @@
 
 import hashlib
 
+from faqforge.records import pair_prompt, pair_response
+
 
 def split_key(pair, by):
     """What must stay together: the paraphrase/duplicate group, or the document."""
@@ -23,8 +25,8 @@ def question_messages(question, system_prompt):
 
 
 def to_messages(pair, system_prompt):
-    messages = question_messages(pair["question"], system_prompt) + [
-        {"role": "assistant", "content": pair["answer"]}]
+    messages = question_messages(pair_prompt(pair), system_prompt) + [
+        {"role": "assistant", "content": pair_response(pair)}]
     return {"messages": messages, "id": pair["id"], "group": pair.get("group")}
 
 

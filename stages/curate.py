@@ -9,6 +9,7 @@ Rejected pairs go to data/curate_dropped.jsonl with the reason.
 from collections import Counter
 
 from faqforge.curate import grounding_score, judge_keeps, judge_messages, parse_verdict, rule_violation
+from faqforge.records import pair_response
 from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
 from faqforge.stage import check_error_rate, run, teacher_error_record
@@ -21,7 +22,7 @@ def main():
     chunk_text = {c["chunk_id"]: c["text"] for c in read_jsonl("data/chunks.jsonl")}
     kept, dropped, reasons = [], [], Counter()
     for pair in pairs:
-        pair["grounding"] = round(grounding_score(pair["answer"], chunk_text[pair["chunk_id"]]), 3)
+        pair["grounding"] = round(grounding_score(pair_response(pair), chunk_text[pair["chunk_id"]]), 3)
         why = rule_violation(pair, p["rules"])
         if why:
             reasons[why] += 1
@@ -35,27 +36,35 @@ def main():
     teacher = Teacher(params["teacher"])
     if p["judge"]["enabled"] and kept:
         replies = teacher.chat([judge_messages(x, chunk_text[x["chunk_id"]], p["judge"]) for x in kept],
-                               desc="curate", max_tokens=p["judge"]["max_tokens"])
+                               desc="curate", max_tokens=p["judge"]["max_tokens"],
+                               top_logprobs=p["judge"]["top_logprobs"])
         judged = []
         for pair, reply in zip(kept, replies):
             if reply.get("error"):
                 dropped.append(teacher_error_record(pair, "curate", reply))
                 reasons["judge error"] += 1
                 continue
-            pair["judge"] = parse_verdict(reply["text"])
+            pair["judge"] = parse_verdict(reply["text"], reply.get("logprobs"))
             if judge_keeps(pair["judge"], p["judge"]):
                 judged.append(pair)
             else:
                 verdict = pair["judge"]
                 kind = {"YES": "judge score below min_score", "NO": "judge NO"}.get(verdict["result"],
                                                                                    "judge unparsed")
+                if verdict["p_yes"] is not None and p["judge"]["min_p_yes"] is not None:
+                    kind = "judge p_yes or score too low"
                 dropped.append({**pair, "dropped_by": "curate",
-                                "why": f"{kind} (verdict {verdict['result']}, score {verdict['score']})"})
+                                "why": f"{kind} (verdict {verdict['result']}, score {verdict['score']}, "
+                                       f"p_yes {verdict['p_yes']})"})
                 reasons[kind] += 1
         kept = judged
     write_jsonl("data/qa_curated.jsonl", kept)
     write_jsonl("data/curate_dropped.jsonl", dropped)
+    chunks_in = len(chunk_text)
     write_json("metrics/curate.json", {"pairs_in": len(pairs), "kept": len(kept), "dropped": len(dropped),
+                                       "chunks": chunks_in,
+                                       "chunks_with_kept_pair": len({x["chunk_id"] for x in kept}),
+                                       "chunk_yield": round(len({x["chunk_id"] for x in kept}) / max(chunks_in, 1), 3),
                                        "dropped_by_reason": dict(reasons.most_common()),
                                        "teacher": teacher.stats})
     print(f"curate: kept {len(kept)} of {len(pairs)} pairs; dropped {len(dropped)} "

@@ -8,7 +8,8 @@ answers come from the same model with the adapter disabled.
 
 from faqforge.evaluate import eval_metrics, rouge_scores
 from faqforge.io import load_params, read_evalset, write_json, write_jsonl
-from faqforge.models import generate_chat, load_model
+from faqforge.generation import generate_chat
+from faqforge.models import load_model
 from faqforge.split import question_messages
 from faqforge.stage import run
 

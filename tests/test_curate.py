@@ -2,7 +2,7 @@ import pytest
 
 from faqforge.curate import grounding_score, judge_keeps, parse_verdict, rule_violation
 
-RULES = {"min_question_chars": 10, "max_question_chars": 200, "min_answer_chars": 3,
+RULES = {"min_question_chars": 10, "max_question_chars": 200, "min_answer_chars": 3, "max_answer_chars": 40,
          "require_question_mark": True, "reject_patterns": [r"\bthe text\b"]}
 
 
@@ -17,7 +17,10 @@ def test_grounding_counts_content_words_found_in_source():
     ("Short?", "An answer.", "question shorter than 10"),
     ("How do I push data", "Run dvc push.", "question mark"),
     ("How do I push data?", "ok", "answer shorter than 3"),
-    ("What does the text say?", "It says push.", "reject pattern"),
+    ("What does the text say?", "It says push.", "question refers to a text the user cannot see"),
+    ("How do I push data?", "As the text says, push.", "answer refers to a text the user cannot see"),
+    ("How do I push data?", "Run dvc push, " * 5, "answer longer than 40"),
+    ("   ", "Run dvc push.", "empty question"),
     ("How do I push data?", "how do I push data?", "repeats the question"),
 ])
 def test_rules_name_the_broken_rule(question, answer, reason):
@@ -56,3 +59,34 @@ def test_judge_prompt_has_examples_as_turns_and_pair_last():
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[2]["content"] == "Verdict: YES Score: 5"
     assert messages[3]["content"] == "T: chunk\nQ: How?\nA: Thus."
+
+
+def test_instruction_records_skip_the_question_mark_rule():
+    record = {"instruction": "List the pipeline stages", "input": "", "output": "ingest, generate, curate."}
+    assert rule_violation(record, RULES) is None
+
+
+def _token(text, top):
+    return {"token": text, "logprob": top.get(text, -9.0), "top": top}
+
+
+def test_p_yes_from_the_verdict_token_logprobs():
+    import math
+    logprobs = [_token("Reason", {"Reason": -0.1}), _token(":", {":": 0}), _token(" yes", {" yes": -0.2, " no": -2}),
+                _token(" Verdict", {" Verdict": 0}), _token(":", {":": 0}),
+                _token(" NO", {" NO": math.log(0.6), " YES": math.log(0.3), " Maybe": math.log(0.1)}),
+                _token(" Score", {" Score": 0}), _token(":", {":": 0}), _token(" 2", {" 2": 0})]
+    verdict = parse_verdict("Reason: yes Verdict: NO Score: 2", logprobs)
+    assert verdict["result"] == "NO" and verdict["p_yes"] == pytest.approx(1 / 3, abs=1e-4)
+    assert parse_verdict("Verdict: YES", [])["p_yes"] is None
+    # without a "verdict" label the first YES/NO token counts
+    assert parse_verdict("Yes", [_token("Yes", {"Yes": math.log(0.9), "No": math.log(0.1)})])["p_yes"] == 0.9
+
+
+def test_judge_keeps_by_p_yes_when_asked():
+    params = {"min_score": 3, "on_unparsed": "drop", "min_p_yes": 0.5}
+    assert judge_keeps({"result": "NO", "score": None, "p_yes": 0.7}, params)
+    assert not judge_keeps({"result": "YES", "score": 5, "p_yes": 0.4}, params)
+    assert not judge_keeps({"result": "YES", "score": 2, "p_yes": 0.9}, params)
+    # no logprobs from the server: the written verdict decides
+    assert judge_keeps({"result": "YES", "score": 4, "p_yes": None}, params)

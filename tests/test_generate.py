@@ -1,8 +1,10 @@
 import json
 
-from faqforge.generate import generation_messages, pairs_from_reply, parse_pairs, questions_for
+from faqforge.generate import generation_messages, pairs_from_reply, pairs_schema, parse_pairs, questions_for
+from faqforge.records import FIELDS, pair_prompt, pair_response
+from faqforge.guided import string_array_shape
 
-PARAMS = {"language": "English", "domain": "widgets",
+PARAMS = {"language": "English", "domain": "widgets", "format": "qa", "answer_first": False,
           "system_prompt": "FAQ of {domain}.", "user_prompt": "Write {total_questions} in {language}:\n\"\"\"{text}\"\"\"",
           "examples": [{"text": "Shops open at 9.", "pairs": [{"question": "When do shops open?", "answer": "At 9."}]}]}
 
@@ -67,3 +69,38 @@ def test_pairs_carry_provenance_are_capped_and_example_copies_dropped():
     assert all(p["doc"] == "data/docs/a.md" and p["chunk_id"] == "c1" for p in pairs)
     assert copies[0]["id"] == "c1-1" and copies[0]["why"] == "copies a worked example from the prompt"
     assert copies[0]["dropped_by"] == "generate"
+
+
+def test_answer_first_puts_answer_key_first_in_examples_and_schema():
+    params = {**PARAMS, "answer_first": True, "max_chars": {"question": 100, "answer": 200}}
+    messages = generation_messages({"text": "x"}, params, 2)
+    assert messages[2]["content"] == '[{"answer": "At 9.", "question": "When do shops open?"}]'
+    schema = pairs_schema(2, params)
+    assert list(schema["items"]["properties"]) == ["answer", "question"]
+    assert schema["minItems"] == schema["maxItems"] == 2
+    fields, min_items, max_items, is_array = string_array_shape(schema)
+    assert fields == [("answer", 200, None), ("question", 100, "?")] and is_array
+    # answer-first replies parse like any other
+    assert parse_pairs('[{"answer": "At 9.", "question": "When?"}]') == [{"question": "When?", "answer": "At 9."}]
+
+
+def test_parse_trailing_commas_and_single_object():
+    assert parse_pairs('[{"question": "Q1?", "answer": "A1.",},]') == [{"question": "Q1?", "answer": "A1."}]
+    assert parse_pairs('Here: {"question": "Q1?", "answer": "A1."} done') == [{"question": "Q1?", "answer": "A1."}]
+    assert parse_pairs('{"pairs": [{"question": "Q1?", "answer": "A1."}]}') == [{"question": "Q1?", "answer": "A1."}]
+
+
+def test_parse_single_line_and_unbalanced_objects():
+    reply = '{"question": "Q1?", "answer": "A1."} {"question": "Q2?", "answer": "A2."'
+    assert parse_pairs(reply) == [{"question": "Q1?", "answer": "A1."}, {"question": "Q2?", "answer": "A2."}]
+
+
+def test_instruction_format_records_and_prompt_response():
+    reply = '[{"instruction": "Summarise the file.", "input": "", "output": "It lists stages."}, {"instruction": ""}]'
+    [record] = parse_pairs(reply, FIELDS["instruction"])
+    assert record == {"instruction": "Summarise the file.", "input": "", "output": "It lists stages."}
+    assert pair_prompt({**record, "input": "dvc.yaml"}) == "Summarise the file.\n\ndvc.yaml"
+    assert pair_response(record) == "It lists stages."
+    assert pair_prompt({"question": "Q?", "answer": "A"}) == "Q?"
+    pairs, _ = pairs_from_reply({"chunk_id": "c", "doc": "d"}, reply, 3, (), FIELDS["instruction"])
+    assert pairs[0]["id"] == "c-0" and pairs[0]["output"] == "It lists stages." and "question" not in pairs[0]

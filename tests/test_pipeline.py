@@ -176,3 +176,23 @@ def test_empty_docs_folder_stops_ingest_with_the_fix(tmp_path, tiny_model, serve
     result = sh(project, "dvc", "repro", "ingest", check=False)
     assert result.returncode != 0
     assert "data/docs/: no documents found" in result.stderr and "Traceback" not in result.stderr
+
+
+def _faqforge_imports(path):
+    return set(re.findall(r"^\s*from (faqforge\.\w+) import", path.read_text(), re.M))
+
+
+def test_every_stage_depends_on_all_the_code_it_runs():
+    """A change to any module a stage imports (directly or not) must rerun that stage."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        todo, seen = list(_faqforge_imports(ROOT / "stages" / f"{name}.py")), set()
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo += _faqforge_imports(ROOT / (module.replace(".", "/") + ".py"))
+        expected = {m.replace(".", "/") + ".py" for m in seen}
+        declared = {d for d in stage["deps"] if d.startswith("faqforge/")}
+        assert declared == expected, f"{name}: missing {expected - declared}, extra {declared - expected}"
+        assert f"stages/{name}.py" in stage["deps"]

@@ -54,3 +54,23 @@ def test_paraphrase_copying_an_example_is_dropped():
                                     example_questions(AUGMENT))
     assert [v["question"] for v in variants] == ["How is it started?"]
     assert dropped[0]["why"] == "copies a worked example from the prompt"
+
+
+def test_instruction_triples_flow_through_dedup_decontaminate_augment_split():
+    from faqforge.augment import variants_of
+    from faqforge.decontaminate import contamination
+    from faqforge.dedup import near_duplicate_clusters
+    from faqforge.split import to_messages
+    triple = {"id": "t1", "chunk_id": "c", "doc": "d", "instruction": "Explain how dvc push works",
+              "input": "with an S3 remote", "output": "It uploads the cache to the remote."}
+    copy = {**triple, "id": "t2", "output": "It uploads cached files to S3."}
+    kept, dropped = near_duplicate_clusters([triple, copy], "question", "token_set_ratio", 90)
+    assert [p["id"] for p in kept] == ["t1"] and dropped[0]["duplicate_of"] == "t1"
+    evalset = [{"question": "Explain how dvc push works with an S3 remote", "answer": "x"}]
+    clean, leaked = contamination([triple], evalset, 13, 85)
+    assert not clean and "eval item 0" in leaked[0]["why"]
+    variants, _ = variants_of({**triple, "group": "t1"}, "How does dvc push work?", 1)
+    assert variants[0]["instruction"] == "How does dvc push work?" and variants[0]["input"] == "with an S3 remote"
+    messages = to_messages(triple, "sys")["messages"]
+    assert messages[1]["content"] == "Explain how dvc push works\n\nwith an S3 remote"
+    assert messages[2]["content"] == "It uploads the cache to the remote."

@@ -1,0 +1,31 @@
+"""The Q&A record contract shared by every stage from generate to split.
+
+Two formats (`generate.format`):
+  qa           {"question", "answer"}                       (default)
+  instruction  {"instruction", "input", "output"}           (Alpaca-style triples)
+Stages read either through `pair_prompt` / `pair_response`.
+"""
+
+FIELDS = {"qa": ("question", "answer"), "instruction": ("instruction", "input", "output")}
+OPTIONAL = {"input"}  # may be empty: an instruction that needs no input
+
+
+def pair_prompt(pair):
+    """What the user asks: the question, or the instruction followed by its input."""
+    if "instruction" in pair:
+        return pair["instruction"] + (f"\n\n{pair['input']}" if pair.get("input") else "")
+    return pair["question"]
+
+
+def pair_response(pair):
+    """What the assistant answers."""
+    return pair["output"] if "instruction" in pair else pair["answer"]
+
+
+def with_prompt(pair, prompt):
+    """A copy of `pair` asking `prompt` instead (a paraphrase); the input stays."""
+    return {**pair, ("instruction" if "instruction" in pair else "question"): prompt}
+
+
+def prompt_field(pair):
+    return "instruction" if "instruction" in pair else "question"
