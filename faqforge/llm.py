@@ -234,7 +234,8 @@ class Teacher:
         """One request, retried on transient failures; an error record when it still fails."""
         attempts = 1 + int(self.params.get("max_retries", 5))
         base, cap = float(self.params.get("backoff_seconds", 1.0)), float(self.params.get("max_backoff_seconds", 60))
-        for attempt in range(attempts):
+        attempt = 0
+        while True:
             retry_after = None
             sent_schema = bool(sampling.get("response_format")) and not self._schema_unsupported
             try:
@@ -242,7 +243,8 @@ class Teacher:
             except openai.BadRequestError as e:
                 if sent_schema and _about_schema(e):
                     # This server cannot constrain output to a schema: ask without it from
-                    # now on, and rely on the worked examples and the lenient parser.
+                    # now on (not counted as a retry), and rely on the worked examples
+                    # and the lenient parser.
                     if not self._schema_unsupported:
                         self._schema_unsupported = True
                         self.stats["schema_fallbacks"] += 1
@@ -255,14 +257,14 @@ class Teacher:
                 retry_after = _retry_after(e.response.headers)
             except (openai.APIConnectionError, openai.APIResponseValidationError, MalformedReply) as e:
                 error = e  # timeouts, dropped connections, bodies that are not a completion
-            if attempt + 1 == attempts:
+            attempt += 1
+            if attempt == attempts:
                 return _error_record(error, api_key)
             wait = retry_after if retry_after is not None else \
-                min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
+                min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
             self.stats["retries"] += 1
             self.stats["retry_wait_seconds"] += wait
             await asyncio.sleep(wait)
-        return _error_record(error, api_key)
 
     async def _request(self, client, messages, sampling):
         body = {k: v for k, v in sampling.items() if k != "top_logprobs"}

@@ -1,0 +1,23 @@
+"""faqforge's commands.
+
+    python -m faqforge serve [--lora-modules chatbot=models/adapter]   an OpenAI-compatible server
+
+The pipeline itself runs with `dvc repro`.
+"""
+
+import sys
+
+COMMANDS = {"serve": "faqforge.serve"}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__.strip(), file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    import importlib
+    return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
