@@ -90,14 +90,24 @@ def parse_verdict(reply, logprobs=None):
             "reason": (reason.group(1) if reason else text).strip()[:500], "p_yes": p_yes(logprobs or [])}
 
 
+def _verdict_word(token_text):
+    """"YES"/"NO" when a token spells that word or its start (tokenizers split " YES"
+    into " Y" + "ES"), else None."""
+    text = token_text.strip().upper()
+    for word in ("YES", "NO"):
+        if text and word.startswith(text):
+            return word
+    return None
+
+
 def p_yes(logprobs):
-    """P(YES) / (P(YES) + P(NO)) at the reply token that holds the verdict (the
+    """P(YES) / (P(YES) + P(NO)) at the reply token where the verdict starts (the
     first YES/NO after "verdict", else the first YES/NO), from its top logprobs."""
     written = ""
     candidates = []
     for token in logprobs:
-        if token["token"].strip().upper() in ("YES", "NO"):
-            candidates.append((("verdict" in written.lower()), token))
+        if _verdict_word(token["token"]):
+            candidates.append(("verdict" in written.lower(), token))
         written += token["token"]
     if not candidates:
         return None
@@ -105,8 +115,8 @@ def p_yes(logprobs):
     token = (after_label or [t for _, t in candidates])[0]
     mass = {"YES": 0.0, "NO": 0.0}
     for text, logprob in {**token["top"], token["token"]: token["logprob"]}.items():
-        word = text.strip().upper()
-        if word in mass:
+        word = _verdict_word(text)
+        if word:
             mass[word] += math.exp(logprob)
     total = mass["YES"] + mass["NO"]
     return round(mass["YES"] / total, 4) if total else None
@@ -114,9 +124,10 @@ def p_yes(logprobs):
 
 def judge_keeps(verdict, params):
     """Whether the judge's verdict keeps the pair; unparsable verdicts follow params.
-    With `min_p_yes` set and logprobs available, P(YES) decides instead of the word."""
+    With `min_p_yes` set and logprobs available, P(YES) alone decides: it is a far
+    steadier signal than the words a small judge writes."""
     if params.get("min_p_yes") is not None and verdict.get("p_yes") is not None:
-        return verdict["p_yes"] >= params["min_p_yes"] and (verdict["score"] or 5) >= params["min_score"]
+        return verdict["p_yes"] >= params["min_p_yes"]
     if verdict["result"] is None:
         return params["on_unparsed"] == "keep"
     if verdict["result"] != "YES":

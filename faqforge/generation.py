@@ -16,7 +16,7 @@ from faqforge.models import chat_prompt
 
 @torch.inference_mode()
 def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperature=0.0,
-                  top_p=1.0, batch_size=8, seed=0, desc="generating", schemas=None, no_repeat_ngram=0, top_logprobs=None):
+                  top_p=1.0, batch_size=8, seed=0, desc="generating", schemas=None, no_repeat_ngram=0, top_logprobs=None, on_result=None):
     """Answer each conversation (a list of chat messages); returns one dict per input.
 
     Conversations are sorted by prompt length and batched with left padding, so a
@@ -26,6 +26,8 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
     Each result has `text`, `prompt_tokens`, `completion_tokens`, `finish_reason`,
     and with `top_logprobs=k` also `logprobs`: per reply token its text, log-probability
     and the k most likely tokens with theirs (the OpenAI API's shape).
+    `on_result(i, result)` is called as each batch finishes, so a caller can keep
+    what is done before the whole list is.
     """
     shapes = [string_array_shape(s) if s is not None else None for s in (schemas or [None] * len(conversations))]
     prompts = [chat_prompt(tokenizer, messages) for messages in conversations]
@@ -62,6 +64,8 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
                           "finish_reason": "stop" if stopped else "length"}
             if recorder:
                 results[i]["logprobs"] = recorder.tokens(row, ids, tokenizer, stop_ids | {tokenizer.pad_token_id})
+            if on_result:
+                on_result(i, results[i])
     return results
 
 

@@ -4,11 +4,13 @@ Two backends behind one method, `Teacher.chat(conversations)`:
   local   transformers in-process, batched (the embedded model, or any local checkpoint)
   openai  any OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp, hosted APIs)
 
-Every answer is cached on disk under cache/llm/, keyed by the content of the
-request (backend, model, messages, sampling settings, response format), so a
-rerun, an interrupted run or a run after adding one document only calls the
-LLM for requests it has never answered. The API key is never part of a key or
-an entry. Failed requests are not cached: the next run asks again.
+Every answer is cached on disk (each stage has its own directory,
+cache/llm/<stage>/, a persistent DVC output: `dvc repro` never deletes it and
+`dvc push` shares it), keyed by the content of the request (backend, model,
+messages, sampling settings, response format), so a rerun, an interrupted run
+or a run after adding one document only calls the LLM for requests it has
+never answered. The API key is never part of a key or an entry. Failed
+requests are not cached: the next run asks again.
 
 The openai backend keeps `concurrency` requests in flight, optionally paced to
 `requests_per_minute` / `tokens_per_minute`, retries 429, 5xx, timeouts,
@@ -100,7 +102,11 @@ class Teacher:
         self.model_id = f"{backend}:{params['model']}"
         self.base_dir = base_dir
         self.cache = ResponseCache(cache_dir)
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a DVC output even when nothing is asked
         self.sampling = {k: params[k] for k in SAMPLING_KEYS if params.get(k) is not None}
+        if backend == "local" and params.get("guided_no_repeat_ngram"):
+            # It changes what the local model writes, so it is part of every cache key.
+            self.sampling["guided_no_repeat_ngram"] = params["guided_no_repeat_ngram"]
         self.prices = (float(params.get("usd_per_1m_prompt_tokens") or 0),
                        float(params.get("usd_per_1m_completion_tokens") or 0))
         self.budget = params.get("budget_usd")
@@ -133,13 +139,15 @@ class Teacher:
         self.stats["cache_hits"] += len(conversations) - len(todo)
         for r in results:
             if r is not None:
+                r.pop("request", None)
                 r["cached"] = True
         if not todo:
             return results
         start = time.monotonic()
 
         def finished(i, r):
-            """Account for and cache one fresh answer, as soon as it arrives."""
+            """Account for and cache one fresh answer (with the request it answers,
+            for auditing), as soon as it arrives."""
             self.stats["calls"] += 1
             if r.get("error"):
                 self.stats["errors"] += 1
@@ -149,7 +157,9 @@ class Teacher:
                 self.stats["prompt_tokens"] += r["prompt_tokens"]
                 self.stats["completion_tokens"] += r["completion_tokens"]
                 self.stats["cost_usd"] += self.cost(r["prompt_tokens"], r["completion_tokens"])
-                self.cache.put(keys[i], r)
+                messages, request_sampling = requests[i]
+                self.cache.put(keys[i], {**r, "request": {"model": self.model_id, "messages": messages,
+                                                          "sampling": request_sampling}})
             results[i] = {**r, "cached": False}
 
         try:
@@ -176,16 +186,15 @@ class Teacher:
             groups.setdefault(json.dumps(plain, sort_keys=True), []).append(k)
         for members in groups.values():
             sampling = requests[members[0]][1]
-            replies = generate_chat(
+            generate_chat(
                 model, tokenizer, [requests[k][0] for k in members],
                 max_new_tokens=sampling.get("max_tokens", 256), temperature=sampling.get("temperature", 0.0),
                 top_p=sampling.get("top_p", 1.0), seed=sampling.get("seed", 0),
                 batch_size=self.params.get("batch_size", 8), desc=desc,
                 schemas=[schema_of(requests[k][1].get("response_format")) for k in members],
-                no_repeat_ngram=self.params.get("guided_no_repeat_ngram", 0),
-                top_logprobs=sampling.get("top_logprobs"))
-            for k, reply in zip(members, replies):
-                finished(k, reply)
+                no_repeat_ngram=sampling.get("guided_no_repeat_ngram", 0),
+                top_logprobs=sampling.get("top_logprobs"),
+                on_result=lambda j, reply, members=members: finished(members[j], reply))
 
     async def _chat_openai(self, requests, desc, finished):
         import openai

@@ -18,7 +18,7 @@ def main():
     p, d = params["augment"], params["decontaminate"]
     pairs = [{**x, "group": x.get("cluster") or x["id"]} for x in read_jsonl("data/qa_clean.jsonl")]
     variants, dropped = [], []
-    teacher = Teacher(params["teacher"])
+    teacher = Teacher(params["teacher"], cache_dir="cache/llm/augment")
     if p["paraphrases"] > 0 and pairs:
         replies = teacher.chat([paraphrase_messages(x, p) for x in pairs], desc="augment",
                                max_tokens=p["max_tokens"])

@@ -25,7 +25,7 @@ def main():
         pair["grounding"] = round(grounding_score(pair_response(pair), chunk_text[pair["chunk_id"]]), 3)
         why = rule_violation(pair, p["rules"])
         if why:
-            reasons[why] += 1
+            reasons[why.split(" (")[0]] += 1  # the kind; the drop file has the details
         elif pair["grounding"] < p["min_grounding"]:
             why = f"grounding {pair['grounding']} < min_grounding {p['min_grounding']}"
             reasons["low grounding"] += 1
@@ -33,7 +33,7 @@ def main():
             dropped.append({**pair, "dropped_by": "curate", "why": why})
         else:
             kept.append(pair)
-    teacher = Teacher(params["teacher"])
+    teacher = Teacher(params["teacher"], cache_dir="cache/llm/curate")
     if p["judge"]["enabled"] and kept:
         replies = teacher.chat([judge_messages(x, chunk_text[x["chunk_id"]], p["judge"]) for x in kept],
                                desc="curate", max_tokens=p["judge"]["max_tokens"],

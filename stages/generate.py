@@ -19,7 +19,7 @@ def main():
     p = params["generate"]
     fields = FIELDS[p["format"]]
     chunks = read_jsonl("data/chunks.jsonl")
-    teacher = Teacher(params["teacher"])
+    teacher = Teacher(params["teacher"], cache_dir="cache/llm/generate")
     wanted = [questions_for(c["n_tokens"], p["tokens_per_question"], p["min_questions"], p["max_questions"])
               for c in chunks]
     formats = [response_format(n, p) if p["json_schema"] else None for n in wanted]

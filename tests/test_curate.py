@@ -79,6 +79,11 @@ def test_p_yes_from_the_verdict_token_logprobs():
     verdict = parse_verdict("Reason: yes Verdict: NO Score: 2", logprobs)
     assert verdict["result"] == "NO" and verdict["p_yes"] == pytest.approx(1 / 3, abs=1e-4)
     assert parse_verdict("Verdict: YES", [])["p_yes"] is None
+    # tokenizers split " YES" into " Y" + "ES": the first piece stands for the word
+    split = [_token(" Verdict", {" Verdict": 0}), _token(":", {":": 0}),
+             _token(" Y", {" NO": math.log(0.2), " Y": math.log(0.3), " no": math.log(0.1), " The": math.log(0.2)}),
+             _token("ES", {"ES": 0})]
+    assert parse_verdict("Verdict: YES", split)["p_yes"] == pytest.approx(0.5)
     # without a "verdict" label the first YES/NO token counts
     assert parse_verdict("Yes", [_token("Yes", {"Yes": math.log(0.9), "No": math.log(0.1)})])["p_yes"] == 0.9
 
@@ -87,6 +92,6 @@ def test_judge_keeps_by_p_yes_when_asked():
     params = {"min_score": 3, "on_unparsed": "drop", "min_p_yes": 0.5}
     assert judge_keeps({"result": "NO", "score": None, "p_yes": 0.7}, params)
     assert not judge_keeps({"result": "YES", "score": 5, "p_yes": 0.4}, params)
-    assert not judge_keeps({"result": "YES", "score": 2, "p_yes": 0.9}, params)
+    assert judge_keeps({"result": "YES", "score": 2, "p_yes": 0.9}, params)
     # no logprobs from the server: the written verdict decides
     assert judge_keeps({"result": "YES", "score": 4, "p_yes": None}, params)

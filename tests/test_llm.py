@@ -185,3 +185,11 @@ def test_local_backend_follows_a_json_schema(tmp_path, tiny_model):
         for r in records:
             assert r["question"].endswith("?") and "?" not in r["question"][:-1] and len(r["question"]) <= 40
             assert r["answer"].strip() and len(r["answer"]) <= 60
+
+
+def test_local_decoding_knobs_are_part_of_the_cache_key(tmp_path, tiny_model):
+    params = {"backend": "local", "model": tiny_model, "max_tokens": 4}
+    Teacher(params, cache_dir=tmp_path, base_dir=tmp_path / "none").chat([MESSAGES])
+    again = Teacher({**params, "guided_no_repeat_ngram": 3}, cache_dir=tmp_path, base_dir=tmp_path / "none")
+    again.chat([MESSAGES])
+    assert again.stats["calls"] == 1 and again.stats["cache_hits"] == 0

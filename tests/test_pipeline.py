@@ -135,8 +135,9 @@ def test_second_repro_runs_nothing_and_param_change_reruns_only_downstream(pipel
     assert "metrics/eval.json" in metrics_diff and "rougeL.tuned" in metrics_diff
 
     requests_before = len(server.requests)
+    assert "Copy {total_questions} sentences" in params["generate"]["user_prompt"]
     params["generate"]["user_prompt"] = params["generate"]["user_prompt"].replace(
-        "Write {total_questions} questions", "Write 1 questions")
+        "Copy {total_questions} sentences", "Copy 1 sentences")
     params_path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
     ran = sh(project, "dvc", "repro").stdout
     assert [s for s in STAGES if f"Running stage '{s}'" in ran] == STAGES[2:]
@@ -168,6 +169,58 @@ def test_bad_inputs_stop_with_a_message_naming_the_file(pipeline_run):
     result = sh(project, "dvc", "repro", check=False)
     assert result.returncode != 0 and "params.yaml" in result.stderr
     params.write_text(original)
+
+
+@pytest.mark.slow
+def test_adding_a_document_asks_the_teacher_only_about_its_chunks(pipeline_run, server):
+    project, _ = pipeline_run
+    sh(project, "dvc", "repro")
+    shutil.copy(ROOT / "data/docs/troubleshooting.md", project / "data/docs/troubleshooting.md")
+    sh(project, "dvc", "repro")
+    chunks = [json.loads(line) for line in (project / "data/chunks.jsonl").read_text().splitlines()]
+    new_chunks = {c["chunk_id"] for c in chunks if c["doc"] == "data/docs/troubleshooting.md"}
+    generate = json.loads((project / "metrics/generate.json").read_text())["teacher"]
+    assert new_chunks and generate["calls"] == len(new_chunks)
+    assert generate["cache_hits"] == len(chunks) - len(new_chunks)
+    dropped = [json.loads(line) for line in (project / "data/curate_dropped.jsonl").read_text().splitlines()]
+    curate = json.loads((project / "metrics/curate.json").read_text())["teacher"]
+    curated = [json.loads(line) for line in (project / "data/qa_curated.jsonl").read_text().splitlines()]
+    judged = [p for p in curated + dropped if "judge" in p]
+    assert curate["calls"] == len([p for p in judged if p["chunk_id"] in new_chunks]) > 0
+    assert curate["cache_hits"] == len(judged) - curate["calls"]
+
+
+@pytest.mark.slow
+def test_sigkilled_generate_resumes_without_repeating_an_answered_request(tmp_path, tiny_model):
+    import signal
+    import time
+    with OpenAIServer(delay=0.25) as slow:
+        project = make_project(tmp_path, tiny_model, slow.base_url)
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["teacher"]["concurrency"] = 2
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+        sh(project, "dvc", "repro", "ingest")
+        n_chunks = len((project / "data/chunks.jsonl").read_text().splitlines())
+        assert n_chunks >= 12
+        process = subprocess.Popen(["dvc", "repro", "generate"], cwd=project, env=env_for(project),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        cache = project / "cache/llm"
+        deadline = time.monotonic() + 120
+        while len(list(cache.rglob("*.json"))) < n_chunks // 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        answered = {json.loads(p.read_text())["request"]["messages"][-1]["content"] for p in cache.rglob("*.json")}
+        assert 0 < len(answered) < n_chunks
+        assert not (project / "data/qa_raw.jsonl").exists()
+        seen_before = len(slow.requests)
+        sh(project, "dvc", "repro", "generate")
+        asked_again = [r["body"]["messages"][-1]["content"] for r in slow.requests[seen_before:]]
+        assert not set(asked_again) & answered
+        assert len(asked_again) <= n_chunks - len(answered) and len(set(asked_again)) == len(asked_again)
+        metrics = json.loads((project / "metrics/generate.json").read_text())
+        assert metrics["teacher"]["cache_hits"] == len(answered)
+        assert metrics["teacher"]["calls"] == n_chunks - len(answered)
 
 
 @pytest.mark.slow
