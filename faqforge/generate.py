@@ -9,6 +9,7 @@ import json
 import re
 
 from faqforge.dedup import normalise
+from faqforge.io import PipelineError
 from faqforge.records import FIELDS, OPTIONAL, pair_prompt
 
 _OBJECT = re.compile(r"\{[^{}]*\}", re.S)
@@ -62,7 +63,12 @@ def generation_messages(chunk, params, total_questions):
     fields = {"language": params["language"], "domain": params["domain"]}
     order = field_order(params)
     messages = [{"role": "system", "content": params["system_prompt"].format(**fields).strip()}]
-    for example in params["examples"]:
+    for k, example in enumerate(params["examples"]):
+        for record in example["pairs"]:
+            missing = [name for name in order if name not in record and name not in OPTIONAL]
+            if missing:
+                raise PipelineError(f"params.yaml: generate.examples[{k}] has a pair without {', '.join(missing)}; "
+                                    f"with generate.format {params['format']} every pair needs {', '.join(order)}.")
         records = [{name: record.get(name, "") for name in order} for record in example["pairs"]]
         messages += [
             {"role": "user", "content": params["user_prompt"].format(

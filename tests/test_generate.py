@@ -104,3 +104,11 @@ def test_instruction_format_records_and_prompt_response():
     assert pair_prompt({"question": "Q?", "answer": "A"}) == "Q?"
     pairs, _ = pairs_from_reply({"chunk_id": "c", "doc": "d"}, reply, 3, (), FIELDS["instruction"])
     assert pairs[0]["id"] == "c-0" and pairs[0]["output"] == "It lists stages." and "question" not in pairs[0]
+
+
+def test_examples_must_match_the_format():
+    import pytest
+
+    from faqforge.io import PipelineError
+    with pytest.raises(PipelineError, match=r"generate.examples\[0\] has a pair without instruction, output"):
+        generation_messages({"text": "x"}, {**PARAMS, "format": "instruction"}, 2)
