@@ -224,6 +224,29 @@ def test_sigkilled_generate_resumes_without_repeating_an_answered_request(tmp_pa
 
 
 @pytest.mark.slow
+def test_generate_and_curate_complete_through_a_faulty_server(tmp_path, tiny_model):
+    """30% of requests fail (429 with Retry-After, 5xx, time-outs, dropped connections,
+    truncated and non-JSON bodies): the stages complete and every chunk is accounted for."""
+    with OpenAIServer(fault_rate=0.3, retry_after=0.2, slow_seconds=2, seed=7) as faulty:
+        project = make_project(tmp_path, tiny_model, faulty.base_url)
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["teacher"].update(timeout=1, max_retries=4, backoff_seconds=0.05, concurrency=4)
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+        sh(project, "dvc", "repro", "curate")
+    faults = {r["fault"] for r in faulty.requests}
+    assert {"429", "500", "503", "timeout", "drop", "truncated", "nonjson"} <= faults
+    chunks = {json.loads(line)["chunk_id"] for line in (project / "data/chunks.jsonl").read_text().splitlines()}
+    with_pairs = {json.loads(line)["chunk_id"] for line in (project / "data/qa_raw.jsonl").read_text().splitlines()}
+    dropped = [json.loads(line) for line in (project / "data/generate_dropped.jsonl").read_text().splitlines()]
+    assert chunks == with_pairs | {d["chunk_id"] for d in dropped}
+    metrics = json.loads((project / "metrics/generate.json").read_text())["teacher"]
+    assert metrics["retries"] > 0 and metrics["calls"] == len(chunks)
+    assert metrics["errors"] == sum(1 for d in dropped if d["why"].startswith("teacher error"))
+    curate = json.loads((project / "metrics/curate.json").read_text())
+    assert curate["teacher"]["calls"] > 0 and curate["kept"] > 0
+
+
+@pytest.mark.slow
 def test_empty_docs_folder_stops_ingest_with_the_fix(tmp_path, tiny_model, server):
     project = make_project(tmp_path, tiny_model, server.base_url, docs=[])
     result = sh(project, "dvc", "repro", "ingest", check=False)
