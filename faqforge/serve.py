@@ -163,21 +163,40 @@ class _nothing:
         return False
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet keep-alive HTTP/1.1 handler that answers JSON promptly."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def setup(self):
+        super().setup()
+        # Headers and body go out in two writes: without this, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send_body(self, status, data, headers=None, length=None):
+        """Send `data`; a `length` larger than the data makes a truncated response."""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(length or len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+        if length:
+            self.close_connection = True
+
+    def _send(self, status, payload, headers=None):
+        self.send_body(status, json.dumps(payload).encode(), headers)
+
+
 def make_http_server(model_server, host="127.0.0.1", port=8000, api_key=None):
     """A ThreadingHTTPServer speaking the OpenAI API in front of `model_server`."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def setup(self):
-            super().setup()
-            # Headers and body go out in two writes: without this, Nagle's algorithm and the
-            # client's delayed ACK add ~40 ms to every response.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+    class Handler(JsonHandler):
         def _authorised(self):
             if api_key and self.headers.get("Authorization") != f"Bearer {api_key}":
                 self._send(401, {"error": {"message": "invalid API key", "type": "authentication_error"}})
@@ -210,14 +229,6 @@ def make_http_server(model_server, host="127.0.0.1", port=8000, api_key=None):
             except BadRequest as e:
                 kind = "invalid_request_error" if e.status < 500 else "server_error"
                 self._send(e.status, {"error": {"message": str(e), "type": kind}})
-
-        def _send(self, status, payload):
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True

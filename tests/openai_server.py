@@ -22,10 +22,11 @@ normally), or `fault_rate` draws one at random from FAULTS for that share of req
 import json
 import random
 import re
-import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from faqforge.serve import JsonHandler
 
 FAULTS = ("429", "500", "503", "timeout", "drop", "truncated", "nonjson")
 
@@ -76,18 +77,7 @@ class OpenAIServer:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def setup(self):
-                super().setup()
-                # Headers and body go out in two writes: without this, Nagle's algorithm and the
-                # client's delayed ACK add ~40 ms to every response.
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+        class Handler(JsonHandler):
             def do_GET(self):
                 if self.path.rstrip("/").endswith("/models"):
                     self._send(200, {"object": "list", "data": [{"id": "test-teacher", "object": "model"}]})
@@ -114,9 +104,9 @@ class OpenAIServer:
                     self.close_connection = True
                 elif fault == "truncated":
                     data = json.dumps(self._completion(body)).encode()
-                    self._raw(200, data[:len(data) // 2], len(data))
+                    self.send_body(200, data[:len(data) // 2], length=len(data))
                 elif fault == "nonjson":
-                    self._raw(200, b"<html>upstream error</html>", None)
+                    self.send_body(200, b"<html>upstream error</html>")
                 elif server.reject_schema and body.get("response_format"):
                     self._send(400, {"error": {"message": "response_format json_schema is not supported",
                                                "type": "invalid_request_error"}})
@@ -132,20 +122,6 @@ class OpenAIServer:
                         "choices": [choice],
                         "usage": {"prompt_tokens": 50, "completion_tokens": len(text.split()),
                                   "total_tokens": 50 + len(text.split())}}
-
-            def _send(self, status, payload, headers=None):
-                self._raw(status, json.dumps(payload).encode(), None, headers)
-
-            def _raw(self, status, data, length, headers=None):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(length or len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-                if length:
-                    self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
