@@ -172,6 +172,25 @@ def test_bad_inputs_stop_with_a_message_naming_the_file(pipeline_run):
 
 
 @pytest.mark.slow
+def test_teacher_cache_is_a_persistent_output_that_dvc_push_and_pull_share(pipeline_run, tmp_path):
+    project, _ = pipeline_run
+    sh(project, "dvc", "repro")
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    for stage in ("generate", "curate", "augment"):
+        assert f"cache/llm/{stage}" in [out["path"] for out in lock[stage]["outs"]]
+    cache = project / "cache/llm/generate"
+    before = {p.relative_to(cache): p.read_bytes() for p in cache.rglob("*.json")}
+    assert before
+    sh(project, "dvc", "remote", "add", "-f", "-d", "team", str(tmp_path / "remote"))
+    sh(project, "dvc", "push")
+    shutil.rmtree(project / "cache/llm")
+    shutil.rmtree(project / ".dvc/cache")
+    sh(project, "dvc", "pull")
+    assert {p.relative_to(cache): p.read_bytes() for p in cache.rglob("*.json")} == before
+    assert "Running stage" not in sh(project, "dvc", "repro").stdout
+
+
+@pytest.mark.slow
 def test_adding_a_document_asks_the_teacher_only_about_its_chunks(pipeline_run, server):
     project, _ = pipeline_run
     sh(project, "dvc", "repro")
