@@ -27,3 +27,24 @@ def test_unrelated_pair_is_kept():
     ok = {"id": "z", "question": "What is a LoRA rank?", "answer": "The rank of the low-rank update."}
     clean, dropped = contamination([ok], EVAL, n=13, question_threshold=85)
     assert clean == [ok] and dropped == []
+
+
+def test_planted_leaks_are_caught_and_nothing_else():
+    import random
+
+    from synthetic import near_copy
+    from synthetic import pairs as synthetic_pairs
+    rng = random.Random(5)
+    evalset = [{"question": p["question"], "answer": p["answer"]} for p in synthetic_pairs(40, 0, seed=11)]
+    data = synthetic_pairs(300, 0, seed=12)
+    leaks = {
+        "verbatim": {**data[0], "question": evalset[0]["question"], "answer": evalset[0]["answer"]},
+        "reworded question": {**data[1], "question": near_copy(evalset[1]["question"], rng)},
+        "answer copied": {**data[2], "answer": "In short: " + evalset[2]["answer"]},
+    }
+    for k, (name, leak) in enumerate(leaks.items()):
+        data[k] = {**leak, "id": name}
+    clean, dropped = contamination(data, evalset, n=13, question_threshold=85)
+    assert {d["id"] for d in dropped} == set(leaks)
+    assert {d["id"]: d["eval_index"] for d in dropped} == {"verbatim": 0, "reworded question": 1, "answer copied": 2}
+    assert len(clean) == 297

@@ -49,3 +49,36 @@ def test_question_answer_field_keeps_different_answers():
     assert len(kept) == 2
     kept, _ = near_duplicate_clusters(pairs, "question", "token_set_ratio", 95)
     assert len(kept) == 1
+
+
+def test_decisions_equal_exhaustive_thefuzz_on_generated_data():
+    """No missed pair, no false merge: the candidate search finds exactly the pairs
+    an all-pairs thefuzz loop finds, and clusters are their connected components."""
+    from synthetic import pairs as synthetic_pairs
+    data = synthetic_pairs(600, 0.15, seed=3)
+    questions = [p["question"] for p in data]
+    expected = {(i, j) for i in range(len(data)) for j in range(i + 1, len(data))
+                if fuzz.token_set_ratio(questions[i], questions[j]) >= 90}
+    assert len(expected) > 50  # the planted copies are there
+    found = {(i, j) for i, j, _ in near_duplicate_edges(questions, "token_set_ratio", 90, block=128)}
+    exact_pairs = {(i, j) for i in range(len(data)) for j in range(i + 1, len(data))
+                   if normalise(questions[i]) == normalise(questions[j])}
+    assert found | exact_pairs == expected | exact_pairs and found <= expected
+
+    parent = list(range(len(data)))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+    for i, j in expected | exact_pairs:
+        parent[root(j)] = root(i)
+    components = {}
+    for i in range(len(data)):
+        components.setdefault(root(i), set()).add(data[i]["id"])
+    kept, dropped = near_duplicate_clusters(data, "question", "token_set_ratio", 90)
+    clusters = {}
+    for p in kept + dropped:
+        clusters.setdefault(p["cluster"], set()).add(p["id"])
+    assert sorted(map(sorted, clusters.values())) == sorted(map(sorted, components.values()))
+    assert len(kept) == len(components)
