@@ -14,6 +14,7 @@ so concurrent clients share the forward passes.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import queue
@@ -120,13 +121,11 @@ class ModelServer:
         try:
             self.stats["batches"] += 1
             self.stats["requests"] += len(jobs)
+            context = contextlib.nullcontext()
             if self.adapters and model_name in self.adapters:
                 self.model.set_adapter(model_name)
-                context = _nothing()
             elif self.adapters:
                 context = self.model.disable_adapter()
-            else:
-                context = _nothing()
             with context:
                 replies = generate_chat(
                     self.model, self.tokenizer, [job["messages"] for job in jobs],
@@ -153,14 +152,6 @@ class ModelServer:
                  "total_tokens": reply["prompt_tokens"] + reply["completion_tokens"]}
         return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
                 "model": model_name, "choices": [choice], "usage": usage}
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 class JsonHandler(BaseHTTPRequestHandler):
