@@ -10,7 +10,7 @@ import re
 
 from faqforge.dedup import normalise
 from faqforge.io import PipelineError
-from faqforge.records import FIELDS, OPTIONAL, pair_prompt
+from faqforge.records import FIELDS, OPTIONAL, dropped, pair_prompt
 
 _OBJECT = re.compile(r"\{[^{}]*\}", re.S)
 _STRING = r'"((?:[^"\\]|\\.)*)"'
@@ -168,7 +168,7 @@ def pairs_from_reply(chunk, reply, max_pairs, example_questions=(), fields=FIELD
         record = {"id": f"{chunk['chunk_id']}-{k}", "chunk_id": chunk["chunk_id"], "doc": chunk["doc"],
                   **{name: p[name] for name in fields}}
         if normalise(pair_prompt(record)) in examples:
-            copies.append({**record, "dropped_by": "generate", "why": "copies a worked example from the prompt"})
+            copies.append(dropped(record, "generate", "copies a worked example from the prompt"))
         else:
             pairs.append(record)
     return pairs, copies

@@ -19,13 +19,28 @@ def pair_prompt(pair):
 
 def pair_response(pair):
     """What the assistant answers."""
-    return pair["output"] if "instruction" in pair else pair["answer"]
+    return pair[response_field(pair)]
 
 
-def with_prompt(pair, prompt):
-    """A copy of `pair` asking `prompt` instead (a paraphrase); the input stays."""
-    return {**pair, ("instruction" if "instruction" in pair else "question"): prompt}
+def dropped(record, stage, reason, why=None, **extra):
+    """A record some stage removed: `reason` is the short kind the data report
+    counts, `why` the details (the reason itself when there are none)."""
+    return {**record, **extra, "dropped_by": stage, "reason": reason, "why": why or reason}
 
 
 def prompt_field(pair):
     return "instruction" if "instruction" in pair else "question"
+
+
+def response_field(pair):
+    return "output" if "instruction" in pair else "answer"
+
+
+def with_prompt(pair, prompt):
+    """A copy of `pair` asking `prompt` instead (a paraphrase); the input stays."""
+    return {**pair, prompt_field(pair): prompt}
+
+
+def with_response(pair, response):
+    """A copy of `pair` answering `response` instead (a rephrased answer)."""
+    return {**pair, response_field(pair): response}

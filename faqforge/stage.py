@@ -19,7 +19,7 @@ def run(main):
 
 def teacher_error_record(record, stage, reply):
     """A record dropped because its teacher request failed, with the (redacted) server message."""
-    return {**record, "dropped_by": stage, "why": f"teacher error {reply['error']}",
+    return {**record, "dropped_by": stage, "reason": "teacher error", "why": f"teacher error {reply['error']}",
             "message": reply.get("message")}
 
 

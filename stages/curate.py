@@ -9,9 +9,9 @@ Rejected pairs go to data/curate_dropped.jsonl with the reason.
 from collections import Counter
 
 from faqforge.curate import grounding_score, judge_keeps, judge_messages, parse_verdict, rule_violation
-from faqforge.records import pair_response
 from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
+from faqforge.records import dropped, pair_response
 from faqforge.stage import check_error_rate, run, teacher_error_record
 
 
@@ -20,17 +20,17 @@ def main():
     p = params["curate"]
     pairs = read_jsonl("data/qa_raw.jsonl")
     chunk_text = {c["chunk_id"]: c["text"] for c in read_jsonl("data/chunks.jsonl")}
-    kept, dropped, reasons = [], [], Counter()
+    kept, removed, reasons = [], [], Counter()
     for pair in pairs:
         pair["grounding"] = round(grounding_score(pair_response(pair), chunk_text[pair["chunk_id"]]), 3)
         why = rule_violation(pair, p["rules"])
         if why:
-            reasons[why.split(" (")[0]] += 1  # the kind; the drop file has the details
+            reason = why.split(" (")[0]  # the kind; the drop file has the details
         elif pair["grounding"] < p["min_grounding"]:
-            why = f"grounding {pair['grounding']} < min_grounding {p['min_grounding']}"
-            reasons["low grounding"] += 1
+            why, reason = f"grounding {pair['grounding']} < min_grounding {p['min_grounding']}", "low grounding"
         if why:
-            dropped.append({**pair, "dropped_by": "curate", "why": why})
+            removed.append(dropped(pair, "curate", reason, why))
+            reasons[reason] += 1
         else:
             kept.append(pair)
     teacher = Teacher(params["teacher"], cache_dir="cache/llm/curate")
@@ -41,8 +41,8 @@ def main():
         judged = []
         for pair, reply in zip(kept, replies):
             if reply.get("error"):
-                dropped.append(teacher_error_record(pair, "curate", reply))
-                reasons["judge error"] += 1
+                removed.append(teacher_error_record(pair, "curate", reply))
+                reasons["teacher error"] += 1
                 continue
             pair["judge"] = parse_verdict(reply["text"], reply.get("logprobs"))
             if judge_keeps(pair["judge"], p["judge"]):
@@ -53,21 +53,20 @@ def main():
                                                                                    "judge unparsed")
                 if verdict["p_yes"] is not None and p["judge"]["min_p_yes"] is not None:
                     kind = "judge p_yes or score too low"
-                dropped.append({**pair, "dropped_by": "curate",
-                                "why": f"{kind} (verdict {verdict['result']}, score {verdict['score']}, "
-                                       f"p_yes {verdict['p_yes']})"})
+                removed.append(dropped(pair, "curate", kind, f"{kind} (verdict {verdict['result']}, score "
+                                                             f"{verdict['score']}, p_yes {verdict['p_yes']})"))
                 reasons[kind] += 1
         kept = judged
     write_jsonl("data/qa_curated.jsonl", kept)
-    write_jsonl("data/curate_dropped.jsonl", dropped)
+    write_jsonl("data/curate_dropped.jsonl", removed)
     chunks_in = len(chunk_text)
-    write_json("metrics/curate.json", {"pairs_in": len(pairs), "kept": len(kept), "dropped": len(dropped),
+    write_json("metrics/curate.json", {"pairs_in": len(pairs), "kept": len(kept), "dropped": len(removed),
                                        "chunks": chunks_in,
                                        "chunks_with_kept_pair": len({x["chunk_id"] for x in kept}),
                                        "chunk_yield": round(len({x["chunk_id"] for x in kept}) / max(chunks_in, 1), 3),
                                        "dropped_by_reason": dict(reasons.most_common()),
                                        "teacher": teacher.stats})
-    print(f"curate: kept {len(kept)} of {len(pairs)} pairs; dropped {len(dropped)} "
+    print(f"curate: kept {len(kept)} of {len(pairs)} pairs; dropped {len(removed)} "
           f"(see data/curate_dropped.jsonl)")
     check_error_rate("curate", teacher.stats, p["max_error_rate"])
 

@@ -10,7 +10,7 @@ reply, and so does a pair that merely copies one of the prompt's worked examples
 from faqforge.generate import generation_messages, pairs_from_reply, questions_for, response_format
 from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
-from faqforge.records import FIELDS, pair_prompt
+from faqforge.records import FIELDS, dropped, pair_prompt
 from faqforge.stage import check_error_rate, run, teacher_error_record
 
 
@@ -33,8 +33,7 @@ def main():
             continue
         found, copied = pairs_from_reply(chunk, reply["text"], n, example_prompts, fields)
         if not found and not copied:
-            failed.append({**chunk, "dropped_by": "generate", "why": "no parseable record in the reply",
-                           "reply": reply["text"]})
+            failed.append(dropped(chunk, "generate", "no parseable record in the reply", reply=reply["text"]))
         pairs.extend(found)
         copies.extend(copied)
     write_jsonl("data/qa_raw.jsonl", pairs)
