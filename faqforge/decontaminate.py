@@ -5,11 +5,9 @@ words (normalised text; 13 as in the GPT-3 paper) with an eval question or
 answer, or when its question is a fuzzy match of an eval question.
 """
 
-import numpy as np
-from rapidfuzz import fuzz, process, utils
-
 from faqforge.dedup import normalise
-from faqforge.records import pair_prompt, pair_response
+from faqforge.fuzzy import check_scorer, similar_pairs
+from faqforge.records import dropped, pair_prompt, pair_response
 
 
 def ngrams(text, n):
@@ -28,12 +26,13 @@ def eval_ngram_index(evalset, n):
 
 def contamination(pairs, evalset, n=13, question_threshold=85, scorer="token_set_ratio"):
     """Returns (clean, dropped); each drop names the eval item and the evidence."""
+    check_scorer(scorer, "decontaminate.scorer")
     index = eval_ngram_index(evalset, n)
-    eval_questions = [utils.default_process(item["question"]) for item in evalset]
-    questions = [utils.default_process(pair_prompt(p)) for p in pairs]
-    scores = process.cdist(questions, eval_questions, scorer=getattr(fuzz, scorer),
-                           score_cutoff=question_threshold, dtype=np.uint8) if pairs else None
-    clean, dropped = [], []
+    best = {}  # pair index -> (score, eval index): its closest eval question
+    for i, k, score in similar_pairs([pair_prompt(p) for p in pairs], [item["question"] for item in evalset],
+                                     scorer, question_threshold):
+        best[i] = max(best.get(i, (score, -k)), (score, -k))  # highest score, then the first item
+    clean, leaked = [], []
     for i, pair in enumerate(pairs):
         evidence = None
         for field, text in (("question", pair_prompt(pair)), ("answer", pair_response(pair))):
@@ -41,15 +40,16 @@ def contamination(pairs, evalset, n=13, question_threshold=85, scorer="token_set
             if shared is not None:
                 k = index[shared]
                 evidence = {"eval_index": k, "eval_question": evalset[k]["question"],
+                            "reason": "eval leak: shared n-gram",
                             "why": f"{field} shares the {n}-gram {shared!r} with eval item {k}"}
                 break
-        if evidence is None and scores is not None and scores[i].any():
-            k = int(np.argmax(scores[i]))
+        if evidence is None and i in best:
+            score, k = best[i][0], -best[i][1]
             evidence = {"eval_index": k, "eval_question": evalset[k]["question"],
-                        "why": f"question {scorer} {int(scores[i][k])} >= {question_threshold} "
-                               f"with eval item {k}"}
+                        "reason": "eval leak: fuzzy question",
+                        "why": f"question {scorer} {score} >= {question_threshold} with eval item {k}"}
         if evidence is None:
             clean.append(pair)
         else:
-            dropped.append({**pair, **evidence, "dropped_by": "decontaminate"})
-    return clean, dropped
+            leaked.append(dropped(pair, "decontaminate", evidence.pop("reason"), evidence.pop("why"), **evidence))
+    return clean, leaked

@@ -1,23 +1,19 @@
 """Near-duplicate removal with thefuzz's scoring semantics, at scale.
 
-Exact duplicates (after normalisation) go first. Candidates for near
-duplicates come from rapidfuzz's vectorised `cdist`, in row blocks so memory
-stays bounded, with the threshold as score cutoff; each candidate is confirmed
-with thefuzz's scorer of the same name. Duplicates form clusters (union-find)
-and one representative per cluster is kept.
+Exact duplicates (after normalisation) go first and are not searched again.
+Near duplicates come from `faqforge.fuzzy.similar_pairs` (thefuzz's decisions
+without scoring every pair). Duplicates form clusters (union-find) and one
+representative per cluster is kept, chosen by `dedup.prefer`.
 """
 
 import re
 import unicodedata
 
-import numpy as np
-from rapidfuzz import fuzz as rf_fuzz
-from rapidfuzz import process, utils
-from thefuzz import fuzz as thefuzz_fuzz
+from faqforge.fuzzy import ALL_PAIRS_UP_TO, check_scorer, processed, similar_pairs
+from faqforge.io import PipelineError
+from faqforge.records import dropped, pair_prompt, pair_response
 
-from faqforge.records import pair_prompt, pair_response
-
-SCORERS = ("ratio", "partial_ratio", "token_sort_ratio", "token_set_ratio")
+DEFAULT_PREFER = ("judge_score", "p_yes", "longest_answer", "earliest")
 
 
 def normalise(text):
@@ -38,36 +34,59 @@ def _find(parent, i):
     return i
 
 
-def near_duplicate_edges(texts, scorer, threshold, block=2048, workers=-1):
-    """(i, j, score) for i < j whose score is at least `threshold`."""
-    if scorer not in SCORERS:
-        raise ValueError(f"dedup.scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
-    # thefuzz pre-processes (lower case, punctuation out) for the token scorers only.
-    processed = texts if scorer in ("ratio", "partial_ratio") else [utils.default_process(t) for t in texts]
-    confirm = getattr(thefuzz_fuzz, scorer)
-    edges = []
-    for start in range(0, len(processed), block):
-        rows = processed[start:start + block]
-        scores = process.cdist(rows, processed, scorer=getattr(rf_fuzz, scorer),
-                               score_cutoff=threshold, dtype=np.uint8, workers=workers)
-        for r, j in zip(*np.nonzero(scores)):
-            i = start + int(r)
-            if i < j:
-                score = confirm(texts[i], texts[int(j)])
-                if score >= threshold:
-                    edges.append((i, int(j), score))
-    return edges
+def near_duplicate_edges(texts, scorer, threshold, all_pairs_up_to=ALL_PAIRS_UP_TO):
+    """(i, j, score) with i < j and score >= `threshold`, enough to connect every
+    duplicate: a text identical to an earlier one after the scorer's
+    pre-processing is linked to that one only (score 100) and left out of the
+    search, since it would score exactly as its twin does."""
+    check_scorer(scorer, "dedup.scorer")
+    first, edges = {}, []
+    for i, text in enumerate(processed(texts, scorer)):
+        if text in first:
+            edges.append((first[text], i, 100))
+        else:
+            first[text] = i
+    unique = list(first.values())
+    found = similar_pairs([texts[i] for i in unique], scorer=scorer, threshold=threshold,
+                          all_pairs_up_to=all_pairs_up_to)
+    return sorted(edges + [(unique[a], unique[b], score) for a, b, score in found])
 
 
-def representative_order(pair, index):
-    """Sort key: best first. Highest judge score, then longest answer, then earliest."""
-    judge = pair.get("judge") or {}
-    return (-(judge.get("score") or 0), -len(pair_response(pair)), index)
+# How to choose the pair a cluster keeps: each criterion maps a pair to a number,
+# higher is better; a pair without the value ranks below every pair with it.
+PREFER = {
+    "judge_score": lambda p: (p.get("judge") or {}).get("score"),
+    "p_yes": lambda p: (p.get("judge") or {}).get("p_yes"),
+    "grounding": lambda p: p.get("grounding"),
+    "longest_answer": lambda p: len(pair_response(p)),
+    "shortest_answer": lambda p: -len(pair_response(p)),
+}
 
 
-def near_duplicate_clusters(pairs, field="question", scorer="token_set_ratio", threshold=90):
+def check_prefer(prefer):
+    unknown = [c for c in prefer if c not in PREFER and c != "earliest"]
+    if unknown:
+        raise PipelineError(f"params.yaml: dedup.prefer: unknown criterion {unknown[0]!r}; choose from "
+                         f"{', '.join([*PREFER, 'earliest'])}")
+
+
+def representative_order(pair, index, prefer=DEFAULT_PREFER):
+    """Sort key, best first: the `prefer` criteria in order, then the earliest pair."""
+    key = []
+    for criterion in prefer:
+        if criterion == "earliest":
+            break
+        value = PREFER[criterion](pair)
+        key += [value is None, -(value or 0)]
+    return (*key, index)
+
+
+def near_duplicate_clusters(pairs, field="question", scorer="token_set_ratio", threshold=90,
+                            prefer=DEFAULT_PREFER):
     """Returns (kept, dropped). Every pair gains `cluster` (the id of its cluster's
-    representative); a dropped pair also gains `duplicate_of`, `score`, `why`."""
+    representative, chosen by `prefer`); a dropped pair also gains
+    `duplicate_of`, `score`, `why`."""
+    check_prefer(prefer)
     texts = [dedup_key(p, field) for p in pairs]
     parent = list(range(len(pairs)))
     evidence = {}
@@ -86,17 +105,18 @@ def near_duplicate_clusters(pairs, field="question", scorer="token_set_ratio", t
     clusters = {}
     for i in range(len(pairs)):
         clusters.setdefault(_find(parent, i), []).append(i)
-    kept, dropped = [], []
+    kept, removed = [], []
     for members in clusters.values():
-        members.sort(key=lambda i: representative_order(pairs[i], i))
+        members.sort(key=lambda i: representative_order(pairs[i], i, prefer))
         head = pairs[members[0]]
         kept.append((members[0], {**head, "cluster": head["id"]}))
         for i in members[1:]:
             partner, score, why = evidence.get(i, (members[0], None, "same cluster"))
             if partner == i or partner not in members:
                 partner = members[0]
-            dropped.append({**pairs[i], "cluster": head["id"], "duplicate_of": head["id"],
-                            "score": score, "dropped_by": "dedup",
-                            "why": f"{why} (matched {pairs[partner]['id']}; kept {head['id']})"})
+            reason = "exact duplicate" if why.startswith("exact") else "near duplicate"
+            removed.append(dropped(pairs[i], "dedup", reason,
+                                   f"{why} (matched {pairs[partner]['id']}; kept {head['id']})",
+                                   cluster=head["id"], duplicate_of=head["id"], score=score))
     kept.sort(key=lambda t: t[0])
-    return [p for _, p in kept], dropped
+    return [p for _, p in kept], removed

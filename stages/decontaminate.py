@@ -19,7 +19,7 @@ def main():
     clean, dropped = contamination(pairs, evalset, p["ngram"], p["question_threshold"], p["scorer"])
     write_jsonl("data/qa_clean.jsonl", clean)
     write_jsonl("data/decontaminate_dropped.jsonl", dropped)
-    evidence = Counter("ngram" if "-gram" in d["why"] else "fuzzy question" for d in dropped)
+    evidence = Counter(d["reason"].removeprefix("eval leak: ") for d in dropped)
     write_json("metrics/decontaminate.json", {"pairs_in": len(pairs), "kept": len(clean),
                                               "dropped": len(dropped), "dropped_by_evidence": dict(evidence),
                                               "eval_items_hit": len({d["eval_index"] for d in dropped})})

@@ -11,10 +11,10 @@ from faqforge.stage import run
 def main():
     p = load_params(sections=["dedup"])["dedup"]
     pairs = read_jsonl("data/qa_curated.jsonl")
-    kept, dropped = near_duplicate_clusters(pairs, p["field"], p["scorer"], p["threshold"])
+    kept, dropped = near_duplicate_clusters(pairs, p["field"], p["scorer"], p["threshold"], p["prefer"])
     write_jsonl("data/qa_deduped.jsonl", kept)
     write_jsonl("data/dedup_dropped.jsonl", dropped)
-    exact = sum(d["why"].startswith("exact") for d in dropped)
+    exact = sum(d["reason"] == "exact duplicate" for d in dropped)
     write_json("metrics/dedup.json", {"pairs_in": len(pairs), "kept": len(kept), "dropped": len(dropped),
                                       "exact_duplicates": exact, "near_duplicates": len(dropped) - exact,
                                       "clusters_with_duplicates": len({d["cluster"] for d in dropped})})
