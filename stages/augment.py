@@ -4,9 +4,13 @@
 
 `augment.paraphrases: 0` passes the pairs through unchanged (each still gets its
 `group`). Paraphrases that copy the question or hit the eval set are dropped.
+`augment.answers: true` also rephrases answers, keeping only rewrites that lose
+no number, code span or file name.
 """
 
-from faqforge.augment import example_questions, paraphrase_messages, variants_of
+from collections import Counter
+
+from faqforge.augment import answer_messages, example_questions, paraphrase_messages, variants_of
 from faqforge.decontaminate import contamination
 from faqforge.io import load_params, read_evalset, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
@@ -22,11 +26,20 @@ def main():
     if p["paraphrases"] > 0 and pairs:
         replies = teacher.chat([paraphrase_messages(x, p) for x in pairs], desc="augment",
                                max_tokens=p["max_tokens"])
-        for pair, reply in zip(pairs, replies):
+        answer_replies = [None] * len(pairs)
+        if p["answers"]:
+            answer_replies = teacher.chat([answer_messages(x, p) for x in pairs], desc="augment answers",
+                                          max_tokens=p["answer_max_tokens"])
+        for pair, reply, answer_reply in zip(pairs, replies, answer_replies):
             if reply.get("error"):
                 dropped.append(teacher_error_record(pair, "augment", reply))
                 continue
-            new, copies = variants_of(pair, reply["text"], p["paraphrases"], example_questions(p))
+            if answer_reply is not None and answer_reply.get("error"):
+                dropped.append({**teacher_error_record(pair, "augment", answer_reply),
+                                "why": f"answer rephrasing: teacher error {answer_reply['error']}"})
+                answer_reply = None
+            new, copies = variants_of(pair, reply["text"], p["paraphrases"], example_questions(p),
+                                      answer_reply and answer_reply["text"])
             variants.extend(new)
             dropped.extend(copies)
         variants, leaked = contamination(variants, read_evalset("data/eval/evalset.json"),
@@ -36,7 +49,9 @@ def main():
     write_jsonl("data/qa_augmented.jsonl", out)
     write_jsonl("data/augment_dropped.jsonl", dropped)
     write_json("metrics/augment.json", {"pairs_in": len(pairs), "paraphrases_kept": len(variants),
-                                        "paraphrases_dropped": len(dropped), "pairs_out": len(out),
+                                        "answers_rephrased": sum(bool(v.get("answer_rephrased")) for v in variants),
+                                        "dropped": len(dropped), "pairs_out": len(out),
+                                        "dropped_by_reason": dict(Counter(d["reason"] for d in dropped).most_common()),
                                         "teacher": teacher.stats})
     print(f"augment: {len(pairs)} pairs + {len(variants)} paraphrases = {len(out)}; dropped {len(dropped)}")
     check_error_rate("augment", teacher.stats, p["max_error_rate"])

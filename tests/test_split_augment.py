@@ -74,3 +74,30 @@ def test_instruction_triples_flow_through_dedup_decontaminate_augment_split():
     messages = to_messages(triple, "sys")["messages"]
     assert messages[1]["content"] == "Explain how dvc push works\n\nwith an S3 remote"
     assert messages[2]["content"] == "It uploads the cache to the remote."
+
+
+def test_rephrased_answers_kept_only_when_no_fact_is_lost():
+    from faqforge.augment import answer_messages, facts
+    pair = {"id": "p", "group": "g", "question": "How do I push?",
+            "answer": "Run `dvc push` to upload up to 5 GB from data/docs."}
+    assert facts(pair["answer"]) == {"`dvc push`", "5", "data/docs"}
+    questions = "How can I push?\nWhat uploads my data?\nHow is data pushed?"
+    answers = ("1. To upload up to 5 GB from data/docs, run `dvc push`.\n"
+               "2. Run `dvc pull` to upload up to 5 GB from data/docs.\n"
+               "3. Run `dvc push` to upload up to 5 GB from data/docs.")
+    variants, dropped = variants_of(pair, questions, 3, answers_reply=answers)
+    assert [v["answer"] for v in variants] == ["To upload up to 5 GB from data/docs, run `dvc push`.",
+                                               pair["answer"], pair["answer"]]
+    assert variants[0]["answer_rephrased"] and "answer_rephrased" not in variants[2]  # a copy is no rephrasing
+    assert [d["why"] for d in dropped] == [
+        "rephrased answer loses '`dvc push`'; the variant keeps the original answer"]
+    assert dropped[0]["answer"].startswith("Run `dvc pull`") and dropped[0]["variant_of"] == "p"
+    messages = answer_messages(pair, {**AUGMENT, "answer_system_prompt": "Keep facts.",
+                                      "answer_prompt": "Q: {question}\nA: {answer}\nWrite {k} ways."})
+    assert messages[-1]["content"] == f"Q: How do I push?\nA: {pair['answer']}\nWrite 2 ways."
+
+
+def test_instruction_output_is_rephrased_in_its_own_field():
+    triple = {"id": "t", "group": "g", "instruction": "Explain dvc push", "input": "", "output": "It uploads 3 files."}
+    variants, _ = variants_of(triple, "How does dvc push work?", 1, answers_reply="It sends 3 files to the remote.")
+    assert variants[0]["output"] == "It sends 3 files to the remote." and "answer" not in variants[0]
