@@ -39,9 +39,9 @@ def main():
     write_jsonl("data/eval/predictions.jsonl", predictions)
     metrics = eval_metrics(predictions, p["bootstrap_resamples"], p["seed"])
     write_json("metrics/eval.json", metrics)
-    write_jsonl("plots/eval_per_question.jsonl",
-                ({"index": x["index"], "rougeL_base": x["scores"]["base"]["rougeL"],
-                  "rougeL_tuned": x["scores"]["tuned"]["rougeL"]} for x in predictions))
+    write_json("plots/eval_per_question.json",
+               [{"index": x["index"], "rougeL_base": x["scores"]["base"]["rougeL"],
+                 "rougeL_tuned": x["scores"]["tuned"]["rougeL"]} for x in predictions])
     r = metrics["rougeL"]
     print(f"evaluate: {len(evalset)} questions, ROUGE-L base {r['base']:.3f} -> tuned {r['tuned']:.3f} "
           f"(delta {r['delta']:+.3f}, 95% CI {r['delta_ci95'][0]:+.3f}..{r['delta_ci95'][1]:+.3f})")

@@ -14,7 +14,7 @@ import torch
 
 from faqforge.finetune import (PadCollator, curves_from_history, lora_model, padding_fraction,
                                prepare_examples, training_arguments)
-from faqforge.io import PipelineError, load_params, read_jsonl, write_json, write_jsonl
+from faqforge.io import PipelineError, load_params, read_jsonl, write_json
 from faqforge.models import load_model
 from faqforge.stage import run
 
@@ -48,8 +48,8 @@ def main():
     model.save_pretrained(OUT)
     tokenizer.save_pretrained(OUT)
     train_curve, val_curve = curves_from_history(trainer.state.log_history)
-    write_jsonl("plots/train_loss.jsonl", train_curve)
-    write_jsonl("plots/val_loss.jsonl", val_curve)
+    write_json("plots/train_loss.json", train_curve)
+    write_json("plots/val_loss.json", val_curve)
     tokens = trainer.state.num_input_tokens_seen
     trainable, total = model.get_nb_trainable_parameters()
     write_json("metrics/train.json", {
