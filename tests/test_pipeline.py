@@ -16,8 +16,9 @@ import yaml
 from conftest import ROOT
 from openai_server import OpenAIServer
 
-STAGES = ["base_model", "ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split",
-          "finetune", "evaluate"]
+CHAIN = ["base_model", "ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split",
+         "finetune", "evaluate"]
+STAGES = CHAIN[:8] + ["report"] + CHAIN[8:]  # report reads the data stages' outputs; nothing reads it
 DOCS = ["getting-started.md", "installation.txt", "fine-tuning-guide.pdf"]
 
 
@@ -75,16 +76,17 @@ def pipeline_run(tmp_path_factory, tiny_model, server):
 
 
 @pytest.mark.slow
-def test_dag_has_the_ten_stages_in_order(pipeline_run):
+def test_dag_has_the_eleven_stages_in_order(pipeline_run):
     project, _ = pipeline_run
     dag = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     assert list(dag) == STAGES
     out = sh(project, "dvc", "dag", "--md").stdout
     names = dict(re.findall(r'(node\d+)\["(\w+)"\]', out))
     edges = {(names[a], names[b]) for a, b in re.findall(r"(node\d+)-->(node\d+)", out)}
-    for upstream, downstream in zip(STAGES, STAGES[1:]):
+    for upstream, downstream in zip(CHAIN, CHAIN[1:]):
         assert (upstream, downstream) in edges
     assert ("base_model", "finetune") in edges and ("finetune", "evaluate") in edges
+    assert ("split", "report") in edges and not [e for e in edges if e[0] == "report"]
 
 
 @pytest.mark.slow
@@ -93,7 +95,7 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     metric_name = {"finetune": "train", "evaluate": "eval"}
     for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout
-        assert (project / "metrics" / f"{metric_name.get(stage, stage)}.json").exists()
+        assert stage == "report" or (project / "metrics" / f"{metric_name.get(stage, stage)}.json").exists()
     chunks = [json.loads(line) for line in (project / "data/chunks.jsonl").read_text().splitlines()]
     assert {c["doc"] for c in chunks} == {f"data/docs/{d}" for d in DOCS}
     assert any(c["pages"] for c in chunks) and any(c["section"] for c in chunks)
@@ -116,6 +118,25 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     assert len(predictions) == 8
     curated = json.loads((project / "metrics/curate.json").read_text())
     assert curated["teacher"]["calls"] > 0  # the judge ran through the HTTP server
+
+
+@pytest.mark.slow
+def test_data_report_shows_the_whole_funnel_and_a_clean_eval_audit(pipeline_run):
+    project, _ = pipeline_run
+    report = (project / "reports/data.md").read_text()
+    funnel = report[report.index("## Funnel"):report.index("## Eval-set audit")]
+    rows = [line.split(" | ")[0].strip("| ") for line in funnel.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split"]
+    train = (project / "data/train.jsonl").read_text().count("\n")
+    assert "| split | " in funnel and f" {train} train, " in funnel
+    assert "run again over the" in report and "flags **0**" in report
+    for doc in DOCS:
+        assert f"data/docs/{doc}" in report
+    lengths = (project / "plots/data_lengths.csv").read_text().splitlines()
+    assert lengths[0] == "words,questions,answers"
+    assert sum(int(line.split(",")[1]) for line in lengths[1:]) == train
+    shown = json.loads(sh(project, "dvc", "plots", "show", "--json").stdout)
+    assert not shown.get("errors"), shown.get("errors")
 
 
 @pytest.mark.slow

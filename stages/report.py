@@ -1,0 +1,82 @@
+"""The data report: funnel, lengths, pairs per document, samples.
+
+    dvc repro report            # or: python stages/report.py
+
+Writes reports/data.md and, for `dvc plots diff`, plots/data_funnel.csv,
+plots/data_lengths.csv and plots/data_per_doc.csv.
+"""
+
+import csv
+from pathlib import Path
+
+from faqforge.decontaminate import contamination
+from faqforge.io import load_params, read_evalset, read_jsonl
+from faqforge.records import pair_prompt, pair_response
+from faqforge.report import (COUNTED, SAMPLE_SIZE, funnel, length_histogram, one_per_reason, per_document,
+                             percentiles, render, stable_sample, words, yielded)
+from faqforge.stage import run
+
+STAGES = ("generate", "curate", "dedup", "decontaminate", "augment")
+
+
+def write_csv(path, rows):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["empty"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main():
+    d = load_params(sections=["decontaminate"])["decontaminate"]
+    ingest_report = read_jsonl("data/ingest_report.jsonl")
+    chunks = read_jsonl("data/chunks.jsonl")
+    stages = {"generate": "data/qa_raw.jsonl", "curate": "data/qa_curated.jsonl", "dedup": "data/qa_deduped.jsonl",
+              "decontaminate": "data/qa_clean.jsonl", "augment": "data/qa_augmented.jsonl"}
+    out = {stage: read_jsonl(path) for stage, path in stages.items()}
+    dropped = {stage: read_jsonl(f"data/{stage}_dropped.jsonl") for stage in STAGES}
+    by_id = {p["id"]: p for p in out["augment"]}
+    train = [by_id[r["id"]] for r in read_jsonl("data/train.jsonl")]
+    val = [by_id[r["id"]] for r in read_jsonl("data/val.jsonl")]
+    ingested = [r for r in ingest_report if r["status"] == "ingested"]
+    not_ingested = [{**r, "reason": r["status"]} for r in ingest_report if r["status"] != "ingested"]
+    paraphrases = len(out["augment"]) - len(out["decontaminate"])
+    rows = funnel([
+        ("ingest", "files", len(ingest_report), "chunks", len(chunks), not_ingested),
+        ("generate", "chunks", len(chunks), "raw pairs", len(out["generate"]), dropped["generate"]),
+        ("curate", "pairs", len(out["generate"]), "pairs", len(out["curate"]), dropped["curate"]),
+        ("dedup", "pairs", len(out["curate"]), "pairs", len(out["dedup"]), dropped["dedup"]),
+        ("decontaminate", "pairs", len(out["dedup"]), "pairs", len(out["decontaminate"]), dropped["decontaminate"]),
+        ("augment", "pairs", len(out["decontaminate"]), f"pairs ({paraphrases} paraphrases)", len(out["augment"]),
+         dropped["augment"]),
+        ("split", "pairs", len(out["augment"]), f"train, {len(val)} val", len(train), []),
+    ])
+    questions = [pair_prompt(p) for p in train]
+    answers = [pair_response(p) for p in train]
+    histogram = length_histogram(questions, answers)
+    lengths = {"questions": percentiles([words(q) for q in questions]),
+               "answers": percentiles([words(a) for a in answers])}
+    documents = per_document(ingest_report, chunks=chunks, raw=out["generate"], curated=out["curate"], train=train,
+                             val=val)
+    _, flagged = contamination(train + val, read_evalset("data/eval/evalset.json"), d["ngram"],
+                               d["question_threshold"], d["scorer"])
+    rule = (f"a shared {d['ngram']}-gram with an eval question or answer, or a question scoring "
+            f"{d['scorer']} >= {d['question_threshold']} against an eval question")
+    Path("reports").mkdir(exist_ok=True)
+    Path("reports/data.md").write_text(render(
+        rows, histogram, lengths, documents, stable_sample(train, SAMPLE_SIZE),
+        {"ingest": one_per_reason(not_ingested), **{s: one_per_reason(x) for s, x in dropped.items()}},
+        (len(train) + len(val), flagged, rule)),
+        encoding="utf-8")
+    write_csv("plots/data_funnel.csv", [{"stage": r["stage"], "pairs_out": int(r["out"].split()[0]),
+                                         "dropped": r["dropped"]} for r in rows])
+    write_csv("plots/data_lengths.csv", histogram)
+    write_csv("plots/data_per_doc.csv", [{k: d[k] for k in ("doc", *COUNTED)} for d in documents])
+    barren = sum(yielded(d) == 0 for d in documents)
+    print(f"report: reports/data.md ({len(ingested)} documents, {len(chunks)} chunks -> {len(train)} train pairs; "
+          f"{barren} documents gave no pair; {len(flagged)} pairs flagged by the eval-set audit)")
+
+
+if __name__ == "__main__":
+    run(main)
