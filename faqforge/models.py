@@ -13,6 +13,7 @@ saves the result once as a safetensors checkpoint that later loads in seconds.
 
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -65,12 +66,15 @@ def load_tokenizer(spec):
     return tokenizer
 
 
-def load_model(spec, dtype=torch.float32):
-    """Load (model, tokenizer) in eval mode."""
+def load_model(spec, dtype=torch.float32, quantization_config=None):
+    """Load (model, tokenizer) in eval mode; quantised (QLoRA) onto this
+    process's GPU when given a bitsandbytes `quantization_config`."""
     from transformers import AutoModelForCausalLM
+    quantised = {} if quantization_config is None else {
+        "quantization_config": quantization_config, "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))}}
 
     def loader(path, **kwargs):
-        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **quantised, **kwargs)
 
     model = _from_pretrained(spec, loader)
     model.eval()

@@ -1,69 +1,101 @@
 """LoRA fine-tune of the student (models/base/) on data/train.jsonl.
 
     dvc repro finetune          # or: python stages/finetune.py
+    # by hand on 4 GPUs (what finetune.num_processes: 4 runs for you):
+    torchrun --standalone --nproc_per_node=4 stages/finetune.py
 
 Writes the PEFT adapter to models/adapter/ (loadable by peft and by vLLM's
---enable-lora), metrics/train.json, and the loss curves in plots/ for
-`dvc plots show` / `dvc plots diff`.
+--enable-lora; with finetune.merge also models/adapter/merged/, a full model),
+metrics/train.json, and the training curves in plots/ for `dvc plots show` /
+`dvc plots diff`. Checkpoints go to cache/finetune/ every finetune.save_every
+steps; a run that was interrupted resumes from the last one.
 """
 
+import os
 import shutil
+import subprocess
+import sys
 import time
 
-import torch
-
-from faqforge.finetune import (PadCollator, curves_from_history, lora_model, padding_fraction,
-                               prepare_examples, training_arguments)
+from faqforge.finetune import (PadCollator, Trainer, check_init_adapter, curves_from_history, file_digest,
+                               final_validation, fingerprint, is_main_process, launch_command, lora_model,
+                               mean_train_loss, merge_adapter, peak_memory_mb, prepare_examples,
+                               quantization_config, resume_point, training_arguments, validation_start,
+                               world_size)
 from faqforge.io import PipelineError, load_params, read_jsonl, write_json
 from faqforge.models import load_model
 from faqforge.stage import run
 
-BASE, OUT = "models/base", "models/adapter"
+BASE, OUT, WORK = "models/base", "models/adapter", "cache/finetune"
 
 
 def main():
-    from transformers import Trainer, set_seed
-    p = load_params(sections=["finetune"])["finetune"]
+    import torch
+    from transformers import set_seed
+    params = load_params(sections=["finetune", "student"])
+    p = params["finetune"]
+    if p["num_processes"] > 1 and "WORLD_SIZE" not in os.environ:
+        print(f"finetune: launching {p['num_processes']} processes", flush=True)
+        sys.exit(subprocess.run(launch_command(p, __file__)).returncode)
+    quantization = quantization_config(p)
+    init_adapter = check_init_adapter(p["init_adapter"], OUT) if p["init_adapter"] else None
     set_seed(p["seed"])
-    model, tokenizer = load_model(BASE)
-    train, overlong = prepare_examples(tokenizer, read_jsonl("data/train.jsonl"), p["max_seq_length"])
-    val, val_overlong = prepare_examples(tokenizer, read_jsonl("data/val.jsonl"), p["max_seq_length"])
+    model, tokenizer = load_model(BASE, quantization_config=quantization)
+    train, overlong = prepare_examples(tokenizer, read_jsonl("data/train.jsonl"), p["max_seq_length"],
+                                       p["overlong"], "data/train.jsonl")
+    val, val_overlong = prepare_examples(tokenizer, read_jsonl("data/val.jsonl"), p["max_seq_length"],
+                                         p["overlong"], "data/val.jsonl")
     if not train:
         raise PipelineError("data/train.jsonl: no training example fits max_seq_length "
                             f"{p['max_seq_length']}; raise finetune.max_seq_length or check earlier stages' "
                             "metrics for where the pairs were dropped.")
-    model = lora_model(model, p)
+    model = lora_model(model, p, init_adapter)
     if p["gradient_checkpointing"]:
         model.enable_input_require_grads()
-    args = training_arguments(p, "cache/finetune", len(train))
+    run_id = fingerprint(p, params["student"], world_size(), file_digest("data/train.jsonl"),
+                         file_digest("data/val.jsonl"), file_digest(f"{BASE}/config.json"),
+                         init_adapter and file_digest(init_adapter))
+    checkpoint = resume_point(WORK, run_id) if p["resume"] else None
+    args = training_arguments(p, WORK, len(train), has_val=bool(val))
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val or None,
-                      data_collator=PadCollator(tokenizer.pad_token_id))
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+                      data_collator=PadCollator(tokenizer.pad_token_id), processing_class=tokenizer)
+    if checkpoint:
+        print(f"finetune: resuming from {checkpoint}", flush=True)
+    start_loss = validation_start(trainer, f"{WORK}/val_loss_start.json", checkpoint) if val else None
     start = time.monotonic()
-    result = trainer.train()
+    trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.monotonic() - start
-    final_val = trainer.evaluate()["eval_loss"] if val else None
-    shutil.rmtree(OUT, ignore_errors=True)
-    model.save_pretrained(OUT)
-    tokenizer.save_pretrained(OUT)
+    final_val = final_validation(trainer) if val else None
+    padding = trainer.padding_fraction()
+    if is_main_process():
+        shutil.rmtree(OUT, ignore_errors=True)
+    trainer.save_model(OUT)  # on every process: under FSDP the weights are gathered from all of them
+    if not is_main_process():
+        return
+    if p["merge"]:
+        merge_adapter(BASE, OUT, f"{OUT}/merged")
     train_curve, val_curve = curves_from_history(trainer.state.log_history)
+    if start_loss is not None:
+        val_curve.insert(0, {"step": 0, "val_loss": start_loss})
     write_json("plots/train_loss.json", train_curve)
     write_json("plots/val_loss.json", val_curve)
-    tokens = trainer.state.num_input_tokens_seen
     trainable, total = model.get_nb_trainable_parameters()
     write_json("metrics/train.json", {
-        "train_loss": result.training_loss, "val_loss": final_val, "steps": trainer.state.global_step,
-        "examples": len(train), "val_examples": len(val), "tokens_seen": tokens,
-        "tokens_per_second": round(tokens / seconds, 1), "seconds": round(seconds, 1),
-        "padding_fraction": round(padding_fraction([len(e["input_ids"]) for e in train], p["batch_size"]), 4),
+        "train_loss": mean_train_loss(train_curve), "train_loss_last": train_curve[-1]["train_loss"],
+        "val_loss": final_val,
+        "val_loss_start": start_loss,
+        "steps": trainer.state.global_step, "resumed_from": checkpoint, "processes": world_size(),
+        "examples": len(train), "val_examples": len(val), "tokens_seen": trainer.state.num_input_tokens_seen,
+        "tokens_per_second": trainer.throughput.tokens_per_second(), "seconds": round(seconds, 1),
+        "padding_fraction": round(padding, 4),
         "overlong_skipped": len(overlong) + len(val_overlong), "overlong": overlong + val_overlong,
         "trainable_parameters": trainable, "total_parameters": total,
-        "peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None,
+        "peak_memory_mb": peak_memory_mb(), "peak_memory_of": "cuda" if torch.cuda.is_available() else "process rss",
     })
+    shutil.rmtree(WORK, ignore_errors=True)  # the run finished: its checkpoints are no longer needed
     print(f"finetune: {trainer.state.global_step} steps on {len(train)} examples, train loss "
-          f"{result.training_loss:.3f}, val loss {final_val if final_val is None else round(final_val, 3)}; "
-          f"{len(overlong) + len(val_overlong)} over-long examples skipped")
+          f"{mean_train_loss(train_curve):.3f}, val loss {final_val if final_val is None else round(final_val, 3)}, "
+          f"padding {padding:.1%}; {len(overlong) + len(val_overlong)} over-long examples skipped")
 
 
 if __name__ == "__main__":
