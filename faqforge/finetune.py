@@ -237,7 +237,8 @@ class Throughput(transformers.TrainerCallback):
 class LengthGroupedBatches(torch.utils.data.Sampler):
     """Indices in batches of similar length: each epoch shuffles the examples,
     sorts each run of `MEGABATCH` global batches by length, cuts it into global
-    batches (batch_size x processes) and shuffles the batches' order. Each
+    batches (batch_size x processes) and shuffles the batches' order, the one
+    short batch last. Each
     process then takes its slice of a global batch, so the processes of one
     step get similar lengths too. Deterministic per (seed, epoch), which a
     resumed run relies on."""
@@ -261,8 +262,11 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
         for start in range(0, len(order), size):
             mega = sorted(order[start:start + size], key=self.lengths.__getitem__, reverse=True)
             batches += [mega[i:i + self.global_batch] for i in range(0, len(mega), self.global_batch)]
-        shuffled = torch.randperm(len(batches), generator=generator).tolist()
-        return iter([i for b in shuffled for i in batches[b]])
+        # Only full batches are shuffled: a short one in the middle would shift every later batch boundary.
+        full = [b for b in batches if len(b) == self.global_batch]
+        short = [b for b in batches if len(b) < self.global_batch]
+        shuffled = [full[k] for k in torch.randperm(len(full), generator=generator).tolist()] + short
+        return iter([i for batch in shuffled for i in batch])
 
 
 class Trainer(transformers.Trainer):
