@@ -66,6 +66,12 @@ def write_json(path, obj):
         tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def write_text(path, text):
+    """Write a text file (a report) atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def load_params(path="params.yaml", sections=()):
     """Load params.yaml and return the requested top-level sections as a dict.
 

@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 
 from faqforge.decontaminate import contamination
-from faqforge.io import load_params, read_evalset, read_jsonl
+from faqforge.io import load_params, read_evalset, read_jsonl, write_text
 from faqforge.records import pair_prompt, pair_response
 from faqforge.report import (COUNTED, SAMPLE_SIZE, funnel, length_histogram, one_per_reason, per_document,
                              percentiles, render, stable_sample, words, yielded)
@@ -63,12 +63,10 @@ def main():
                                d["question_threshold"], d["scorer"])
     rule = (f"a shared {d['ngram']}-gram with an eval question or answer, or a question scoring "
             f"{d['scorer']} >= {d['question_threshold']} against an eval question")
-    Path("reports").mkdir(exist_ok=True)
-    Path("reports/data.md").write_text(render(
+    write_text("reports/data.md", render(
         rows, histogram, lengths, documents, stable_sample(train, SAMPLE_SIZE),
         {"ingest": one_per_reason(not_ingested), **{s: one_per_reason(x) for s, x in dropped.items()}},
-        (len(train) + len(val), flagged, rule)),
-        encoding="utf-8")
+        (len(train) + len(val), flagged, rule)))
     write_csv("plots/data_funnel.csv", [{"stage": r["stage"], "pairs_out": int(r["out"].split()[0]),
                                          "dropped": r["dropped"]} for r in rows])
     write_csv("plots/data_lengths.csv", histogram)
