@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from faqforge.evaluate import bootstrap_ci, compare, eval_metrics, rouge_scores
@@ -38,3 +40,51 @@ def test_eval_metrics_nesting():
     metrics = eval_metrics(predictions, n_resamples=50)
     assert metrics["n_questions"] == 3
     assert metrics["rougeL"]["delta"] == 1 and metrics["rougeL"]["delta_ci95"] == [1, 1]
+
+
+def test_judge_scores_read_verdict_score_and_p_yes():
+    from faqforge.evaluate import judge_scores
+    assert judge_scores("Reason: it omits the flag.\n**Verdict:** no\nScore: 2")[0] == \
+        {"judge_yes": 0, "judge_score": 2, "judge_p_yes": None}
+    assert judge_scores("I am not sure what to say.")[0]["judge_yes"] is None
+    logprobs = [{"token": "Verdict: ", "logprob": 0.0, "top": {}},
+                {"token": "NO", "logprob": math.log(0.3), "top": {"YES": math.log(0.6), "NO": math.log(0.3)}}]
+    # P(YES) = 0.6 / 0.9 decides over the written NO, as in curation.
+    scores, _ = judge_scores("Verdict: NO", logprobs)
+    assert scores["judge_yes"] == 1 and scores["judge_p_yes"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_judge_metrics_hand_computed():
+    from faqforge.evaluate import judge_metrics
+    rows = [(1, 1, 5, 5), (0, 1, 2, 4), (0, 0, None, 1), (None, 1, 3, 3)]  # base yes, tuned yes, base, tuned score
+    predictions = [{"scores": {"base": {"judge_yes": by, "judge_score": bs},
+                               "tuned": {"judge_yes": ty, "judge_score": ts}}} for by, ty, bs, ts in rows]
+    metrics = judge_metrics(predictions, n_resamples=100)
+    assert (metrics["judged"], metrics["unreadable"]) == (3, 1)  # the 4th has no base verdict
+    assert metrics["base_yes_rate"] == pytest.approx(1 / 3) and metrics["tuned_yes_rate"] == pytest.approx(2 / 3)
+    assert metrics["yes_rate_delta"] == pytest.approx(1 / 3)
+    assert (metrics["win_rate"], metrics["tie_rate"], metrics["loss_rate"]) == pytest.approx((1 / 3, 2 / 3, 0))
+    # Scores pair up where both sides have one: items 1, 2 and 4.
+    assert metrics["score"]["base"] == pytest.approx(10 / 3) and metrics["score"]["tuned"] == 4
+    assert metrics["score"]["delta"] == pytest.approx(2 / 3)
+
+
+def test_eval_metrics_without_judge_and_compare_of_nothing():
+    assert compare([], []) is None
+    predictions = [{"scores": {"base": {"rouge1": 0, "rouge2": 0, "rougeL": 0},
+                               "tuned": {"rouge1": 1, "rouge2": 1, "rougeL": 1}}}]
+    assert "judge" not in eval_metrics(predictions, n_resamples=10)
+
+
+def test_report_has_the_headline_and_the_biggest_changes_side_by_side():
+    from faqforge.evaluate import render_report
+    predictions = [{"index": i, "question": f"q{i}?", "reference": f"ref {i}", "base": f"base {i}",
+                    "tuned": f"tuned | {i}", "scores": {"base": {"rouge1": 0.5, "rouge2": 0.5, "rougeL": 0.5},
+                                                        "tuned": {"rouge1": r, "rouge2": r, "rougeL": r}}}
+                   for i, r in enumerate([0.9, 0.1, 0.5, 0.7])]
+    report = render_report(predictions, eval_metrics(predictions, n_resamples=50), k=2)
+    assert "| ROUGE-L | 0.500 | 0.550 | +0.050 |" in report
+    helped, hurt = report.split("## Where tuning helped most")[1].split("## Where tuning hurt most")
+    assert helped.index("| 0 | q0?") < helped.index("| 3 | q3?") and "| 1 |" not in helped
+    assert hurt.index("| 1 | q1?") < hurt.index("| 2 | q2?")
+    assert "tuned \\| 0" in report  # a | inside a cell does not break the table

@@ -114,8 +114,14 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     assert train_metrics["steps"] == 4 and train_metrics["trainable_parameters"] > 0
     generate = json.loads((project / "metrics/generate.json").read_text())
     assert generate["pairs"] > 0 and generate["teacher"]["calls"] == len(chunks)
-    predictions = (project / "data/eval/predictions.jsonl").read_text().splitlines()
+    predictions = [json.loads(line) for line in (project / "data/eval/predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 8
+    # The judge (the test server says YES, score 4, to every answer) graded all 16 answers over HTTP.
+    assert metrics["judge"]["judged"] == 8 and metrics["judge"]["tuned_yes_rate"] == 1.0
+    assert metrics["judge"]["score"]["base"] == 4 and metrics["teacher"]["calls"] == 16
+    assert all(p["scores"]["tuned"]["judge_score"] == 4 and p["judge"]["base"] for p in predictions)
+    report = (project / "reports/eval.md").read_text()
+    assert "| ROUGE-L |" in report and "| judge YES rate |" in report and "## Where tuning hurt most" in report
     curated = json.loads((project / "metrics/curate.json").read_text())
     assert curated["teacher"]["calls"] > 0  # the judge ran through the HTTP server
 
