@@ -1,13 +1,14 @@
 """faqforge's commands.
 
     python -m faqforge serve [--lora-modules chatbot=models/adapter]   an OpenAI-compatible server
+    python -m faqforge chat [--question Q] [--base-url URL --model NAME]   chat with the tuned model
 
 The pipeline itself runs with `dvc repro`.
 """
 
 import sys
 
-COMMANDS = {"serve": "faqforge.serve"}
+COMMANDS = {"serve": "faqforge.serve", "chat": "faqforge.chat"}
 
 
 def main(argv=None):

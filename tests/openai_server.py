@@ -6,6 +6,7 @@ computed from the request, so the pipeline's parsing is exercised on realistic t
   generate requests  -> a JSON list of pairs built from sentences of the chunk
   judge requests     -> "Reason: ... Verdict: YES Score: 4"
   paraphrase requests-> a rephrased question
+  "stream": true     -> the same reply as server-sent events, a chunk per word
 
 Faults: `faults` is a list of fault names consumed one per request (None = answer
 normally), or `fault_rate` draws one at random from FAULTS for that share of requests:
@@ -110,8 +111,27 @@ class OpenAIServer:
                 elif server.reject_schema and body.get("response_format"):
                     self._send(400, {"error": {"message": "response_format json_schema is not supported",
                                                "type": "invalid_request_error"}})
+                elif body.get("stream"):
+                    self._stream(body)
                 else:
                     self._send(200, self._completion(body))
+
+            def _stream(self, body):
+                """Server-sent events, one chunk per word, then [DONE], as the OpenAI API streams."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                words = re.findall(r"\S+\s*", teacher_reply(body["messages"]))
+                for k, piece in enumerate(words + [None]):
+                    delta = {"role": "assistant", "content": piece} if piece is not None else {}
+                    chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0,
+                             "model": body["model"], "choices": [{"index": 0, "delta": delta,
+                                                                  "finish_reason": None if piece else "stop"}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.close_connection = True
 
             def _completion(self, body):
                 text = teacher_reply(body["messages"])

@@ -1,0 +1,149 @@
+"""Chat with the fine-tuned model in the terminal.
+
+    python -m faqforge chat                                       # models/base + models/adapter
+    python -m faqforge chat --question "How do I add documents?"  # one answer, for scripts
+    python -m faqforge chat --base-url http://gpu-host:8000/v1 --model chatbot   # a served model
+
+Each question sees the conversation so far; /reset starts over, /quit (or
+Ctrl-D) leaves. Answers stream token by token. The system prompt is the one
+the model was trained with (params.yaml split.system_prompt), so the chat
+sees exactly the prompts evaluation saw.
+"""
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+
+from faqforge.io import PipelineError, load_params
+from faqforge.models import chat_prompt, load_model
+from faqforge.split import question_messages
+
+PROMPT = "you> "
+
+
+class LocalChat:
+    """A local model, with an adapter when given one, answering through its chat template."""
+
+    def __init__(self, model_spec, adapter, max_new_tokens, temperature, seed=0):
+        self.seed = seed
+        self.model, self.tokenizer = load_model(model_spec)
+        if adapter:
+            from peft import PeftModel
+            if not (Path(adapter) / "adapter_config.json").exists():
+                raise PipelineError(f"--adapter {adapter}: no adapter_config.json there; train one with "
+                                    "`dvc repro finetune`, or pass --adapter '' to chat with the base model.")
+            self.model = PeftModel.from_pretrained(self.model, adapter).eval()
+        self.sampling = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0}
+        if temperature > 0:
+            self.sampling["temperature"] = temperature
+
+    def stream(self, messages):
+        import torch
+        from transformers import TextIteratorStreamer
+        torch.manual_seed(self.seed)  # with temperature > 0, the same conversation gets the same answer
+        inputs = self.tokenizer(chat_prompt(self.tokenizer, messages), return_tensors="pt", add_special_tokens=False)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        worker = threading.Thread(target=self.model.generate, kwargs={
+            **inputs, **self.sampling, "streamer": streamer, "pad_token_id": self.tokenizer.pad_token_id})
+        worker.start()
+        yield from streamer
+        worker.join()
+
+
+class ServedChat:
+    """A model behind an OpenAI-compatible server (vLLM, `python -m faqforge serve`), streamed."""
+
+    def __init__(self, base_url, model, api_key_env, max_tokens, temperature):
+        import openai
+        self.client = openai.OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env or "") or "none")
+        self.model, self.sampling = model, {"max_tokens": max_tokens, "temperature": temperature}
+
+    def stream(self, messages):
+        import openai
+        try:
+            for chunk in self.client.chat.completions.create(model=self.model, messages=messages, stream=True,
+                                                              **self.sampling):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except openai.OpenAIError as e:
+            raise PipelineError(f"{self.client.base_url}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
+def answer(bot, messages, out):
+    """Stream one answer to `out`; returns its text."""
+    parts = []
+    for piece in bot.stream(messages):
+        parts.append(piece)
+        out.write(piece)
+        out.flush()
+    out.write("\n")
+    return "".join(parts).strip()
+
+
+def converse(bot, system_prompt, read=input, out=sys.stdout):
+    """The interactive loop: a multi-turn conversation until /quit or end of input."""
+    start = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    history = list(start)
+    out.write("Ask a question; /reset starts over, /quit leaves.\n")
+    while True:
+        try:
+            line = read(PROMPT).strip()
+        except EOFError:
+            out.write("\n")
+            return
+        if line == "/quit":
+            return
+        if line == "/reset":
+            history = list(start)
+            out.write("(conversation reset)\n")
+            continue
+        if not line:
+            continue
+        history.append({"role": "user", "content": line})
+        history.append({"role": "assistant", "content": answer(bot, history, out)})
+
+
+def default_system_prompt():
+    if not Path("params.yaml").exists():
+        return None
+    return load_params(sections=["split"])["split"]["system_prompt"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m faqforge chat", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--question", help="answer this one question and exit")
+    parser.add_argument("--model", help="local: the base model (default models/base); "
+                                        "with --base-url: the served model's name (e.g. chatbot)")
+    parser.add_argument("--adapter", default="models/adapter", help="local: the LoRA adapter ('' for none)")
+    parser.add_argument("--base-url", help="chat with a model behind this OpenAI-compatible /v1 URL instead")
+    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="with --base-url: the key's variable")
+    parser.add_argument("--system", help="system prompt (default: params.yaml split.system_prompt)")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 answers greedily")
+    parser.add_argument("--seed", type=int, default=0, help="local: sampling seed when --temperature > 0")
+    args = parser.parse_args(argv)
+    try:
+        system_prompt = args.system if args.system is not None else default_system_prompt()
+        if args.base_url:
+            if not args.model:
+                raise PipelineError("--base-url needs --model, the name the server serves (e.g. chatbot)")
+            bot = ServedChat(args.base_url, args.model, args.api_key_env, args.max_new_tokens, args.temperature)
+        else:
+            bot = LocalChat(args.model or "models/base", args.adapter, args.max_new_tokens, args.temperature,
+                            args.seed)
+        if args.question:
+            answer(bot, question_messages(args.question, system_prompt), sys.stdout)
+        else:
+            try:
+                import readline  # noqa: F401  line editing and history for input()
+            except ImportError:
+                pass
+            converse(bot, system_prompt)
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+    return 0

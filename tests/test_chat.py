@@ -1,0 +1,110 @@
+import io
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+from conftest import ROOT
+from faqforge.chat import answer, converse
+from openai_server import teacher_reply
+
+QUESTION = "How do I run the whole pipeline with make run on a laptop?"
+
+
+class RecordingBot:
+    """Stands in for the model in the loop's own test: answers in two pieces
+    and records every conversation it was asked to continue."""
+
+    def __init__(self):
+        self.seen = []
+
+    def stream(self, messages):
+        self.seen.append([dict(m) for m in messages])
+        yield "answer "
+        yield str(len(self.seen))
+
+
+def test_conversation_is_multi_turn_and_reset_starts_over():
+    bot, out = RecordingBot(), io.StringIO()
+    lines = iter(["first?", "", "second?", "/reset", "third?", "/quit", "never read"])
+    converse(bot, "Be brief.", read=lambda prompt: next(lines), out=out)
+    first, second, third = bot.seen
+    assert first == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "first?"}]
+    assert second == first + [{"role": "assistant", "content": "answer 1"}, {"role": "user", "content": "second?"}]
+    assert third == first[:1] + [{"role": "user", "content": "third?"}]
+    assert "answer 1\nanswer 2\n(conversation reset)\nanswer 3\n" in out.getvalue()
+
+
+def test_end_of_input_leaves_quietly():
+    def read(prompt):
+        raise EOFError
+    converse(RecordingBot(), None, read=read, out=io.StringIO())
+
+
+def read_until(fd, marker, timeout=120):
+    """Read from a pty until `marker` appears; returns everything read."""
+    data, deadline = b"", time.monotonic() + timeout
+    while marker.encode() not in data:
+        assert time.monotonic() < deadline, f"no {marker!r} in {data.decode(errors='replace')!r}"
+        ready, _, _ = select.select([fd], [], [], 1)
+        if ready:
+            try:
+                data += os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+    return data.decode(errors="replace")
+
+
+def test_chat_in_a_terminal_answers_resets_and_quits(tiny_model, tmp_path):
+    """The real command under a pseudo-terminal, with the tiny model and no adapter."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    # Sampled with a seed: greedy, the random tiny model only writes newlines.
+    command = [sys.executable, "-m", "faqforge", "chat", "--model", tiny_model, "--adapter", "",
+               "--max-new-tokens", "8", "--system", "Be brief.", "--temperature", "1", "--seed", "3"]
+    one_shot = subprocess.run(command + ["--question", QUESTION], capture_output=True, text=True, cwd=tmp_path,
+                              env=env, timeout=120).stdout.strip()
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal, cwd=tmp_path, env=env)
+    os.close(terminal)
+    try:
+        assert "/reset starts over" in read_until(controller, "you> ")
+        os.write(controller, f"{QUESTION}\n".encode())
+        reply = read_until(controller, "you> ")
+        answer_text = reply.split(QUESTION, 1)[-1].rsplit("you> ", 1)[0].strip()
+        # The answer streamed onto the terminal is the one the one-shot mode prints.
+        assert answer_text and answer_text == one_shot, (reply, one_shot)
+        os.write(controller, b"/reset\n")
+        assert "(conversation reset)" in read_until(controller, "you> ")
+        os.write(controller, b"/quit\n")
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+        os.close(controller)
+
+
+def test_one_shot_question_streams_from_a_served_model(openai_server):
+    """--base-url: the answer arrives as server-sent events from a real HTTP server."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TEST_KEY": "secret"}
+    result = subprocess.run([sys.executable, "-m", "faqforge", "chat", "--base-url", openai_server.base_url,
+                             "--model", "test-teacher", "--api-key-env", "TEST_KEY", "--system", "Be brief.",
+                             "--question", QUESTION], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    expected = teacher_reply([{"role": "system", "content": "Be brief."}, {"role": "user", "content": QUESTION}])
+    assert result.stdout.strip() == expected.strip() and len(expected.split()) > 3
+    request = openai_server.requests[-1]
+    assert request["body"]["stream"] is True and request["auth"] == "Bearer secret"
+
+
+def test_answer_writes_as_it_streams():
+    out = io.StringIO()
+    assert answer(RecordingBot(), [{"role": "user", "content": "q"}], out) == "answer 1"
+    assert out.getvalue() == "answer 1\n"
+
+
+def test_unreachable_server_is_a_clear_error():
+    result = subprocess.run([sys.executable, "-m", "faqforge", "chat", "--base-url", "http://127.0.0.1:9/v1",
+                             "--model", "chatbot", "--question", "hi"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert result.returncode == 1 and result.stderr.startswith("error: http://127.0.0.1:9/v1")
