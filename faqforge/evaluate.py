@@ -7,8 +7,13 @@ reference and writes a reason, a YES/NO verdict and a 1-5 score.
 """
 
 import random
+import tempfile
 
 from faqforge.curate import parse_verdict
+from faqforge.generation import generate_chat
+from faqforge.io import PipelineError
+from faqforge.llm import Teacher
+from faqforge.models import load_model
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -52,6 +57,45 @@ def compare(base, tuned, n_resamples=2000, seed=0):
         "tie_rate": sum(d == 0 for d in diffs) / n,
         "loss_rate": sum(d < 0 for d in diffs) / n,
     }
+
+
+def local_answers(chats, params, base="models/base", adapter="models/adapter"):
+    """(base, tuned) replies from the student in-process: the same model
+    answers twice, with the adapter disabled and enabled, in batches."""
+    from peft import PeftModel
+    model, tokenizer = load_model(base)
+    model = PeftModel.from_pretrained(model, adapter).eval()
+    settings = {"max_new_tokens": params["max_new_tokens"], "temperature": params["temperature"],
+                "batch_size": params["batch_size"], "seed": params["seed"]}
+    tuned = generate_chat(model, tokenizer, chats, desc="tuned answers", **settings)
+    with model.disable_adapter():
+        base_replies = generate_chat(model, tokenizer, chats, desc="base answers", **settings)
+    return base_replies, tuned
+
+
+def served_answers(chats, params, teacher_params):
+    """(base, tuned) replies from the models an OpenAI-compatible server serves
+    under `served.base_model` and `served.tuned_model`, with the same decoding
+    as in-process. Not cached: a server can serve a new adapter under the same
+    name. Any failed request stops the evaluation rather than score a gap."""
+    served = params["served"]
+    replies = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in (served["base_model"], served["tuned_model"]):
+            client = Teacher({**teacher_params, "backend": "openai", "model": name, "base_url": served["base_url"],
+                              "api_key_env": served["api_key_env"], "temperature": params["temperature"],
+                              "max_tokens": params["max_new_tokens"], "seed": params["seed"],
+                              "usd_per_1m_prompt_tokens": 0, "usd_per_1m_completion_tokens": 0,
+                              "budget_usd": None}, cache_dir=f"{scratch}/{len(replies)}")
+            answers = client.chat(chats, desc=f"{name} answers")
+            failed = [r for r in answers if r.get("error")]
+            if failed:
+                raise PipelineError(f"params.yaml: evaluate.served: {len(failed)} of {len(chats)} requests to "
+                                    f"{served['base_url']} for model {name!r} failed ({failed[0]['error']}: "
+                                    f"{failed[0].get('message')}); check the server and the model names it "
+                                    "serves (GET /v1/models).")
+            replies.append(answers)
+    return replies
 
 
 def judge_messages(question, reference, answer, params):
@@ -122,10 +166,10 @@ def _row(name, m):
 def render_report(predictions, metrics, k=5):
     """reports/eval.md: the headline table, then the questions where tuning
     helped most and hurt most (by ROUGE-L), base and tuned side by side."""
+    models = metrics.get("models", {"base": "the base student", "tuned": "the base with the adapter"})
     lines = ["# Evaluation: base vs fine-tuned student", "",
-             f"{metrics['n_questions']} questions of data/eval/evalset.json, answered by the base student and by "
-             "the base with the adapter (models/adapter/), with the same chat template, system prompt and greedy "
-             "decoding. Differences are tuned minus base, paired by question, with a bootstrap 95% interval; "
+             f"{metrics['n_questions']} questions of data/eval/evalset.json, answered by {models['base']} and by "
+             f"{models['tuned']}, with the same chat template, system prompt and decoding. Differences are tuned minus base, paired by question, with a bootstrap 95% interval; "
              "win / tie / loss count the questions where tuned scored higher / the same / lower.", "",
              "| metric | base | tuned | delta | 95% CI | win / tie / loss |", "|---|---|---|---|---|---|"]
     lines += [_row(f"ROUGE-{t[5:]}", metrics[t]) for t in ROUGE_TYPES]

@@ -3,17 +3,18 @@
     dvc repro evaluate          # or: python stages/evaluate.py
 
 Both answer with the same chat template, system prompt and decoding; the base
-answers come from the same model with the adapter disabled. Scores: ROUGE, and
+answers come from the same model with the adapter disabled. With
+evaluate.served.base_url set, both answer from an OpenAI-compatible server by
+name instead (e.g. vLLM serving the adapter as `chatbot`). Scores: ROUGE, and
 the teacher as judge of each answer against the reference (cached in
 cache/llm/evaluate/ like every teacher call). Writes data/eval/predictions.jsonl,
 metrics/eval.json, plots/eval_per_question.json and reports/eval.md.
 """
 
-from faqforge.evaluate import eval_metrics, judge_messages, judge_scores, render_report, rouge_scores
+from faqforge.evaluate import (eval_metrics, judge_messages, judge_scores, local_answers, render_report,
+                               rouge_scores, served_answers)
 from faqforge.io import load_params, read_evalset, write_json, write_jsonl, write_text
-from faqforge.generation import generate_chat
 from faqforge.llm import Teacher
-from faqforge.models import load_model
 from faqforge.split import question_messages
 from faqforge.stage import run
 
@@ -21,19 +22,14 @@ EVALSET = "data/eval/evalset.json"
 
 
 def main():
-    from peft import PeftModel
     params = load_params(sections=["evaluate", "split", "teacher"])
     p, system_prompt = params["evaluate"], params["split"]["system_prompt"]
     evalset = read_evalset(EVALSET)
-    model, tokenizer = load_model("models/base")
-    model = PeftModel.from_pretrained(model, "models/adapter")
-    model.eval()
     chats = [question_messages(item["question"], system_prompt) for item in evalset]
-    settings = {"max_new_tokens": p["max_new_tokens"], "temperature": p["temperature"],
-                "batch_size": p["batch_size"], "seed": p["seed"]}
-    tuned = generate_chat(model, tokenizer, chats, desc="tuned answers", **settings)
-    with model.disable_adapter():
-        base = generate_chat(model, tokenizer, chats, desc="base answers", **settings)
+    if p["served"]["base_url"]:
+        base, tuned = served_answers(chats, p, params["teacher"])
+    else:
+        base, tuned = local_answers(chats, p)
     references = [item["answer"] for item in evalset]
     base_scores = rouge_scores(references, [r["text"] for r in base])
     tuned_scores = rouge_scores(references, [r["text"] for r in tuned])
@@ -45,6 +41,9 @@ def main():
         judge(teacher, predictions, p["judge"])
     write_jsonl("data/eval/predictions.jsonl", predictions)
     metrics = eval_metrics(predictions, p["bootstrap_resamples"], p["seed"])
+    served = p["served"]
+    metrics["models"] = ({k: f"{served[k + '_model']} at {served['base_url']}" for k in ("base", "tuned")}
+                         if served["base_url"] else {"base": "models/base", "tuned": "models/base + models/adapter"})
     metrics["teacher"] = teacher.stats
     write_json("metrics/eval.json", metrics)
     write_text("reports/eval.md", render_report(predictions, metrics))

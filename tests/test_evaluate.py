@@ -3,6 +3,7 @@ import math
 import pytest
 
 from faqforge.evaluate import bootstrap_ci, compare, eval_metrics, rouge_scores
+from faqforge.io import PipelineError
 
 
 def test_rouge_hand_computed():
@@ -88,3 +89,33 @@ def test_report_has_the_headline_and_the_biggest_changes_side_by_side():
     assert helped.index("| 0 | q0?") < helped.index("| 3 | q3?") and "| 1 |" not in helped
     assert hurt.index("| 1 | q1?") < hurt.index("| 2 | q2?")
     assert "tuned \\| 0" in report  # a | inside a cell does not break the table
+
+
+SERVED = {"base_url": None, "tuned_model": "chatbot", "base_model": "base", "api_key_env": "TEST_KEY"}
+DECODING = {"max_new_tokens": 32, "temperature": 0.0, "seed": 0}
+
+
+def test_served_models_answer_by_name_over_http(openai_server, monkeypatch):
+    from openai_server import teacher_reply
+
+    from faqforge.evaluate import served_answers
+    monkeypatch.setenv("TEST_KEY", "secret")
+    chats = [[{"role": "system", "content": "Be brief."},
+              {"role": "user", "content": f"How do I configure option number {i} of the pipeline?"}] for i in range(3)]
+    params = {**DECODING, "served": {**SERVED, "base_url": openai_server.base_url}}
+    base, tuned = served_answers(chats, params, {"backend": "local", "model": "embedded:smollm2-135m-instruct"})
+    assert [r["text"] for r in tuned] == [teacher_reply(c) for c in chats] == [r["text"] for r in base]
+    asked = [(r["body"]["model"], r["body"]["temperature"], r["body"]["max_tokens"], r["auth"])
+             for r in openai_server.requests]
+    assert sorted(asked) == [("base", 0.0, 32, "Bearer secret")] * 3 + [("chatbot", 0.0, 32, "Bearer secret")] * 3
+
+
+def test_a_failed_request_to_the_served_model_stops_the_evaluation():
+    from openai_server import OpenAIServer
+
+    from faqforge.evaluate import served_answers
+    with OpenAIServer(faults=["404"]) as server:
+        params = {**DECODING, "served": {**SERVED, "base_url": server.base_url}}
+        with pytest.raises(PipelineError, match=r"evaluate.served: 1 of 2 requests .* for model 'base' failed"):
+            served_answers([[{"role": "user", "content": "q?"}]] * 2, params,
+                           {"backend": "local", "model": "x", "max_retries": 0})
