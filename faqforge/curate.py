@@ -29,6 +29,21 @@ def grounding_score(answer, source):
     return len(words & content_words(source)) / len(words)
 
 
+def repeated_run(text, n):
+    """The first run of `n` words that occurs twice in `text` (a small teacher
+    looping: "The file is named x. The file is named x."), or None; n = 0 is off."""
+    if not n:
+        return None
+    words = _WORD.findall(text.lower())
+    seen = set()
+    for i in range(len(words) - n + 1):
+        run = tuple(words[i:i + n])
+        if run in seen:
+            return " ".join(run)
+        seen.add(run)
+    return None
+
+
 def rule_violation(pair, rules):
     """The first rule a pair breaks, as a reason string, or None."""
     q, a = pair_prompt(pair), pair_response(pair)
@@ -46,6 +61,10 @@ def rule_violation(pair, rules):
         return "question does not end with a question mark"
     if normalise(q) in normalise(a):
         return "answer repeats the question"
+    for name, text in (("question", q), ("answer", a)):
+        run = repeated_run(text, rules.get("repeated_words", 0))
+        if run:
+            return f"{name} repeats itself ('{run}' occurs more than once)"
     for pattern in rules["reject_patterns"]:
         if re.search(pattern, q, re.I):
             return f"question refers to a text the user cannot see (matches {pattern!r})"

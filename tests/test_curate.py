@@ -3,7 +3,7 @@ import pytest
 from faqforge.curate import grounding_score, judge_keeps, parse_verdict, rule_violation
 
 RULES = {"min_question_chars": 10, "max_question_chars": 200, "min_answer_chars": 3, "max_answer_chars": 40,
-         "require_question_mark": True, "reject_patterns": [r"\bthe text\b"]}
+         "require_question_mark": True, "reject_patterns": [r"\bthe text\b"], "repeated_words": 3}
 
 
 def test_grounding_counts_content_words_found_in_source():
@@ -22,6 +22,8 @@ def test_grounding_counts_content_words_found_in_source():
     ("How do I push data?", "Run dvc push, " * 5, "answer longer than 40"),
     ("   ", "Run dvc push.", "empty question"),
     ("How do I push data?", "how do I push data?", "repeats the question"),
+    ("How do I push data?", "Use dvc push. Use DVC push!", "answer repeats itself ('use dvc push' occurs"),
+    ("Where is it, where is it, where?", "In data/docs.", "question repeats itself"),
 ])
 def test_rules_name_the_broken_rule(question, answer, reason):
     assert reason in rule_violation({"question": question, "answer": answer}, RULES)
@@ -95,3 +97,10 @@ def test_judge_keeps_by_p_yes_when_asked():
     assert judge_keeps({"result": "YES", "score": 2, "p_yes": 0.9}, params)
     # no logprobs from the server: the written verdict decides
     assert judge_keeps({"result": "YES", "score": 4, "p_yes": None}, params)
+
+
+def test_repeated_run_needs_the_same_words_twice():
+    from faqforge.curate import repeated_run
+    assert repeated_run("run dvc push, then dvc push again", 3) is None  # 'dvc push' twice, but no 3-word run
+    assert repeated_run("the file is x. the file is y.", 3) == "the file is"
+    assert repeated_run("the file is x. the file is y.", 0) is None
