@@ -99,10 +99,17 @@ def served_answers(chats, params, teacher_params):
 
 
 def judge_messages(question, reference, answer, params):
-    """The chat asking the teacher to grade one answer against the reference."""
-    return [{"role": "system", "content": params["system_prompt"].strip()},
-            {"role": "user", "content": params["user_prompt"].format(
-                question=question, reference=reference, answer=answer).strip()}]
+    """The chat asking the teacher to grade one answer against the reference,
+    after the worked examples from params as earlier turns."""
+    messages = [{"role": "system", "content": params["system_prompt"].strip()}]
+    for example in params.get("examples") or []:
+        messages += [{"role": "user", "content": params["user_prompt"].format(
+                          question=example["question"], reference=example["reference"],
+                          answer=example["answer"]).strip()},
+                     {"role": "assistant", "content": example["reply"].strip()}]
+    messages.append({"role": "user", "content": params["user_prompt"].format(
+        question=question, reference=reference, answer=answer).strip()})
+    return messages
 
 
 def judge_scores(reply, logprobs=None):

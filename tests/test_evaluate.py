@@ -119,3 +119,14 @@ def test_a_failed_request_to_the_served_model_stops_the_evaluation():
         with pytest.raises(PipelineError, match=r"evaluate.served: 1 of 2 requests .* for model 'base' failed"):
             served_answers([[{"role": "user", "content": "q?"}]] * 2, params,
                            {"backend": "local", "model": "x", "max_retries": 0})
+
+
+def test_judge_prompt_has_the_examples_as_turns_and_the_answer_last():
+    from faqforge.evaluate import judge_messages
+    from faqforge.io import load_params
+    params = load_params("params.yaml", ["evaluate"])["evaluate"]["judge"]
+    messages = judge_messages("How do I run it?", "Use make run.", "Run make run.", params)
+    assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * len(params["examples"]) + ["user"]
+    assert "Verdict: NO" in messages[-2]["content"] or "Verdict: YES" in messages[-2]["content"]
+    assert messages[-1]["content"] == "Question: How do I run it?\nReference answer: Use make run.\n" \
+                                      "Answer to grade: Run make run."
