@@ -187,8 +187,9 @@ def render_report(predictions, metrics, k=5):
             "delta_ci95": judge["yes_rate_delta_ci95"], "win_rate": judge["win_rate"],
             "tie_rate": judge["tie_rate"], "loss_rate": judge["loss_rate"]}
         lines += [_row("judge YES rate", yes), _row("judge score (1-5)", judge["score"]), "",
-                  f"The judge's verdict could be read for {judge['judged']} of {metrics['n_questions']} questions "
-                  f"on both sides ({judge['unreadable']} left out)."]
+                  f"The judge ({judge.get('model', 'the teacher')}) wrote a readable verdict on both answers for "
+                  f"{judge['judged']} of {metrics['n_questions']} questions ({judge['unreadable']} left out). "
+                  "A judge is only as good as its model: act on these rows with a strong teacher."]
     delta = sorted(predictions, key=lambda p: p["scores"]["tuned"]["rougeL"] - p["scores"]["base"]["rougeL"])
     for title, chosen in (("Where tuning helped most", delta[::-1][:k]), ("Where tuning hurt most", delta[:k])):
         lines += ["", f"## {title}", "", "| # | question | reference | base | tuned | ROUGE-L base -> tuned |",

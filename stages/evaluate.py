@@ -41,6 +41,8 @@ def main():
         judge(teacher, predictions, p["judge"])
     write_jsonl("data/eval/predictions.jsonl", predictions)
     metrics = eval_metrics(predictions, p["bootstrap_resamples"], p["seed"])
+    if "judge" in metrics:
+        metrics["judge"]["model"] = teacher.model_id
     served = p["served"]
     metrics["models"] = ({k: f"{served[k + '_model']} at {served['base_url']}" for k in ("base", "tuned")}
                          if served["base_url"] else {"base": "models/base", "tuned": "models/base + models/adapter"})

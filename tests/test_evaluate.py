@@ -130,3 +130,18 @@ def test_judge_prompt_has_the_examples_as_turns_and_the_answer_last():
     assert "Verdict: NO" in messages[-2]["content"] or "Verdict: YES" in messages[-2]["content"]
     assert messages[-1]["content"] == "Question: How do I run it?\nReference answer: Use make run.\n" \
                                       "Answer to grade: Run make run."
+
+
+def test_report_names_the_judge_and_what_it_could_read():
+    from faqforge.evaluate import judge_metrics, render_report
+    rows = [(1, 1), (0, 1), (None, 0), (1, 0)]
+    predictions = [{"index": i, "question": "q?", "reference": "r", "base": "b", "tuned": "t",
+                    "scores": {"base": {"rouge1": 0, "rouge2": 0, "rougeL": 0, "judge_yes": by, "judge_score": None},
+                               "tuned": {"rouge1": 0, "rouge2": 0, "rougeL": 0, "judge_yes": ty, "judge_score": None}}}
+                   for i, (by, ty) in enumerate(rows)]
+    metrics = eval_metrics(predictions, n_resamples=20)
+    assert metrics["judge"] == judge_metrics(predictions, 20)
+    metrics["judge"]["model"] = "openai:big-judge"
+    report = render_report(predictions, metrics)
+    assert "| judge YES rate | 0.667 | 0.667 | +0.000 |" in report and "| judge score (1-5) | - |" in report
+    assert "The judge (openai:big-judge) wrote a readable verdict on both answers for 3 of 4 questions" in report
