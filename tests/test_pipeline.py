@@ -20,6 +20,7 @@ CHAIN = ["base_model", "ingest", "generate", "curate", "dedup", "decontaminate",
          "finetune", "evaluate"]
 STAGES = CHAIN[:8] + ["report"] + CHAIN[8:]  # report reads the data stages' outputs; nothing reads it
 DOCS = ["getting-started.md", "installation.txt", "fine-tuning-guide.pdf"]
+PLANTED_KEY = "sk-planted-4f9c2e7a1b"
 
 
 def env_for(project):
@@ -27,6 +28,7 @@ def env_for(project):
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
     env["PYTHONPATH"] = str(project)  # the copy's faqforge, not the checkout's
     env["HF_HUB_OFFLINE"] = "1"
+    env["OPENAI_API_KEY"] = PLANTED_KEY  # teacher.api_key_env names this variable
     return env
 
 
@@ -124,6 +126,16 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     assert "| ROUGE-L |" in report and "| judge YES rate |" in report and "## Where tuning hurt most" in report
     curated = json.loads((project / "metrics/curate.json").read_text())
     assert curated["teacher"]["calls"] > 0  # the judge ran through the HTTP server
+
+
+@pytest.mark.slow
+def test_the_api_key_reaches_the_server_and_nothing_the_pipeline_wrote(pipeline_run, server):
+    project, first = pipeline_run
+    assert {r["auth"] for r in server.requests} == {f"Bearer {PLANTED_KEY}"}
+    assert PLANTED_KEY not in first.stdout + first.stderr
+    written = [f for f in project.rglob("*") if f.is_file() and ".git" not in f.relative_to(project).parts]
+    assert len(written) > 50  # outputs, metrics, reports, the DVC cache, the teacher caches
+    assert [str(f) for f in written if PLANTED_KEY.encode() in f.read_bytes()] == []
 
 
 @pytest.mark.slow
