@@ -211,22 +211,51 @@ def test_bad_inputs_stop_with_a_message_naming_the_file(pipeline_run):
 
 
 @pytest.mark.slow
-def test_teacher_cache_is_a_persistent_output_that_dvc_push_and_pull_share(pipeline_run, tmp_path):
+def test_every_output_round_trips_through_a_local_folder_remote(pipeline_run, tmp_path):
+    """dvc push of every cached output (data, models, the teacher caches), then a
+    workspace without them or the DVC cache, dvc pull: byte-identical, nothing to rerun."""
     project, _ = pipeline_run
     sh(project, "dvc", "repro")
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
-    for stage in ("generate", "curate", "augment"):
+    for stage in ("generate", "curate", "augment", "evaluate"):
         assert f"cache/llm/{stage}" in [out["path"] for out in lock[stage]["outs"]]
-    cache = project / "cache/llm/generate"
-    before = {p.relative_to(cache): p.read_bytes() for p in cache.rglob("*.json")}
-    assert before
+    cached = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    outs = sorted({out["path"] for stage in lock.values() for out in stage.get("outs", [])
+                   if out["path"] not in uncached_outs(cached)})
+    assert {"models/base", "models/adapter", "data/train.jsonl", "cache/llm/generate"} <= set(outs)
+
+    def snapshot():
+        files = {}
+        for out in outs:
+            path = project / out
+            for f in ([path] if path.is_file() else sorted(path.rglob("*"))):
+                if f.is_file():
+                    files[str(f.relative_to(project))] = f.read_bytes()
+        return files
+
+    before = snapshot()
+    assert any(name.startswith("cache/llm/generate/") for name in before)
     sh(project, "dvc", "remote", "add", "-f", "-d", "team", str(tmp_path / "remote"))
     sh(project, "dvc", "push")
-    shutil.rmtree(project / "cache/llm")
+    for out in outs:
+        path = project / out
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     shutil.rmtree(project / ".dvc/cache")
     sh(project, "dvc", "pull")
-    assert {p.relative_to(cache): p.read_bytes() for p in cache.rglob("*.json")} == before
+    assert snapshot() == before
+    assert "up to date" in sh(project, "dvc", "status").stdout
     assert "Running stage" not in sh(project, "dvc", "repro").stdout
+
+
+def uncached_outs(stages):
+    """Outputs dvc.yaml keeps in git (cache: false): metrics, plots, reports."""
+    paths = set()
+    for stage in stages.values():
+        for kind in ("outs", "metrics", "plots"):
+            for out in stage.get(kind, []):
+                if isinstance(out, dict) and not next(iter(out.values())).get("cache", True):
+                    paths.add(next(iter(out)))
+    return paths
 
 
 @pytest.mark.slow
