@@ -5,6 +5,7 @@ place, so a stage killed mid-write leaves the previous file, never half of one.
 """
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -19,16 +20,24 @@ class PipelineError(Exception):
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path next to `path`; rename it over `path` on success."""
+    """Yield a temporary path next to `path`; rename it over `path` on success.
+    A full disk is a PipelineError naming the file; the previous file stays."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise PipelineError(f"{path}: no space left on the device while writing it ({e.strerror}); "
+                            f"the previous {path.name}, if any, is unchanged. Free some space (`df -h .`; "
+                            "`dvc gc -w` drops cached versions the workspace does not use) and rerun.") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
 
 

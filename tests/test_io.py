@@ -1,4 +1,9 @@
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +85,33 @@ def test_project_evalset_is_valid_and_large_enough():
     items = read_evalset("data/eval/evalset.json")
     assert len(items) >= 40
     assert len({i["question"] for i in items}) == len(items)
+
+
+FULL_DISK = """
+import sys
+from faqforge.io import PipelineError, write_jsonl
+path = sys.argv[1] + "/qa.jsonl"
+write_jsonl(path, [{"id": 1, "answer": "the previous output"}])
+try:
+    write_jsonl(path, ({"id": i, "answer": "x" * 1000} for i in range(200)))  # 200 kB into 64 kB
+except PipelineError as e:
+    print(e)
+"""
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0,
+                    reason="needs root and unshare to mount a small tmpfs in a private mount namespace")
+def test_a_full_disk_is_a_clear_error_and_the_previous_output_stays(tmp_path):
+    """A real full disk: a 64 kB tmpfs, mounted in a private mount namespace."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = (f"mount -t tmpfs -o size=64k tmpfs {disk} && {sys.executable} -c '{FULL_DISK}' {disk} && "
+              f"cat {disk}/qa.jsonl && ls -a {disk}")
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert result.returncode == 0, result.stderr
+    message, previous, listing = result.stdout.split("\n", 2)
+    assert message.startswith(f"{disk}/qa.jsonl: no space left on the device while writing it")
+    assert "the previous qa.jsonl, if any, is unchanged" in message
+    assert previous == '{"id": 1, "answer": "the previous output"}'
+    assert listing.split() == [".", "..", "qa.jsonl"]  # no temporary file left behind
