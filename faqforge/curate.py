@@ -9,7 +9,7 @@ import math
 import re
 
 from faqforge.dedup import normalise
-from faqforge.records import pair_prompt, pair_response
+from faqforge.records import inside_quotes, pair_prompt, pair_response
 
 _WORD = re.compile(r"\w+", re.U)
 STOPWORDS = frozenset("""a an and are as at be by can do does for from has have how i if in into is it its
@@ -84,7 +84,7 @@ def judge_messages(pair, chunk_text, params):
             {"role": "assistant", "content": example["reply"].strip()},
         ]
     messages.append({"role": "user", "content": params["user_prompt"].format(
-        text=chunk_text, question=pair_prompt(pair), answer=pair_response(pair)).strip()})
+        text=inside_quotes(chunk_text), question=pair_prompt(pair), answer=pair_response(pair)).strip()})
     return messages
 
 

@@ -10,7 +10,7 @@ import re
 
 from faqforge.dedup import normalise
 from faqforge.io import PipelineError
-from faqforge.records import FIELDS, OPTIONAL, dropped, pair_prompt
+from faqforge.records import FIELDS, OPTIONAL, dropped, inside_quotes, pair_prompt
 
 _OBJECT = re.compile(r"\{[^{}]*\}", re.S)
 _STRING = r'"((?:[^"\\]|\\.)*)"'
@@ -76,7 +76,7 @@ def generation_messages(chunk, params, total_questions):
             {"role": "assistant", "content": json.dumps(records, ensure_ascii=False)},
         ]
     messages.append({"role": "user", "content": params["user_prompt"].format(
-        **fields, total_questions=total_questions, text=chunk["text"]).strip()})
+        **fields, total_questions=total_questions, text=inside_quotes(chunk["text"])).strip()})
     return messages
 
 

@@ -44,3 +44,10 @@ def with_prompt(pair, prompt):
 def with_response(pair, response):
     """A copy of `pair` answering `response` instead (a rephrased answer)."""
     return {**pair, response_field(pair): response}
+
+
+def inside_quotes(text):
+    """Document text as it goes between a prompt's triple-quote delimiters: a
+    triple quote inside the document becomes three apostrophes, so no document
+    can close the delimiter and carry on as if it were the user's instructions."""
+    return text.replace('"""', "'''")
