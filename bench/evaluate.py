@@ -21,14 +21,12 @@ from faqforge.split import question_messages
 
 
 def main():
-    from peft import PeftModel
     params = load_params(sections=["evaluate", "split"])
     p = params["evaluate"]
     evalset = read_evalset("data/eval/evalset.json")
     if len(sys.argv) > 1:
         evalset = evalset[:int(sys.argv[1])]
-    model, tokenizer = load_model("models/base")
-    model = PeftModel.from_pretrained(model, "models/adapter").eval()
+    model, tokenizer = load_model("models/base", adapter="models/adapter")
     chats = [question_messages(item["question"], params["split"]["system_prompt"]) for item in evalset]
     settings = {"max_new_tokens": p["max_new_tokens"], "temperature": 0.0}
     generate_chat(model, tokenizer, chats[:2], batch_size=2, **settings)  # warm-up, timed for neither

@@ -28,13 +28,10 @@ class LocalChat:
 
     def __init__(self, model_spec, adapter, max_new_tokens, temperature, seed=0):
         self.seed = seed
-        self.model, self.tokenizer = load_model(model_spec)
-        if adapter:
-            from peft import PeftModel
-            if not (Path(adapter) / "adapter_config.json").exists():
-                raise PipelineError(f"--adapter {adapter}: no adapter_config.json there; train one with "
-                                    "`dvc repro finetune`, or pass --adapter '' to chat with the base model.")
-            self.model = PeftModel.from_pretrained(self.model, adapter).eval()
+        if adapter and not (Path(adapter) / "adapter_config.json").exists():
+            raise PipelineError(f"--adapter {adapter}: no adapter_config.json there; train one with "
+                                "`dvc repro finetune`, or pass --adapter '' to chat with the base model.")
+        self.model, self.tokenizer = load_model(model_spec, adapter=adapter)
         self.sampling = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0}
         if temperature > 0:
             self.sampling["temperature"] = temperature

@@ -62,9 +62,7 @@ def compare(base, tuned, n_resamples=2000, seed=0):
 def local_answers(chats, params, base="models/base", adapter="models/adapter"):
     """(base, tuned) replies from the student in-process: the same model
     answers twice, with the adapter disabled and enabled, in batches."""
-    from peft import PeftModel
-    model, tokenizer = load_model(base)
-    model = PeftModel.from_pretrained(model, adapter).eval()
+    model, tokenizer = load_model(base, adapter=adapter)
     settings = {"max_new_tokens": params["max_new_tokens"], "temperature": params["temperature"],
                 "batch_size": params["batch_size"], "seed": params["seed"]}
     tuned = generate_chat(model, tokenizer, chats, desc="tuned answers", **settings)

@@ -377,9 +377,8 @@ def final_validation(trainer):
 def merge_adapter(base, adapter, out):
     """The base with the adapter folded in, a full checkpoint for runtimes
     without LoRA support. The base is reloaded unquantised, so QLoRA merges too."""
-    from peft import PeftModel
-    model, tokenizer = load_model(base)
-    PeftModel.from_pretrained(model, adapter).merge_and_unload().save_pretrained(out)
+    model, tokenizer = load_model(base, adapter=adapter)
+    model.merge_and_unload().save_pretrained(out)
     tokenizer.save_pretrained(out)
 
 

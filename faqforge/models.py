@@ -66,9 +66,10 @@ def load_tokenizer(spec):
     return tokenizer
 
 
-def load_model(spec, dtype=torch.float32, quantization_config=None):
-    """Load (model, tokenizer) in eval mode; quantised (QLoRA) onto this
-    process's GPU when given a bitsandbytes `quantization_config`."""
+def load_model(spec, dtype=torch.float32, quantization_config=None, adapter=None):
+    """Load (model, tokenizer) in eval mode; with a LoRA `adapter` directory on
+    top (a peft model); quantised (QLoRA) onto this process's GPU when given a
+    bitsandbytes `quantization_config`."""
     from transformers import AutoModelForCausalLM
     quantised = {} if quantization_config is None else {
         "quantization_config": quantization_config, "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))}}
@@ -77,6 +78,9 @@ def load_model(spec, dtype=torch.float32, quantization_config=None):
         return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **quantised, **kwargs)
 
     model = _from_pretrained(spec, loader)
+    if adapter:
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()
     return model, load_tokenizer(spec)
 
