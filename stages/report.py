@@ -7,10 +7,9 @@ plots/data_lengths.csv and plots/data_per_doc.csv.
 """
 
 import csv
-from pathlib import Path
 
 from faqforge.decontaminate import contamination
-from faqforge.io import load_params, read_evalset, read_jsonl, write_text
+from faqforge.io import atomic_path, load_params, read_evalset, read_jsonl, write_text
 from faqforge.records import pair_prompt, pair_response
 from faqforge.report import (COUNTED, SAMPLE_SIZE, funnel, length_histogram, one_per_reason, per_document,
                              percentiles, render, stable_sample, words, yielded)
@@ -20,9 +19,7 @@ STAGES = ("generate", "curate", "dedup", "decontaminate", "augment")
 
 
 def write_csv(path, rows):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["empty"])
         writer.writeheader()
         writer.writerows(rows)
