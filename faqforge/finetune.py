@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from faqforge.io import PipelineError
+from faqforge.io import PipelineError, write_json
 from faqforge.models import chat_prompt, load_model
 from faqforge.records import dropped
 
@@ -313,7 +313,7 @@ def file_digest(path):
     files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
     digest = hashlib.sha256()
     for f in files:
-        digest.update(f.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+        digest.update(f.relative_to(path).as_posix().encode())  # "." for a single file
         digest.update(f.read_bytes())
     return digest.hexdigest()
 
@@ -351,13 +351,11 @@ def curves_from_history(history):
 def validation_start(trainer, saved, checkpoint):
     """Validation loss before the first step, kept in `saved` so that a resumed
     run still has the start of its curve."""
-    saved = Path(saved)
-    if checkpoint and saved.exists():
-        return json.loads(saved.read_text())
+    if checkpoint and Path(saved).exists():
+        return json.loads(Path(saved).read_text())
     loss = trainer.evaluate()["eval_loss"]
     if is_main_process():
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(loss))
+        write_json(saved, loss)
     return loss
 
 
