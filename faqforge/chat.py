@@ -18,6 +18,7 @@ from pathlib import Path
 
 from faqforge.io import PipelineError, load_params
 from faqforge.models import chat_prompt, load_model
+from faqforge.secrets import redact
 from faqforge.split import question_messages
 
 PROMPT = "you> "
@@ -65,7 +66,8 @@ class ServedChat:
                 if chunk.choices and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
         except openai.OpenAIError as e:
-            raise PipelineError(f"{self.client.base_url}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+            raise PipelineError(f"{self.client.base_url}: {type(e).__name__}: "
+                                f"{redact(str(e).splitlines()[0], [self.client.api_key])}") from None
 
 
 def answer(bot, messages, out):

@@ -30,6 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from faqforge.io import PipelineError, atomic_path
+from faqforge.secrets import redact
 
 SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "seed")
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -322,11 +323,4 @@ def _retry_after(headers):
 
 
 def _error_record(error, api_key):
-    return {"text": None, "error": type(error).__name__, "message": redact(str(error), api_key)[:1000]}
-
-
-def redact(text, secret):
-    """Remove a secret from text that will be written to disk."""
-    if secret and secret != "EMPTY":
-        text = text.replace(secret, "[REDACTED]")
-    return text
+    return {"text": None, "error": type(error).__name__, "message": redact(str(error), [api_key])[:1000]}

@@ -17,7 +17,9 @@ normally), or `fault_rate` draws one at random from FAULTS for that share of req
   truncated  sends half of a completion body
   nonjson    a 200 whose body is not JSON
 `delay` makes every answer wait that long (a slow model); `reject_schema` answers
-400 to any request carrying a response_format, like a server without guided decoding.
+400 to any request carrying a response_format, like a server without guided decoding;
+`echo_secrets` makes error bodies repeat the Authorization header and a token of the
+server's own, as careless proxies do.
 """
 
 import json
@@ -29,6 +31,7 @@ from http.server import ThreadingHTTPServer
 
 from faqforge.serve import JsonHandler
 
+UPSTREAM_TOKEN = "x9Kq2mWv7Lp4Rt8Zc1Nb6Hd3Fg5Js0Ya"  # a token of no known shape
 FAULTS = ("429", "500", "503", "timeout", "drop", "truncated", "nonjson")
 
 
@@ -65,7 +68,7 @@ def _logprobs(text):
 
 class OpenAIServer:
     def __init__(self, fail_first=0, faults=None, fault_rate=0.0, retry_after=1, slow_seconds=30,
-                 delay=0.0, reject_schema=False, seed=0):
+                 delay=0.0, reject_schema=False, echo_secrets=False, seed=0):
         self.requests = []
         self.fail_first = fail_first
         self.faults = list(faults or [])
@@ -74,6 +77,7 @@ class OpenAIServer:
         self.slow_seconds = slow_seconds
         self.delay = delay
         self.reject_schema = reject_schema
+        self.echo_secrets = echo_secrets
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         server = self
@@ -97,7 +101,11 @@ class OpenAIServer:
                     self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}},
                                {"Retry-After": str(server.retry_after)})
                 elif fault and fault.isdigit():  # 500, 503, or any status a test asks for
-                    self._send(int(fault), {"error": {"message": f"failure {fault}", "type": "server_error"}})
+                    message = f"failure {fault}"
+                    if server.echo_secrets:
+                        message += (f"; request had Authorization: {self.headers.get('Authorization')}; upstream "
+                                    f"credentials api_key={UPSTREAM_TOKEN} rejected")
+                    self._send(int(fault), {"error": {"message": message, "type": "server_error"}})
                 elif fault == "timeout":
                     time.sleep(server.slow_seconds)
                     self.close_connection = True

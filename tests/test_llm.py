@@ -2,7 +2,7 @@ import json
 import math
 
 import pytest
-from openai_server import OpenAIServer
+from openai_server import UPSTREAM_TOKEN, OpenAIServer
 
 from faqforge.llm import Teacher, request_key
 
@@ -56,6 +56,18 @@ def test_failed_request_becomes_error_record_and_is_not_cached(tmp_path, openai_
     assert result["text"] is None and result["error"] == "InternalServerError"
     assert teacher.stats["errors"] == 1 and teacher.stats["errors_by_kind"] == {"InternalServerError": 1}
     assert not list((tmp_path / "cache").rglob("*.json"))
+
+
+def test_error_messages_are_recorded_with_key_like_text_redacted(tmp_path, monkeypatch):
+    """The server's error body repeats our API key and a token of its own: the error
+    record keeps the message, minus both."""
+    monkeypatch.setenv("FAQFORGE_TEST_KEY", "planted-key-1234")  # no known key shape: only the env value finds it
+    with OpenAIServer(faults=["401"], echo_secrets=True) as server:
+        [result] = Teacher(openai_params(server), cache_dir=tmp_path / "cache").chat([MESSAGES])
+    assert result["error"] == "AuthenticationError" and "failure 401" in result["message"]
+    assert "planted-key-1234" not in result["message"] and UPSTREAM_TOKEN not in result["message"]
+    assert "Authorization: Bearer [REDACTED]" in result["message"]
+    assert "api_key=[REDACTED_PASSWORD]" in result["message"]
 
 
 def test_unreachable_server_is_an_error_record(tmp_path):
