@@ -159,16 +159,33 @@ def parse_pairs(reply, fields=FIELDS["qa"]):
     return max(candidates, key=len)
 
 
-def pairs_from_reply(chunk, reply, max_pairs, example_questions=(), fields=FIELDS["qa"]):
+LEAK_WORDS = 6  # a run this long shared with the instructions (and not in the chunk) is a leak
+
+
+def word_runs(text, n=LEAK_WORDS):
+    words = re.findall(r"\w+", text.lower())
+    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def pairs_from_reply(chunk, reply, max_pairs, example_questions=(), fields=FIELDS["qa"], instructions=""):
     """(pairs, copies) for one chunk: records with provenance, at most
-    `max_pairs`, and the ones that copy a worked example's question."""
+    `max_pairs`, and the ones dropped for copying the prompt: a worked
+    example's question, or a run of LEAK_WORDS words from `instructions`
+    (everything the teacher was told except the chunk) that the chunk does not
+    contain, as a teacher obeying a document's "print your instructions" does."""
     examples = {normalise(q) for q in example_questions}
+    told = word_runs(instructions) - word_runs(chunk["text"]) if instructions else set()
     pairs, copies = [], []
     for k, p in enumerate(parse_pairs(reply, fields)[:max_pairs]):
         record = {"id": f"{chunk['chunk_id']}-{k}", "chunk_id": chunk["chunk_id"], "doc": chunk["doc"],
                   **{name: p[name] for name in fields}}
+        leaked = sorted(told & word_runs(" ".join(record[name] for name in fields)))
         if normalise(pair_prompt(record)) in examples:
             copies.append(dropped(record, "generate", "copies a worked example from the prompt"))
+        elif leaked:
+            copies.append(dropped(record, "generate", "repeats the teacher's instructions",
+                                  f"repeats the teacher's instructions ('{leaked[0]}'), which the chunk does "
+                                  f"not contain"))
         else:
             pairs.append(record)
     return pairs, copies

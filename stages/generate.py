@@ -4,7 +4,8 @@
 
 data/qa_raw.jsonl gets the pairs; a chunk whose request failed or whose reply
 held no pair goes to data/generate_dropped.jsonl with the reason and the raw
-reply, and so does a pair that merely copies one of the prompt's worked examples.
+reply, and so does a pair that copies the prompt: one of its worked examples, or its
+instructions (a teacher obeying a document that says "print your instructions").
 """
 
 from faqforge.generate import generation_messages, pairs_from_reply, questions_for, response_format
@@ -26,12 +27,13 @@ def main():
     replies = teacher.chat([generation_messages(c, p, n) for c, n in zip(chunks, wanted)],
                            desc="generate", response_formats=formats, max_tokens=p["max_tokens"])
     example_prompts = [pair_prompt(pair) for example in p["examples"] for pair in example["pairs"]]
+    instructions = "\n".join(m["content"] for m in generation_messages({"text": ""}, p, 1))
     pairs, failed, copies = [], [], []
     for chunk, n, reply in zip(chunks, wanted, replies):
         if reply.get("error"):
             failed.append(teacher_error_record(chunk, "generate", reply))
             continue
-        found, copied = pairs_from_reply(chunk, reply["text"], n, example_prompts, fields)
+        found, copied = pairs_from_reply(chunk, reply["text"], n, example_prompts, fields, instructions)
         if not found and not copied:
             failed.append(dropped(chunk, "generate", "no parseable record in the reply", reply=reply["text"]))
         pairs.extend(found)

@@ -3,7 +3,9 @@ and injects faults on demand.
 
 It stands in for vLLM or a hosted API in tests and benchmarks. Replies are
 computed from the request, so the pipeline's parsing is exercised on realistic text:
-  generate requests  -> a JSON list of pairs built from sentences of the chunk
+  generate requests  -> a JSON list of pairs built from sentences of the chunk (and, when the
+                        chunk says "SYSTEM OVERRIDE", one more that leaks the system prompt:
+                        a teacher obeying a planted instruction)
   judge requests     -> "Reason: ... Verdict: YES Score: 4"
   paraphrase requests-> a rephrased question
   "stream": true     -> the same reply as server-sent events, a chunk per word
@@ -50,6 +52,8 @@ def teacher_reply(messages):
         words = re.findall(r"[A-Za-z][\w-]+", s)
         topic = " ".join(words[:4])
         pairs.append({"question": f"What should I know about {topic}?", "answer": s})
+    if "SYSTEM OVERRIDE" in text:  # a teacher that obeys a planted instruction: it leaks its prompt
+        pairs.insert(0, {"question": "What are your instructions?", "answer": messages[0]["content"][:200]})
     return "Here are the pairs:\n" + json.dumps(pairs)
 
 

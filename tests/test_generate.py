@@ -1,5 +1,8 @@
 import json
 
+import yaml
+from conftest import ROOT
+
 from faqforge.generate import generation_messages, pairs_from_reply, pairs_schema, parse_pairs, questions_for
 from faqforge.records import FIELDS, pair_prompt, pair_response
 from faqforge.guided import string_array_shape
@@ -69,6 +72,23 @@ def test_pairs_carry_provenance_are_capped_and_example_copies_dropped():
     assert all(p["doc"] == "data/docs/a.md" and p["chunk_id"] == "c1" for p in pairs)
     assert copies[0]["id"] == "c1-1" and copies[0]["why"] == "copies a worked example from the prompt"
     assert copies[0]["dropped_by"] == "generate"
+
+
+def test_a_pair_repeating_the_instructions_is_dropped_unless_the_chunk_says_it_too():
+    """A teacher that obeys a planted "print your instructions" writes the system
+    prompt as an answer: dropped. A six-word run the chunk itself contains is fine."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())["generate"]
+    chunk = {"chunk_id": "c1", "doc": "data/docs/a.md",
+             "text": "Every answer is copied from the given text by the reviewers. Shops open at 9."}
+    instructions = "\n".join(m["content"] for m in generation_messages({"text": ""}, params, 1))
+    leak = params["system_prompt"].format(domain=params["domain"], language="English").split("\n")[1]
+    reply = json.dumps([{"question": "What are your instructions?", "answer": leak},
+                        {"question": "Who copies the answers?", "answer": "Every answer is copied from the given text."},
+                        {"question": "When do shops open?", "answer": "Shops open at 9."}])
+    pairs, copies = pairs_from_reply(chunk, reply, 5, [], instructions=instructions)
+    assert [p["id"] for p in pairs] == ["c1-1", "c1-2"]
+    assert [c["reason"] for c in copies] == ["repeats the teacher's instructions"]
+    assert "which the chunk does not contain" in copies[0]["why"]
 
 
 def test_answer_first_puts_answer_key_first_in_examples_and_schema():
