@@ -6,6 +6,7 @@ place, so a stage killed mid-write leaves the previous file, never half of one.
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import tempfile
@@ -21,11 +22,14 @@ class PipelineError(Exception):
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path next to `path`; rename it over `path` on success.
-    A full disk is a PipelineError naming the file; the previous file stays."""
+    A full disk is a PipelineError naming the file; the previous file stays.
+    Temporaries a killed earlier write of `path` left behind are removed first
+    (one writer per path: DVC runs one stage at a time in a workspace)."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_temporaries(path.parent, path.name)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
         yield Path(tmp)
@@ -41,6 +45,15 @@ def atomic_path(path):
             os.unlink(tmp)
 
 
+def remove_temporaries(directory, name="*", recursive=False):
+    """Delete the temporary files atomic_path leaves when a process is killed
+    mid-write (`.<name>.<random>.tmp`): never valid, and inside a DVC output
+    directory they would change its hash."""
+    pattern = f".{name if name == '*' else glob.escape(name)}.*.tmp"
+    for stale in (Path(directory).rglob(pattern) if recursive else Path(directory).glob(pattern)):
+        stale.unlink(missing_ok=True)
+
+
 def write_jsonl(path, records):
     """Write records as JSON Lines, atomically. Returns how many were written."""
     n = 0
@@ -53,20 +66,25 @@ def write_jsonl(path, records):
 
 def read_jsonl(path):
     """Read a JSON Lines file; a bad line is an error naming the file and line."""
+    return list(iter_jsonl(path))
+
+
+def iter_jsonl(path):
+    """The records of a JSON Lines file one at a time (a file of any size in
+    constant memory); a bad line is an error naming the file and line."""
     path = Path(path)
     if not path.exists():
         raise PipelineError(f"{path}: file not found; run the stage that writes it (`dvc repro`).")
-    records = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise PipelineError(f"{path}:{lineno}: not valid JSON ({e.msg}); "
                                     "delete the file and rerun the stage that writes it.") from None
-    return records
+            yield record
 
 
 def write_json(path, obj):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from faqforge.io import PipelineError, atomic_path
+from faqforge.io import PipelineError, atomic_path, remove_temporaries
 from faqforge.secrets import redact
 
 SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "seed")
@@ -48,6 +48,8 @@ class ResponseCache:
 
     def __init__(self, directory):
         self.directory = Path(directory)
+        if self.directory.is_dir():
+            remove_temporaries(self.directory, recursive=True)  # left by a run killed mid-write
 
     def _path(self, key):
         return self.directory / key[:2] / f"{key}.json"

@@ -30,6 +30,36 @@ def test_atomic_write_leaves_previous_file_when_writer_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
 
 
+def test_a_sigkilled_writer_leaves_the_previous_file_and_the_next_write_sweeps_its_temporary(tmp_path):
+    path = tmp_path / "out.jsonl"
+    write_jsonl(path, [{"n": 1}])
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import itertools, sys\n"
+        "from faqforge.io import write_jsonl\n"
+        "def slow():\n"
+        "    for n in itertools.count():\n"
+        "        if n == 1000: print('writing', flush=True)\n"
+        "        yield {'n': n, 'pad': 'x' * 100}\n"
+        f"write_jsonl({str(path)!r}, slow())\n")], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline() == "writing\n"
+    writer.kill()
+    writer.wait()
+    [stale] = [p for p in tmp_path.iterdir() if p.name != "out.jsonl"]
+    assert stale.name.startswith(".out.jsonl.") and stale.stat().st_size > 0
+    assert read_jsonl(path) == [{"n": 1}]
+    write_jsonl(path, [{"n": 2}])
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"] and read_jsonl(path) == [{"n": 2}]
+
+
+def test_the_teacher_cache_drops_temporaries_a_killed_run_left(tmp_path):
+    from faqforge.llm import ResponseCache
+    (tmp_path / "ab").mkdir()
+    (tmp_path / "ab" / "abc.json").write_text("{}")
+    (tmp_path / "ab" / ".abd.json.x1y2.tmp").write_text('{"half')
+    ResponseCache(tmp_path)
+    assert [p.name for p in (tmp_path / "ab").iterdir()] == ["abc.json"]
+
+
 def test_atomic_path_creates_parent(tmp_path):
     with atomic_path(tmp_path / "deep" / "x.txt") as tmp:
         tmp.write_text("ok")
