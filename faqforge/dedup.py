@@ -10,7 +10,7 @@ import re
 import unicodedata
 
 from faqforge.fuzzy import ALL_PAIRS_UP_TO, check_scorer, processed, similar_pairs
-from faqforge.io import PipelineError
+from faqforge.io import PipelineError, iter_jsonl, write_jsonl
 from faqforge.records import dropped, pair_prompt, pair_response
 
 DEFAULT_PREFER = ("judge_score", "p_yes", "longest_answer", "earliest")
@@ -81,14 +81,12 @@ def representative_order(pair, index, prefer=DEFAULT_PREFER):
     return (*key, index)
 
 
-def near_duplicate_clusters(pairs, field="question", scorer="token_set_ratio", threshold=90,
-                            prefer=DEFAULT_PREFER):
-    """Returns (kept, dropped). Every pair gains `cluster` (the id of its cluster's
-    representative, chosen by `prefer`); a dropped pair also gains
-    `duplicate_of`, `score`, `why`."""
-    check_prefer(prefer)
-    texts = [dedup_key(p, field) for p in pairs]
-    parent = list(range(len(pairs)))
+def duplicate_decisions(texts, order_keys, scorer="token_set_ratio", threshold=90):
+    """Which items go: {index: (head, partner, score, why)} for every dropped
+    item, where `head` is the kept representative of its cluster (the smallest
+    of `order_keys`) and `partner` the item it was matched with. Needs only the
+    dedup texts and sort keys, never whole records."""
+    parent = list(range(len(texts)))
     evidence = {}
     exact = {}
     for i, text in enumerate(texts):
@@ -98,25 +96,67 @@ def near_duplicate_clusters(pairs, field="question", scorer="token_set_ratio", t
             evidence[i] = (exact[key], 100, "exact duplicate after normalisation")
         else:
             exact[key] = i
+    del exact
     for i, j, score in near_duplicate_edges(texts, scorer, threshold):
         parent[_find(parent, j)] = _find(parent, i)
         if j not in evidence:
             evidence[j] = (i, score, f"{scorer} {score} >= {threshold}")
     clusters = {}
-    for i in range(len(pairs)):
+    for i in range(len(texts)):
         clusters.setdefault(_find(parent, i), []).append(i)
-    kept, removed = [], []
+    decisions = {}
     for members in clusters.values():
-        members.sort(key=lambda i: representative_order(pairs[i], i, prefer))
-        head = pairs[members[0]]
-        kept.append((members[0], {**head, "cluster": head["id"]}))
+        if len(members) == 1:
+            continue
+        members.sort(key=lambda i: order_keys[i])
+        head, inside = members[0], set(members)
         for i in members[1:]:
-            partner, score, why = evidence.get(i, (members[0], None, "same cluster"))
-            if partner == i or partner not in members:
-                partner = members[0]
-            reason = "exact duplicate" if why.startswith("exact") else "near duplicate"
-            removed.append(dropped(pairs[i], "dedup", reason,
-                                   f"{why} (matched {pairs[partner]['id']}; kept {head['id']})",
-                                   cluster=head["id"], duplicate_of=head["id"], score=score))
-    kept.sort(key=lambda t: t[0])
-    return [p for _, p in kept], removed
+            partner, score, why = evidence.get(i, (head, None, "same cluster"))
+            if partner == i or partner not in inside:
+                partner = head
+            decisions[i] = (head, partner, score, why)
+    return decisions
+
+
+def _dropped(pair, decision, ids):
+    head, partner, score, why = decision
+    reason = "exact duplicate" if why.startswith("exact") else "near duplicate"
+    return dropped(pair, "dedup", reason, f"{why} (matched {ids[partner]}; kept {ids[head]})",
+                   cluster=ids[head], duplicate_of=ids[head], score=score)
+
+
+def near_duplicate_clusters(pairs, field="question", scorer="token_set_ratio", threshold=90,
+                            prefer=DEFAULT_PREFER):
+    """Returns (kept, dropped), both in input order. Every pair gains `cluster`
+    (the id of its cluster's representative, chosen by `prefer`); a dropped pair
+    also gains `duplicate_of`, `score`, `why`."""
+    check_prefer(prefer)
+    decisions = duplicate_decisions([dedup_key(p, field) for p in pairs],
+                                    [representative_order(p, i, prefer) for i, p in enumerate(pairs)],
+                                    scorer, threshold)
+    ids = [p["id"] for p in pairs]
+    kept = [{**p, "cluster": p["id"]} for i, p in enumerate(pairs) if i not in decisions]
+    return kept, [_dropped(p, decisions[i], ids) for i, p in enumerate(pairs) if i in decisions]
+
+
+def dedup_file(source, kept_path, dropped_path, field="question", scorer="token_set_ratio", threshold=90,
+               prefer=DEFAULT_PREFER):
+    """near_duplicate_clusters over a JSON Lines file in bounded memory: one pass
+    keeps only each pair's id, dedup text and sort key; two more stream the
+    records out. Returns the stage's counts."""
+    check_prefer(prefer)
+    texts, order_keys, ids = [], [], []
+    for i, pair in enumerate(iter_jsonl(source)):
+        texts.append(dedup_key(pair, field))
+        order_keys.append(representative_order(pair, i, prefer))
+        ids.append(pair["id"])
+    decisions = duplicate_decisions(texts, order_keys, scorer, threshold)
+    del texts, order_keys
+    kept = write_jsonl(kept_path, ({**p, "cluster": p["id"]} for i, p in enumerate(iter_jsonl(source))
+                                   if i not in decisions))
+    write_jsonl(dropped_path, (_dropped(p, decisions[i], ids) for i, p in enumerate(iter_jsonl(source))
+                               if i in decisions))
+    exact = sum(why.startswith("exact") for _, _, _, why in decisions.values())
+    return {"pairs_in": len(ids), "kept": kept, "dropped": len(decisions), "exact_duplicates": exact,
+            "near_duplicates": len(decisions) - exact,
+            "clusters_with_duplicates": len({head for head, *_ in decisions.values()})}

@@ -1,24 +1,21 @@
 """Remove near-duplicate pairs, one representative kept per cluster.
 
     dvc repro dedup             # or: python stages/dedup.py
+
+Streams data/qa_curated.jsonl: memory holds each pair's dedup text, not the pair.
 """
 
-from faqforge.dedup import near_duplicate_clusters
-from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
+from faqforge.dedup import dedup_file
+from faqforge.io import load_params, write_json
 from faqforge.stage import run
 
 
 def main():
     p = load_params(sections=["dedup"])["dedup"]
-    pairs = read_jsonl("data/qa_curated.jsonl")
-    kept, dropped = near_duplicate_clusters(pairs, p["field"], p["scorer"], p["threshold"], p["prefer"])
-    write_jsonl("data/qa_deduped.jsonl", kept)
-    write_jsonl("data/dedup_dropped.jsonl", dropped)
-    exact = sum(d["reason"] == "exact duplicate" for d in dropped)
-    write_json("metrics/dedup.json", {"pairs_in": len(pairs), "kept": len(kept), "dropped": len(dropped),
-                                      "exact_duplicates": exact, "near_duplicates": len(dropped) - exact,
-                                      "clusters_with_duplicates": len({d["cluster"] for d in dropped})})
-    print(f"dedup: kept {len(kept)} of {len(pairs)} pairs; dropped {len(dropped)} duplicates "
+    counts = dedup_file("data/qa_curated.jsonl", "data/qa_deduped.jsonl", "data/dedup_dropped.jsonl",
+                        p["field"], p["scorer"], p["threshold"], p["prefer"])
+    write_json("metrics/dedup.json", counts)
+    print(f"dedup: kept {counts['kept']} of {counts['pairs_in']} pairs; dropped {counts['dropped']} duplicates "
           f"(see data/dedup_dropped.jsonl)")
 
 

@@ -44,6 +44,15 @@ def chunk_budget(params):
     return budget
 
 
+def nth_smallest(counts, n):
+    """The n-th (0-based) smallest value of a multiset given as {value: count}."""
+    for value in sorted(counts):
+        n -= counts[value]
+        if n < 0:
+            return value
+    raise IndexError(n)
+
+
 def main():
     params = load_params(sections=["ingest", "teacher", "student"])
     p = params["ingest"]
@@ -56,7 +65,7 @@ def main():
     max_tokens = chunk_budget(params)
     settings = {"max_tokens": max_tokens, "min_tokens": p["min_tokens"],
                 "overlap_tokens": p["overlap_tokens"], "tokenizer": spec}
-    formats, tokens, seen = Counter(), [], {}
+    formats, tokens, seen = Counter(), Counter(), {}  # tokens: chunk size -> chunks (bounded by max_tokens)
     pages = 0
 
     def chunks():
@@ -78,7 +87,7 @@ def main():
                                      "index": index, "text": piece["text"], "n_tokens": count(piece["text"])})
                     n_doc += 1
                     if len(produced) >= 256:  # a big document streams out in batches
-                        tokens.extend(c["n_tokens"] for c in produced)
+                        tokens.update(c["n_tokens"] for c in produced)
                         yield from produced
                         produced.clear()
             except Exception as e:
@@ -91,7 +100,7 @@ def main():
             if n_doc == 0:
                 report.append({"doc": doc, "status": "failed", "why": "no text after clean-up"})
                 continue
-            tokens.extend(c["n_tokens"] for c in produced)
+            tokens.update(c["n_tokens"] for c in produced)
             yield from produced
             seen[sha] = doc
             formats[fmt] += 1
@@ -106,16 +115,16 @@ def main():
     if n == 0:
         raise PipelineError(f"{DOCS}/: none of the {len(files)} documents gave any text; "
                             "see data/ingest_report.jsonl for each file's reason.")
-    tokens.sort()
+    total = sum(size * k for size, k in tokens.items())
     write_json("metrics/ingest.json", {
         "documents": dict(sorted(formats.items())), "pdf_pages": pages, "chunks": n,
         "max_tokens": max_tokens,
-        "tokens": {"total": sum(tokens), "min": tokens[0], "p50": tokens[len(tokens) // 2],
-                   "p90": tokens[int(len(tokens) * 0.9)], "max": tokens[-1]},
+        "tokens": {"total": total, "min": min(tokens), "p50": nth_smallest(tokens, n // 2),
+                   "p90": nth_smallest(tokens, int(n * 0.9)), "max": max(tokens)},
         "files": dict(sorted(status.items())),
         "not_ingested_by_reason": dict(Counter(r["why"] for r in report if r["status"] != "ingested")),
     })
-    print(f"ingest: {status['ingested']} documents -> {n} chunks, {sum(tokens)} tokens; "
+    print(f"ingest: {status['ingested']} documents -> {n} chunks, {total} tokens; "
           f"{len(report) - status['ingested']} files not ingested (see data/ingest_report.jsonl)")
 
 

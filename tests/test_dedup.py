@@ -124,3 +124,22 @@ def test_exact_copies_are_linked_once_and_not_searched():
     assert (0, 1, 100) in edges and (0, 2, 100) in edges
     assert not [e for e in edges if e[0] in (1, 2)]  # copies are not compared with anything else
     assert (0, 3, 100) in edges  # token_set_ratio: a subset scores 100
+
+
+def test_the_streaming_file_version_decides_exactly_like_the_in_memory_one(tmp_path):
+    """dedup_file (what the stage runs, holding only ids, texts and sort keys) writes
+    the same kept and dropped records, in input order, as near_duplicate_clusters."""
+    from synthetic import pairs as synthetic_pairs
+
+    from faqforge.dedup import dedup_file
+    from faqforge.io import read_jsonl, write_jsonl
+    data = synthetic_pairs(400, 0.2, seed=5)
+    for k, p in enumerate(data):
+        p["judge"] = {"score": k % 5, "p_yes": None}
+    write_jsonl(tmp_path / "in.jsonl", data)
+    counts = dedup_file(tmp_path / "in.jsonl", tmp_path / "kept.jsonl", tmp_path / "dropped.jsonl")
+    kept, dropped = near_duplicate_clusters(data)
+    assert read_jsonl(tmp_path / "kept.jsonl") == kept and read_jsonl(tmp_path / "dropped.jsonl") == dropped
+    assert counts["pairs_in"] == 400 and counts["kept"] == len(kept) and counts["dropped"] == len(dropped) > 20
+    assert counts["exact_duplicates"] == sum(d["reason"] == "exact duplicate" for d in dropped) > 0
+    assert counts["clusters_with_duplicates"] == len({d["cluster"] for d in dropped})
