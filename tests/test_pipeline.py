@@ -3,63 +3,16 @@ with a tiny student built in the test and the teacher behind a real
 OpenAI-compatible HTTP server on 127.0.0.1."""
 
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import ROOT
 from openai_server import OpenAIServer
-
-CHAIN = ["base_model", "ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split",
-         "finetune", "evaluate"]
-STAGES = CHAIN[:8] + ["report"] + CHAIN[8:]  # report reads the data stages' outputs; nothing reads it
-DOCS = ["getting-started.md", "installation.txt", "fine-tuning-guide.pdf"]
-PLANTED_KEY = "sk-planted-4f9c2e7a1b"
-
-
-def env_for(project):
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
-    env["PYTHONPATH"] = str(project)  # the copy's faqforge, not the checkout's
-    env["HF_HUB_OFFLINE"] = "1"
-    env["OPENAI_API_KEY"] = PLANTED_KEY  # teacher.api_key_env names this variable
-    return env
-
-
-def sh(project, *cmd, check=True):
-    result = subprocess.run(cmd, cwd=project, env=env_for(project), capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
-
-
-def make_project(root, student, base_url, docs=DOCS):
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    for name in ("stages", "faqforge"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "data" / "docs").mkdir(parents=True)
-    (root / "data" / "eval").mkdir()
-    for doc in docs:
-        shutil.copy(ROOT / "data" / "docs" / doc, root / "data" / "docs" / doc)
-    evalset = json.loads((ROOT / "data" / "eval" / "evalset.json").read_text())[:8]
-    (root / "data" / "eval" / "evalset.json").write_text(json.dumps(evalset, indent=2))
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["teacher"].update(backend="openai", model="test-teacher", base_url=base_url, max_retries=1)
-    params["student"]["model"] = student
-    params["ingest"]["tokenizer"] = student
-    params["finetune"].update(max_steps=4, batch_size=4, eval_every=2, max_seq_length=256)
-    params["evaluate"].update(max_new_tokens=8, bootstrap_resamples=200)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-    sh(root, "git", "init", "-q")
-    sh(root, "dvc", "init", "-q")
-    return root
+from project import CHAIN, DOCS, PLANTED_KEY, STAGES, make_project, sh
 
 
 @pytest.fixture(scope="module")
@@ -340,62 +293,6 @@ def test_adding_a_document_asks_the_teacher_only_about_its_chunks(pipeline_run, 
     judged = [p for p in curated + dropped if "judge" in p]
     assert curate["calls"] == len([p for p in judged if p["chunk_id"] in new_chunks]) > 0
     assert curate["cache_hits"] == len(judged) - curate["calls"]
-
-
-@pytest.mark.slow
-def test_sigkilled_generate_resumes_without_repeating_an_answered_request(tmp_path, tiny_model):
-    import signal
-    import time
-    with OpenAIServer(delay=0.25) as slow:
-        project = make_project(tmp_path, tiny_model, slow.base_url)
-        params = yaml.safe_load((project / "params.yaml").read_text())
-        params["teacher"]["concurrency"] = 2
-        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-        sh(project, "dvc", "repro", "ingest")
-        n_chunks = len((project / "data/chunks.jsonl").read_text().splitlines())
-        assert n_chunks >= 12
-        process = subprocess.Popen(["dvc", "repro", "generate"], cwd=project, env=env_for(project),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        cache = project / "cache/llm"
-        deadline = time.monotonic() + 120
-        while len(list(cache.rglob("*.json"))) < n_chunks // 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        answered = {json.loads(p.read_text())["request"]["messages"][-1]["content"] for p in cache.rglob("*.json")}
-        assert 0 < len(answered) < n_chunks
-        assert not (project / "data/qa_raw.jsonl").exists()
-        seen_before = len(slow.requests)
-        sh(project, "dvc", "repro", "generate")
-        asked_again = [r["body"]["messages"][-1]["content"] for r in slow.requests[seen_before:]]
-        assert not set(asked_again) & answered
-        assert len(asked_again) <= n_chunks - len(answered) and len(set(asked_again)) == len(asked_again)
-        metrics = json.loads((project / "metrics/generate.json").read_text())
-        assert metrics["teacher"]["cache_hits"] == len(answered)
-        assert metrics["teacher"]["calls"] == n_chunks - len(answered)
-
-
-@pytest.mark.slow
-def test_generate_and_curate_complete_through_a_faulty_server(tmp_path, tiny_model):
-    """30% of requests fail (429 with Retry-After, 5xx, time-outs, dropped connections,
-    truncated and non-JSON bodies): the stages complete and every chunk is accounted for."""
-    with OpenAIServer(fault_rate=0.3, retry_after=0.2, slow_seconds=2, seed=7) as faulty:
-        project = make_project(tmp_path, tiny_model, faulty.base_url)
-        params = yaml.safe_load((project / "params.yaml").read_text())
-        params["teacher"].update(timeout=1, max_retries=4, backoff_seconds=0.05, concurrency=4)
-        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-        sh(project, "dvc", "repro", "curate")
-    faults = {r["fault"] for r in faulty.requests}
-    assert {"429", "500", "503", "timeout", "drop", "truncated", "nonjson"} <= faults
-    chunks = {json.loads(line)["chunk_id"] for line in (project / "data/chunks.jsonl").read_text().splitlines()}
-    with_pairs = {json.loads(line)["chunk_id"] for line in (project / "data/qa_raw.jsonl").read_text().splitlines()}
-    dropped = [json.loads(line) for line in (project / "data/generate_dropped.jsonl").read_text().splitlines()]
-    assert chunks == with_pairs | {d["chunk_id"] for d in dropped}
-    metrics = json.loads((project / "metrics/generate.json").read_text())["teacher"]
-    assert metrics["retries"] > 0 and metrics["calls"] == len(chunks)
-    assert metrics["errors"] == sum(1 for d in dropped if d["why"].startswith("teacher error"))
-    curate = json.loads((project / "metrics/curate.json").read_text())
-    assert curate["teacher"]["calls"] > 0 and curate["kept"] > 0
 
 
 @pytest.mark.slow

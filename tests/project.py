@@ -1,0 +1,76 @@
+"""A temporary copy of the project for end-to-end tests: the checkout's code,
+dvc.yaml and params.yaml, a few sample documents, a small eval set, a tiny
+student built in the test and the teacher behind a real OpenAI-compatible
+server on 127.0.0.1."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import ROOT
+
+CHAIN = ["base_model", "ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split",
+         "finetune", "evaluate"]
+STAGES = CHAIN[:8] + ["report"] + CHAIN[8:]  # report reads the data stages' outputs; nothing reads it
+DOCS = ["getting-started.md", "installation.txt", "fine-tuning-guide.pdf"]
+PLANTED_KEY = "sk-planted-4f9c2e7a1b"
+
+
+def env_for(project):
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    env["PYTHONPATH"] = str(project)  # the copy's faqforge, not the checkout's
+    env["HF_HUB_OFFLINE"] = "1"
+    env["OPENAI_API_KEY"] = PLANTED_KEY  # teacher.api_key_env names this variable
+    return env
+
+
+def sh(project, *cmd, check=True):
+    result = subprocess.run(cmd, cwd=project, env=env_for(project), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def make_project(root, student, base_url, docs=DOCS):
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, root / name)
+    for name in ("stages", "faqforge"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "data" / "docs").mkdir(parents=True)
+    (root / "data" / "eval").mkdir()
+    for doc in docs:
+        shutil.copy(ROOT / "data" / "docs" / doc, root / "data" / "docs" / doc)
+    evalset = json.loads((ROOT / "data" / "eval" / "evalset.json").read_text())[:8]
+    (root / "data" / "eval" / "evalset.json").write_text(json.dumps(evalset, indent=2))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["teacher"].update(backend="openai", model="test-teacher", base_url=base_url, max_retries=1)
+    params["student"]["model"] = student
+    params["ingest"]["tokenizer"] = student
+    params["finetune"].update(max_steps=4, batch_size=4, eval_every=2, max_seq_length=256)
+    params["evaluate"].update(max_new_tokens=8, bootstrap_resamples=200)
+    write_params(root, params)
+    sh(root, "git", "init", "-q")
+    sh(root, "dvc", "init", "-q")
+    return root
+
+
+def write_params(project, params):
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+
+
+def tune(project, **sections):
+    """Update params.yaml sections: tune(project, teacher={"concurrency": 2})."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for name, values in sections.items():
+        params[name].update(values)
+    write_params(project, params)
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
