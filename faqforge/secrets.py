@@ -10,32 +10,55 @@ the message still says what was there.
 
 import re
 
-# (kind, pattern). A pattern with a group named `value` replaces only that group.
+def _secretish(value):
+    """A value that looks generated, not a word: it has a digit, a symbol or mixed case."""
+    return (any(c.isdigit() for c in value) or not value.isalnum()
+            or (any(c.isupper() for c in value) and any(c.islower() for c in value[1:])))
+
+
+def _random_looking(value):
+    """Upper case, lower case and digits, switching often (a random token, not
+    `LlamaForCausalLM2024` or a file name)."""
+    classes = ["u" if c.isupper() else "l" if c.islower() else "d" for c in value]
+    switches = sum(a != b for a, b in zip(classes, classes[1:]))
+    return len(set(classes)) == 3 and switches >= 0.35 * len(value)
+
+
+# (kind, pattern, check). A pattern with a group named `value` replaces only that group;
+# `check`, when given, must accept the match's text (or its value).
 CREDENTIALS = (
     ("private_key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
-                               re.S)),
-    ("bearer", re.compile(r"\b[Bb]earer\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})")),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    ("api_key", re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}")),  # OpenAI, Anthropic (sk-ant-), Stripe-like
-    ("api_key", re.compile(r"\b(?:hf|gh[pousr]|glpat|xox[abprs])[_-][A-Za-z0-9_-]{16,}")),  # HF, GitHub, GitLab, Slack
-    ("api_key", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}")),
-    ("api_key", re.compile(r"\bAIza[A-Za-z0-9_-]{30,}")),  # Google
-    ("aws_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
+                               re.S), None),
+    ("bearer", re.compile(r"\b[Bb]earer\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})"), _secretish),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), None),
+    ("api_key", re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}"), _secretish),  # OpenAI, Anthropic, Stripe-like
+    ("api_key", re.compile(r"\b(?:hf|gh[pousr]|glpat|xox[abprs])[_-][A-Za-z0-9_-]{16,}"), None),  # HF, GitHub, GitLab, Slack
+    ("api_key", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), None),
+    ("api_key", re.compile(r"\bAIza[A-Za-z0-9_-]{30,}"), None),  # Google
+    ("aws_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), None),
+    # `password = x` always; `password: x` (prose and YAML say "token: the unit of text") only
+    # when x looks generated.
     ("password", re.compile(
         r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|secret[_-]?key|token)"
-        r"[\"']?\s*[:=]\s*[\"']?(?P<value>[^\s\"',;]{4,})")),
-    # A long run of letters and digits (both, and not only hex: digests and commit ids are not
-    # secrets) with no spaces: a token whose shape we do not know.
-    ("token", re.compile(r"\b(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[G-Zg-z])[A-Za-z0-9_-]{32,}\b")),
+        r"[\"']?\s*=\s*[\"']?(?P<value>[^\s\"',;]{4,})"), None),
+    ("password", re.compile(
+        r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|secret[_-]?key|token)"
+        r"[\"']?\s*:\s*[\"']?(?P<value>[^\s\"',;]{4,})"), _secretish),
+    # A long run of letters and digits with no separator that looks random: a token whose
+    # shape we do not know (digests and commit ids are lower-case hex: not matched).
+    ("token", re.compile(r"\b[A-Za-z0-9]{24,}\b"), _random_looking),
 )
 
 
 def find_credentials(text):
     """[(kind, start, end)] of the credential-shaped spans in `text`, in order, not overlapping."""
     spans = []
-    for kind, pattern in CREDENTIALS:
+    for kind, pattern, check in CREDENTIALS:
         for m in pattern.finditer(text):
-            start, end = m.span("value") if "value" in pattern.groupindex else m.span()
+            group = "value" if "value" in pattern.groupindex else 0
+            if check and not check(m.group(group)):
+                continue
+            start, end = m.span(group)
             if not any(s < end and start < e for _, s, e in spans):
                 spans.append((kind, start, end))
     return sorted(spans, key=lambda span: span[1])
