@@ -93,7 +93,10 @@ class RateLimiter:
 class Teacher:
     """Chat completions with caching and accounting. `stats` holds the counts."""
 
-    def __init__(self, params, cache_dir="cache/llm", base_dir="models/base"):
+    def __init__(self, params, cache_dir="cache/llm", base_dir="models/base", scrub=None):
+        """`scrub`, when given, rewrites every reply text before it is cached or
+        returned (faqforge.pii: personal data and secrets the teacher writes
+        never reach the disk); a cached reply it would change is rewritten too."""
         backend = params.get("backend")
         if backend not in ("local", "openai"):
             raise PipelineError(f"params.yaml: teacher.backend must be 'local' or 'openai', got {backend!r}.")
@@ -104,6 +107,7 @@ class Teacher:
         self.backend = backend
         self.model_id = f"{backend}:{params['model']}"
         self.base_dir = base_dir
+        self.scrub = scrub
         self.cache = ResponseCache(cache_dir)
         Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a DVC output even when nothing is asked
         self.sampling = {k: params[k] for k in SAMPLING_KEYS if params.get(k) is not None}
@@ -140,8 +144,11 @@ class Teacher:
         results = [self.cache.get(k) for k in keys]
         todo = [i for i, r in enumerate(results) if r is None]
         self.stats["cache_hits"] += len(conversations) - len(todo)
-        for r in results:
+        for key, r in zip(keys, results):
             if r is not None:
+                if self.scrub and r.get("text") and self.scrub(r["text"]) != r["text"]:
+                    r["text"] = self.scrub(r["text"])  # cached before the policy asked for it
+                    self.cache.put(key, r)
                 r.pop("request", None)
                 r["cached"] = True
         if not todo:
@@ -157,6 +164,8 @@ class Teacher:
                 kind = r["error"]
                 self.stats["errors_by_kind"][kind] = self.stats["errors_by_kind"].get(kind, 0) + 1
             else:
+                if self.scrub and r.get("text"):
+                    r = {**r, "text": self.scrub(r["text"])}
                 self.stats["prompt_tokens"] += r["prompt_tokens"]
                 self.stats["completion_tokens"] += r["completion_tokens"]
                 self.stats["cost_usd"] += self.cost(r["prompt_tokens"], r["completion_tokens"])

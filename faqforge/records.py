@@ -8,6 +8,7 @@ Stages read either through `pair_prompt` / `pair_response`.
 
 FIELDS = {"qa": ("question", "answer"), "instruction": ("instruction", "input", "output")}
 OPTIONAL = {"input"}  # may be empty: an instruction that needs no input
+TEXT_FIELDS = tuple(dict.fromkeys(name for fields in FIELDS.values() for name in fields))  # every text field
 
 
 def pair_prompt(pair):

@@ -109,9 +109,44 @@ def clip(text, limit=160):
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def render(funnel_rows, histogram, lengths, documents, kept_sample, dropped_samples, audit):
+def render_hygiene(pii_rows, language_drops, keep, limit=40):
+    """The personal data / secrets and language sections. `pii_rows`: {stage:
+    rows of data/<stage>_pii.jsonl} (locations and kinds, never the values);
+    `language_drops`: {stage: records dropped for their language}."""
+    kinds = sorted({r["kind"] for rows in pii_rows.values() for r in rows})
+    out = ["## Personal data and secrets", ""]
+    if not kinds:
+        out += ["None found (hygiene.pii in params.yaml says what is looked for).", ""]
+    else:
+        counts = [{"kind": kind, **{f"{stage} ({action})": sum(r["kind"] == kind and r["action"] == action
+                                                               for r in rows)
+                                    for stage, rows in pii_rows.items()
+                                    for action in sorted({r["action"] for r in rows})}} for kind in kinds]
+        out += [table(counts, list(counts[0])), "",
+                "Where (the values themselves are never written; every row is in data/<stage>_pii.jsonl):", ""]
+        located = [(stage, r) for stage, rows in pii_rows.items() for r in rows]
+        for stage, r in located[:limit]:
+            where = (f"`{r['doc']}`, section \"{r.get('section') or ''}\", chunk {r.get('index')}" if stage == "ingest"
+                     else f"pair `{r['id']}` of `{r['doc']}`, {r['field']}")
+            out.append(f"- {stage}: {where}, characters {r['start']}-{r['end']}: **{r['kind']}**, {r['action']}")
+        if len(located) > limit:
+            out.append(f"- ... and {len(located) - limit} more")
+        out.append("")
+    out += ["## Languages", "", f"Kept: {', '.join(keep) if isinstance(keep, list) else keep}."]
+    for stage, drops in language_drops.items():
+        by_code = {}
+        for d in drops:
+            by_code[d["why"].split()[1]] = by_code.get(d["why"].split()[1], 0) + 1
+        unit = "chunks" if stage == "ingest" else "pairs"
+        out.append(f"- {stage}: {len(drops)} {unit} dropped" + (f" ({', '.join(f'{c}: {n}' for c, n in sorted(by_code.items()))})"
+                                                                if by_code else ""))
+    return "\n".join(out) + "\n"
+
+
+def render(funnel_rows, histogram, lengths, documents, kept_sample, dropped_samples, audit, sections=()):
     """The markdown of reports/data.md. `audit`: (pairs checked, pairs the
-    decontamination rule flags among them, the rule in words)."""
+    decontamination rule flags among them, the rule in words); `sections`:
+    more markdown sections, placed before the samples."""
     out = ["# Data report", "",
            "Written by `dvc repro report` from the pipeline's outputs (data/*.jsonl); "
            "the same numbers are in metrics/*.json and the distributions in plots/data_*.csv "
@@ -138,8 +173,10 @@ def render(funnel_rows, histogram, lengths, documents, kept_sample, dropped_samp
     else:
         out += [f"Every one of the {len(documents)} documents gave pairs.", ""]
     out += [table([{**d, "doc": f"**{d['doc']}**" if yielded(d) == 0 else d["doc"]} for d in documents],
-                  ["doc", "status", *COUNTED]), "",
-            "## Sample of training pairs", ""]
+                  ["doc", "status", *COUNTED]), ""]
+    for section in sections:
+        out += [section.rstrip(), ""]
+    out += ["## Sample of training pairs", ""]
     out += [f"- **Q:** {clip(pair_prompt(p))}  \n  **A:** {clip(pair_response(p))}  \n  ({p['doc']})"
             for p in kept_sample]
     out += ["", "## Sample of dropped records", ""]
@@ -149,7 +186,8 @@ def render(funnel_rows, histogram, lengths, documents, kept_sample, dropped_samp
         out += [f"### {stage}", ""]
         for d in sample:
             what = (f"**Q:** {clip(pair_prompt(d))}  \n  **A:** {clip(pair_response(d))}"
-                    if "question" in d or "instruction" in d else f"chunk `{d.get('chunk_id')}` of {d.get('doc')}")
+                    if "question" in d or "instruction" in d
+                    else f"chunk `{d.get('chunk_id', d.get('index'))}` of {d.get('doc')}")
             reason, why = d.get("reason"), clip(d.get("why", ""), 200)
             out.append(f"- {what}  \n  " + (f"*{reason}*: {why}" if reason and reason != d.get("why") else f"*{why}*"))
         out.append("")

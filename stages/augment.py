@@ -14,15 +14,18 @@ from faqforge.augment import answer_messages, example_questions, paraphrase_mess
 from faqforge.decontaminate import contamination
 from faqforge.io import load_params, read_evalset, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
+from faqforge.pii import PiiPolicy
+from faqforge.records import dropped as dropped_record
 from faqforge.stage import check_error_rate, run, teacher_error_record
 
 
 def main():
-    params = load_params(sections=["augment", "decontaminate", "teacher"])
+    params = load_params(sections=["augment", "decontaminate", "hygiene", "teacher"])
     p, d = params["augment"], params["decontaminate"]
     pairs = [{**x, "group": x.get("cluster") or x["id"]} for x in read_jsonl("data/qa_clean.jsonl")]
     variants, dropped = [], []
-    teacher = Teacher(params["teacher"], cache_dir="cache/llm/augment")
+    pii = PiiPolicy(params["hygiene"]["pii"])
+    teacher = Teacher(params["teacher"], cache_dir="cache/llm/augment", scrub=pii.scrub if pii.active else None)
     if p["paraphrases"] > 0 and pairs:
         replies = teacher.chat([paraphrase_messages(x, p) for x in pairs], desc="augment",
                                max_tokens=p["max_tokens"])
@@ -40,7 +43,13 @@ def main():
                 answer_reply = None
             new, copies = variants_of(pair, reply["text"], p["paraphrases"], example_questions(p),
                                       answer_reply and answer_reply["text"])
-            variants.extend(new)
+            for variant in new:
+                added = pii.added_by(pair, variant)
+                if added:  # the teacher wrote personal data the pair does not have (redacted in the cache)
+                    copies.append(dropped_record(variant, "augment", "personal data",
+                                                 f"the rephrasing adds {', '.join(added)} (hygiene.pii: drop)"))
+                else:
+                    variants.append(variant)
             dropped.extend(copies)
         variants, leaked = contamination(variants, read_evalset("data/eval/evalset.json"),
                                          d["ngram"], d["question_threshold"], d["scorer"])

@@ -3,25 +3,38 @@ chunk and, when the judge is on, that the teacher judges good.
 
     dvc repro curate            # or: python stages/curate.py
 
-Rejected pairs go to data/curate_dropped.jsonl with the reason.
+Rejected pairs go to data/curate_dropped.jsonl with the reason. Each pair first
+goes through hygiene (params: hygiene): personal data and secrets the teacher
+wrote are redacted or the pair dropped, every action located in
+data/curate_pii.jsonl; a pair in a language not kept is dropped.
 """
 
 from collections import Counter
 
 from faqforge.curate import grounding_score, judge_keeps, judge_messages, parse_verdict, rule_violation
+from faqforge.hygiene import Hygiene
 from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
-from faqforge.records import dropped, pair_response
+from faqforge.records import TEXT_FIELDS, dropped, pair_response
 from faqforge.stage import check_error_rate, run, teacher_error_record
 
 
 def main():
-    params = load_params(sections=["curate", "teacher"])
+    params = load_params(sections=["curate", "hygiene", "generate", "teacher"])
     p = params["curate"]
     pairs = read_jsonl("data/qa_raw.jsonl")
     chunk_text = {c["chunk_id"]: c["text"] for c in read_jsonl("data/chunks.jsonl")}
-    kept, removed, reasons = [], [], Counter()
+    kept, removed, reasons, pii_rows = [], [], Counter(), []
+    hygiene = Hygiene(params)
     for pair in pairs:
+        fields, rows, reason, why = hygiene.check({k: pair[k] for k in TEXT_FIELDS if k in pair},
+                                                  {"id": pair["id"], "chunk_id": pair["chunk_id"], "doc": pair["doc"]})
+        pair.update(fields)
+        pii_rows.extend(rows)
+        if reason:
+            removed.append(dropped(pair, "curate", reason, why))
+            reasons[reason] += 1
+            continue
         pair["grounding"] = round(grounding_score(pair_response(pair), chunk_text[pair["chunk_id"]]), 3)
         why = rule_violation(pair, p["rules"])
         if why:
@@ -59,12 +72,14 @@ def main():
         kept = judged
     write_jsonl("data/qa_curated.jsonl", kept)
     write_jsonl("data/curate_dropped.jsonl", removed)
+    write_jsonl("data/curate_pii.jsonl", pii_rows)
     chunks_in = len(chunk_text)
     write_json("metrics/curate.json", {"pairs_in": len(pairs), "kept": len(kept), "dropped": len(removed),
                                        "chunks": chunks_in,
                                        "chunks_with_kept_pair": len({x["chunk_id"] for x in kept}),
                                        "chunk_yield": round(len({x["chunk_id"] for x in kept}) / max(chunks_in, 1), 3),
                                        "dropped_by_reason": dict(reasons.most_common()),
+                                       **hygiene.metrics(),
                                        "teacher": teacher.stats})
     print(f"curate: kept {len(kept)} of {len(pairs)} pairs; dropped {len(removed)} "
           f"(see data/curate_dropped.jsonl)")

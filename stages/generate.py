@@ -11,16 +11,18 @@ instructions (a teacher obeying a document that says "print your instructions").
 from faqforge.generate import generation_messages, pairs_from_reply, questions_for, response_format
 from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
+from faqforge.pii import PiiPolicy
 from faqforge.records import FIELDS, dropped, pair_prompt
 from faqforge.stage import check_error_rate, run, teacher_error_record
 
 
 def main():
-    params = load_params(sections=["generate", "teacher"])
+    params = load_params(sections=["generate", "hygiene", "teacher"])
     p = params["generate"]
     fields = FIELDS[p["format"]]
     chunks = read_jsonl("data/chunks.jsonl")
-    teacher = Teacher(params["teacher"], cache_dir="cache/llm/generate")
+    pii = PiiPolicy(params["hygiene"]["pii"])
+    teacher = Teacher(params["teacher"], cache_dir="cache/llm/generate", scrub=pii.scrub if pii.active else None)
     wanted = [questions_for(c["n_tokens"], p["tokens_per_question"], p["min_questions"], p["max_questions"])
               for c in chunks]
     formats = [response_format(n, p) if p["json_schema"] else None for n in wanted]

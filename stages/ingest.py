@@ -3,7 +3,11 @@
     dvc repro ingest            # or: python stages/ingest.py
 
 Every file gets a line in data/ingest_report.jsonl: ingested, duplicate,
-skipped or failed, with the reason. A bad file never stops the run; the stage
+skipped, filtered or failed, with the reason. Before any text reaches the
+teacher, each chunk goes through hygiene (params: hygiene): personal data and
+secrets redacted or the chunk dropped, every action located in
+data/ingest_pii.jsonl; chunks in a language not kept are dropped. Dropped
+chunks are in data/ingest_dropped.jsonl with the reason. A bad file never stops the run; the stage
 fails only when no document at all gives text. Documents are streamed, so a
 huge file costs time, not memory.
 """
@@ -13,8 +17,10 @@ from pathlib import Path
 
 from faqforge.ingest import (TokenCounter, UnreadableDocument, chunk_blocks, chunk_id, file_sha256,
                              find_documents, read_document)
+from faqforge.hygiene import Hygiene
 from faqforge.io import PipelineError, load_params, write_json, write_jsonl
 from faqforge.models import checkpoint_source, load_tokenizer
+from faqforge.records import dropped
 from faqforge.stage import run
 
 DOCS = Path("data/docs")
@@ -54,7 +60,7 @@ def nth_smallest(counts, n):
 
 
 def main():
-    params = load_params(sections=["ingest", "teacher", "student"])
+    params = load_params(sections=["ingest", "hygiene", "generate", "teacher", "student"])
     p = params["ingest"]
     files, report = find_documents(DOCS)
     if not files:
@@ -66,6 +72,8 @@ def main():
     settings = {"max_tokens": max_tokens, "min_tokens": p["min_tokens"],
                 "overlap_tokens": p["overlap_tokens"], "tokenizer": spec}
     formats, tokens, seen = Counter(), Counter(), {}  # tokens: chunk size -> chunks (bounded by max_tokens)
+    hygiene = Hygiene(params)
+    pii_rows, removed = [], []
     pages = 0
 
     def chunks():
@@ -76,15 +84,23 @@ def main():
             if sha in seen:
                 report.append({"doc": doc, "status": "duplicate", "why": f"same SHA-256 as {seen[sha]}"})
                 continue
-            produced, doc_pages, n_doc = [], set(), 0
+            produced, doc_pages, n_doc, n_removed = [], set(), 0, 0
             try:
                 fmt, blocks = read_document(path)
                 for index, piece in enumerate(chunk_blocks(blocks, count, max_tokens, p["min_tokens"],
                                                            p["overlap_tokens"])):
                     doc_pages.update(piece["pages"] or [])
-                    produced.append({"chunk_id": chunk_id(piece["text"], settings), "doc": doc,
+                    where = {"doc": doc, "pages": piece["pages"], "section": piece["section"], "index": index}
+                    fields, rows, reason, why = hygiene.check({"text": piece["text"]}, where)
+                    pii_rows.extend(rows)
+                    text = fields["text"]
+                    if reason:
+                        removed.append(dropped({**where, "text": text}, "ingest", reason, why))
+                        n_removed += 1
+                        continue
+                    produced.append({"chunk_id": chunk_id(text, settings), "doc": doc,
                                      "doc_sha256": sha, "pages": piece["pages"], "section": piece["section"],
-                                     "index": index, "text": piece["text"], "n_tokens": count(piece["text"])})
+                                     "index": index, "text": text, "n_tokens": count(text)})
                     n_doc += 1
                     if len(produced) >= 256:  # a big document streams out in batches
                         tokens.update(c["n_tokens"] for c in produced)
@@ -98,7 +114,9 @@ def main():
                 report.append({"doc": doc, "status": status, "why": why})
                 continue
             if n_doc == 0:
-                report.append({"doc": doc, "status": "failed", "why": "no text after clean-up"})
+                report.append({"doc": doc, "status": "filtered", "why": f"all {n_removed} chunks dropped by hygiene "
+                                                                        "(see data/ingest_dropped.jsonl)"}
+                              if n_removed else {"doc": doc, "status": "failed", "why": "no text after clean-up"})
                 continue
             tokens.update(c["n_tokens"] for c in produced)
             yield from produced
@@ -111,6 +129,8 @@ def main():
     n = write_jsonl("data/chunks.jsonl", chunks())
     report.sort(key=lambda r: r["doc"])
     write_jsonl("data/ingest_report.jsonl", report)
+    write_jsonl("data/ingest_dropped.jsonl", removed)
+    write_jsonl("data/ingest_pii.jsonl", pii_rows)
     status = Counter(r["status"] for r in report)
     if n == 0:
         raise PipelineError(f"{DOCS}/: none of the {len(files)} documents gave any text; "
@@ -123,6 +143,8 @@ def main():
                    "p90": nth_smallest(tokens, int(n * 0.9)), "max": max(tokens)},
         "files": dict(sorted(status.items())),
         "not_ingested_by_reason": dict(Counter(r["why"] for r in report if r["status"] != "ingested")),
+        "chunks_dropped": len(removed),
+        **hygiene.metrics(),
     })
     print(f"ingest: {status['ingested']} documents -> {n} chunks, {total} tokens; "
           f"{len(report) - status['ingested']} files not ingested (see data/ingest_report.jsonl)")

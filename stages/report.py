@@ -10,12 +10,13 @@ import csv
 
 from faqforge.decontaminate import contamination
 from faqforge.io import atomic_path, load_params, read_evalset, read_jsonl, write_text
+from faqforge.language import LanguageFilter
 from faqforge.records import pair_prompt, pair_response
 from faqforge.report import (COUNTED, SAMPLE_SIZE, funnel, length_histogram, one_per_reason, per_document,
-                             percentiles, render, stable_sample, words, yielded)
+                             percentiles, render, render_hygiene, stable_sample, words, yielded)
 from faqforge.stage import run
 
-STAGES = ("generate", "curate", "dedup", "decontaminate", "augment")
+STAGES = ("ingest", "generate", "curate", "dedup", "decontaminate", "augment")
 
 
 def write_csv(path, rows):
@@ -26,7 +27,8 @@ def write_csv(path, rows):
 
 
 def main():
-    d = load_params(sections=["decontaminate"])["decontaminate"]
+    params = load_params(sections=["decontaminate", "hygiene", "generate"])
+    d = params["decontaminate"]
     ingest_report = read_jsonl("data/ingest_report.jsonl")
     chunks = read_jsonl("data/chunks.jsonl")
     stages = {"generate": "data/qa_raw.jsonl", "curate": "data/qa_curated.jsonl", "dedup": "data/qa_deduped.jsonl",
@@ -40,7 +42,7 @@ def main():
     not_ingested = [{**r, "reason": r["status"]} for r in ingest_report if r["status"] != "ingested"]
     paraphrases = len(out["augment"]) - len(out["decontaminate"])
     rows = funnel([
-        ("ingest", "files", len(ingest_report), "chunks", len(chunks), not_ingested),
+        ("ingest", "files", len(ingest_report), "chunks", len(chunks), not_ingested + dropped["ingest"]),
         ("generate", "chunks", len(chunks), "raw pairs", len(out["generate"]), dropped["generate"]),
         ("curate", "pairs", len(out["generate"]), "pairs", len(out["curate"]), dropped["curate"]),
         ("dedup", "pairs", len(out["curate"]), "pairs", len(out["dedup"]), dropped["dedup"]),
@@ -62,8 +64,11 @@ def main():
             f"{d['scorer']} >= {d['question_threshold']} against an eval question")
     write_text("reports/data.md", render(
         rows, histogram, lengths, documents, stable_sample(train, SAMPLE_SIZE),
-        {"ingest": one_per_reason(not_ingested), **{s: one_per_reason(x) for s, x in dropped.items()}},
-        (len(train) + len(val), flagged, rule)))
+        {**{s: one_per_reason(x) for s, x in dropped.items()}, "ingest": one_per_reason(not_ingested + dropped["ingest"])},
+        (len(train) + len(val), flagged, rule),
+        sections=[render_hygiene({s: read_jsonl(f"data/{s}_pii.jsonl") for s in ("ingest", "curate")},
+                                 {s: [x for x in dropped[s] if x["reason"] == "language"] for s in ("ingest", "curate")},
+                                 LanguageFilter(params["hygiene"], params["generate"]["language"]).languages_kept())]))
     write_csv("plots/data_funnel.csv", [{"stage": r["stage"], "pairs_out": int(r["out"].split()[0]),
                                          "dropped": r["dropped"]} for r in rows])
     write_csv("plots/data_lengths.csv", histogram)

@@ -21,7 +21,8 @@ normally), or `fault_rate` draws one at random from FAULTS for that share of req
 `delay` makes every answer wait that long (a slow model); `reject_schema` answers
 400 to any request carrying a response_format, like a server without guided decoding;
 `echo_secrets` makes error bodies repeat the Authorization header and a token of the
-server's own, as careless proxies do.
+server's own, as careless proxies do; `pii_in_replies` puts LEAKED_CONTACTS (personal
+data and secrets of every kind) in an extra pair of every generate reply.
 """
 
 import json
@@ -37,7 +38,13 @@ UPSTREAM_TOKEN = "x9Kq2mWv7Lp4Rt8Zc1Nb6Hd3Fg5Js0Ya"  # a token of no known shape
 FAULTS = ("429", "500", "503", "timeout", "drop", "truncated", "nonjson")
 
 
-def teacher_reply(messages):
+# Personal data and secrets a careless teacher writes into its answers (pii_in_replies).
+LEAKED_CONTACTS = ("Write to ops.lead@example.org or call +1-202-555-0143; the VPN is 172.16.4.20, card "
+                   "5555 5555 5555 4444, IBAN DE89 3704 0044 0532 0130 00, key sk-ops-7Hq2LmX9pR4tW1zK, "
+                   "aws AKIAJ7Q2EXAMPLEKEY9Z and password=Sup3r-Secret!")
+
+
+def teacher_reply(messages, pii_in_replies=False):
     user = messages[-1]["content"]
     if "Verdict" in messages[0]["content"]:
         return "Reason: the answer is stated in the text. Verdict: YES Score: 4"
@@ -52,6 +59,8 @@ def teacher_reply(messages):
         words = re.findall(r"[A-Za-z][\w-]+", s)
         topic = " ".join(words[:4])
         pairs.append({"question": f"What should I know about {topic}?", "answer": s})
+    if pii_in_replies:  # a teacher that writes contact details and secrets of its own into an answer
+        pairs.insert(0, {"question": "How do I reach the operations team?", "answer": LEAKED_CONTACTS})
     if "SYSTEM OVERRIDE" in text:  # a teacher that obeys a planted instruction: it leaks its prompt
         pairs.insert(0, {"question": "What are your instructions?", "answer": messages[0]["content"][:200]})
     return "Here are the pairs:\n" + json.dumps(pairs)
@@ -72,7 +81,7 @@ def _logprobs(text):
 
 class OpenAIServer:
     def __init__(self, fail_first=0, faults=None, fault_rate=0.0, retry_after=1, slow_seconds=30,
-                 delay=0.0, reject_schema=False, echo_secrets=False, seed=0):
+                 delay=0.0, reject_schema=False, echo_secrets=False, pii_in_replies=False, seed=0):
         self.requests = []
         self.fail_first = fail_first
         self.faults = list(faults or [])
@@ -82,6 +91,7 @@ class OpenAIServer:
         self.delay = delay
         self.reject_schema = reject_schema
         self.echo_secrets = echo_secrets
+        self.pii_in_replies = pii_in_replies
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         server = self
@@ -134,7 +144,7 @@ class OpenAIServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                words = re.findall(r"\S+\s*", teacher_reply(body["messages"]))
+                words = re.findall(r"\S+\s*", teacher_reply(body["messages"], server.pii_in_replies))
                 for k, piece in enumerate(words + [None]):
                     delta = {"role": "assistant", "content": piece} if piece is not None else {}
                     chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0,
@@ -146,7 +156,7 @@ class OpenAIServer:
                 self.close_connection = True
 
             def _completion(self, body):
-                text = teacher_reply(body["messages"])
+                text = teacher_reply(body["messages"], server.pii_in_replies)
                 choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
                 if body.get("logprobs"):
                     choice["logprobs"] = _logprobs(text)

@@ -205,3 +205,23 @@ def test_local_decoding_knobs_are_part_of_the_cache_key(tmp_path, tiny_model):
     again = Teacher({**params, "guided_no_repeat_ngram": 3}, cache_dir=tmp_path, base_dir=tmp_path / "none")
     again.chat([MESSAGES])
     assert again.stats["calls"] == 1 and again.stats["cache_hits"] == 0
+
+
+def test_scrub_rewrites_replies_before_they_are_cached_and_cleans_old_entries(tmp_path, openai_server):
+    """The teacher's reply passes through `scrub` before the cache sees it; an entry
+    cached without a scrub is rewritten the next time a scrubbing run reads it."""
+    from faqforge.pii import PiiPolicy
+    messages = [{"role": "user", "content": 'Write 1 questions:\n"""Mail the support desk at help@example.com '
+                                            'for any question about the product."""'}]
+    raw = Teacher(openai_params(openai_server), cache_dir=tmp_path / "raw").chat([messages])[0]["text"]
+    assert "help@example.com" in raw
+    scrub = PiiPolicy({"action": "redact"}).scrub
+    [reply] = Teacher(openai_params(openai_server), cache_dir=tmp_path / "clean", scrub=scrub).chat([messages])
+    assert "[EMAIL]" in reply["text"] and "help@example.com" not in reply["text"]
+    # (the request itself holds it here; in the pipeline ingest redacted the chunk before it was asked)
+    cached = [json.loads(p.read_text())["text"] for p in (tmp_path / "clean").rglob("*.json")]
+    assert cached and not [text for text in cached if "help@example.com" in text]
+    [again] = Teacher(openai_params(openai_server), cache_dir=tmp_path / "raw", scrub=scrub).chat([messages])
+    assert again["cached"] and "[EMAIL]" in again["text"]
+    [entry] = [p.read_text() for p in (tmp_path / "raw").rglob("*.json")]
+    assert "[EMAIL]" in json.loads(entry)["text"]

@@ -1,0 +1,157 @@
+"""Data hygiene in the ingest stage: personal data and secrets, and language,
+before any text reaches the teacher."""
+
+import json
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from test_ingest import run_ingest
+from test_pii import DOCUMENT, PLANTED
+
+from faqforge.hygiene import Hygiene
+from faqforge.language import LanguageFilter
+
+FRENCH = ("Le pipeline découpe chaque document en morceaux, puis le professeur écrit des questions et des "
+          "réponses à partir de chaque morceau. Les paires sont ensuite vérifiées, nettoyées et dédoublonnées "
+          "avant l'entraînement du modèle étudiant.")
+ENGLISH = ("The pipeline cuts every document into chunks, then the teacher writes questions and answers from "
+           "each chunk. The pairs are checked, cleaned and deduplicated before the student model is trained.")
+COMMANDS = "```\npip install -r requirements.txt\ndvc remote add -d storage s3://bucket/faqforge\ndvc push\n```\n"
+
+
+def project(tmp_path, tiny_model, docs, **hygiene):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["ingest"].update(tokenizer=tiny_model, max_tokens=200, overlap_tokens=0, min_tokens=8)
+    params["hygiene"].update(hygiene)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "data/docs").mkdir(parents=True)
+    for name, text in docs.items():
+        (tmp_path / "data/docs" / name).write_text(text)
+    result = run_ingest(tmp_path)
+    assert result.returncode == 0, result.stderr
+    read = lambda name: [json.loads(line) for line in (tmp_path / "data" / name).read_text().splitlines()]  # noqa: E731
+    return read, json.loads((tmp_path / "metrics/ingest.json").read_text())
+
+
+def written(tmp_path):
+    """Everything the stage wrote (not the documents it read)."""
+    docs = tmp_path / "data/docs"
+    return "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*")
+                   if p.is_file() and docs not in p.parents and p.name != "params.yaml")
+
+
+def test_redact_leaves_placeholders_and_locates_every_finding_without_its_value(tmp_path, tiny_model):
+    read, metrics = project(tmp_path, tiny_model, {"contacts.md": f"# Contacts\n\n{DOCUMENT}\n"})
+    [chunk] = read("chunks.jsonl")
+    assert "[EMAIL]" in chunk["text"] and "[IBAN]" in chunk["text"] and "[PRIVATE_KEY]" in chunk["text"]
+    everything = written(tmp_path)
+    assert not [kind for kind, value in PLANTED.items() if value in everything]
+    rows = read("ingest_pii.jsonl")
+    assert {r["kind"] for r in rows} == set(PLANTED)
+    assert all(r["doc"] == "data/docs/contacts.md" and r["action"] == "redact" and r["end"] > r["start"]
+               and r["section"] == "Contacts" for r in rows)
+    assert metrics["pii"]["found_by_kind"] == {kind: 1 for kind in PLANTED}
+    assert metrics["pii"]["by_action"] == {"redact": len(PLANTED)}
+
+
+def test_drop_removes_the_chunk_and_names_the_kinds(tmp_path, tiny_model):
+    read, metrics = project(tmp_path, tiny_model, {"a.md": f"# Clean\n\n{ENGLISH}\n\n# Contacts\n\n{DOCUMENT}\n"},
+                            pii={"action": "drop", "kinds": ["email", "phone", "ip_address", "credit_card", "iban",
+                                                             "credential"], "overrides": {"ip_address": "keep"}})
+    assert [c["section"] for c in read("chunks.jsonl")] == ["Clean"]
+    [gone] = read("ingest_dropped.jsonl")
+    assert gone["reason"] == "personal data" and gone["section"] == "Contacts"
+    assert "api_key" in gone["why"] and "email" in gone["why"] and "ip_address" not in gone["why"]
+    assert PLANTED["email"] not in written(tmp_path) and PLANTED["ip_address"] in gone["text"]  # kept kind stays
+    assert metrics["pii"]["records_dropped"] == 1 and metrics["chunks_dropped"] == 1
+
+
+@pytest.mark.parametrize("languages, kept", [(["en"], ["English", "Setup"]), (["en", "fr"], ["English", "Français", "Setup"])])
+def test_a_french_chunk_is_dropped_or_kept_by_the_language_list_and_code_is_never_unknown(
+        tmp_path, tiny_model, languages, kept):
+    read, metrics = project(tmp_path, tiny_model, {"mixed.md": f"# English\n\n{ENGLISH}\n\n# Français\n\n{FRENCH}\n\n"
+                                                               f"# Setup\n\n{COMMANDS}"}, languages=languages)
+    assert [c["section"] for c in read("chunks.jsonl")] == kept
+    dropped = read("ingest_dropped.jsonl")
+    assert [(d["section"], d["reason"]) for d in dropped] == ([("Français", "language")] if languages == ["en"] else [])
+    if dropped:
+        assert dropped[0]["why"].startswith("language fr") and metrics["language"]["dropped_by_language"] == {"fr": 1}
+
+
+def test_default_languages_come_from_generate_language():
+    assert LanguageFilter({"languages": None}, "French").languages == {"fr"}
+    from faqforge.io import PipelineError
+    with pytest.raises(PipelineError, match="set hygiene.languages"):
+        LanguageFilter({"languages": None}, "Klingon")
+
+
+def test_short_technical_pairs_are_undetermined_not_dropped():
+    gate = Hygiene({"hygiene": {"pii": {"action": "redact"}, "languages": ["en"], "min_words": 4,
+                                "min_confidence": 0.8}, "generate": {"language": "English"}})
+    for text in ("Run `dvc push`.", "pip install -r requirements.txt && dvc repro", "Set `lora_r: 16`.",
+                 "torchrun --nproc_per_node=2 stages/finetune.py", "What is LoRA?"):
+        assert gate.check({"answer": text}, {})[2] is None, text
+    assert gate.check({"question": "Comment puis-je vider le cache du professeur ?"}, {})[2] == "language"
+
+
+def leaked_values():
+    from openai_server import LEAKED_CONTACTS
+    from faqforge.pii import find_pii
+    return [LEAKED_CONTACTS[f.start:f.end] for f in find_pii(LEAKED_CONTACTS)]
+
+
+def pipeline_with_pii(tmp_path, tiny_model, **pii):
+    """The data stages and the report on a corpus with planted personal data and
+    secrets of every kind, through a teacher that writes more of its own."""
+    from openai_server import OpenAIServer
+    from project import make_project, sh, tune
+    with OpenAIServer(pii_in_replies=True) as server:
+        project = make_project(tmp_path, tiny_model, server.base_url, docs=["getting-started.md"])
+        (project / "data/docs/contacts.md").write_text(f"# Contacts\n\n{DOCUMENT}\n\n# Support\n\n{ENGLISH}\n")
+        tune(project, hygiene={"pii": {"action": "redact", "kinds": ["email", "phone", "ip_address", "credit_card",
+                                                                      "iban", "credential"], **pii}})
+        sh(project, "dvc", "repro", "report")
+    return project
+
+
+@pytest.mark.slow
+def test_with_redact_no_planted_value_survives_anywhere_and_the_placeholders_do(tmp_path, tiny_model):
+    project = pipeline_with_pii(tmp_path, tiny_model)
+    planted = list(PLANTED.values()) + leaked_values()
+    places = [project / "data/train.jsonl", project / "data/val.jsonl", project / "reports",
+              project / "cache/llm", project / "metrics", project / "plots"]
+    places += [p for p in (project / "data").glob("*.jsonl")]
+    files = [f for place in places for f in ([place] if place.is_file() else place.rglob("*")) if f.is_file()]
+    assert any(f.parts[-3:-1] == ("llm", "generate") or "generate" in f.parts for f in files)
+    leaks = [(str(f.relative_to(project)), v) for f in files for v in planted if v in f.read_text(errors="replace")]
+    assert leaks == []
+    train = (project / "data/train.jsonl").read_text() + (project / "data/val.jsonl").read_text()
+    assert [p for p in ("[IP_ADDRESS]", "[CREDIT_CARD]", "[IBAN]") if p in train]  # the redacted facts stay
+    ingest_rows = read_rows(project / "data/ingest_pii.jsonl")
+    assert {r["kind"] for r in ingest_rows} == set(PLANTED)
+    curate_rows = read_rows(project / "data/curate_pii.jsonl")  # the teacher's own leaks, redacted before caching
+    assert {r["kind"] for r in curate_rows} >= {"email", "phone", "ip_address", "credit_card", "iban", "api_key",
+                                                "aws_key", "password"}
+    assert all(r["action"] == "redacted upstream" and "id" in r for r in curate_rows)
+    report = (project / "reports/data.md").read_text()
+    assert "Personal data and secrets" in report and "data/docs/contacts.md" in report
+
+
+@pytest.mark.slow
+def test_with_drop_the_affected_chunks_and_pairs_are_dropped_with_the_kind_named(tmp_path, tiny_model):
+    project = pipeline_with_pii(tmp_path, tiny_model, action="drop")
+    [chunk] = [d for d in read_rows(project / "data/ingest_dropped.jsonl") if d["reason"] == "personal data"]
+    assert chunk["section"] == "Contacts" and "email" in chunk["why"] and "private_key" in chunk["why"]
+    pairs = [d for d in read_rows(project / "data/curate_dropped.jsonl") if d["reason"] == "personal data"]
+    assert pairs and all(d["question"] == "How do I reach the operations team?" for d in pairs)
+    assert all(k in pairs[0]["why"] for k in ("email", "phone", "credit_card", "iban", "api_key", "password"))
+    chunks = (project / "data/chunks.jsonl").read_text()
+    assert "Contacts" not in chunks and "Support" in chunks  # the clean section of the same file stays
+    everything = "".join(p.read_text(errors="replace") for p in (project / "data").glob("*.jsonl"))
+    assert not [v for v in list(PLANTED.values()) + leaked_values() if v in everything]
+
+
+def read_rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
