@@ -87,6 +87,18 @@ def iter_jsonl(path):
             yield record
 
 
+def read_json(path):
+    """Read a JSON file; a missing or broken file is an error naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"{path}: file not found; run the stage that writes it (`dvc repro`).")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise PipelineError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); "
+                            "delete the file and rerun the stage that writes it.") from None
+
+
 def write_json(path, obj):
     """Write one JSON document (metrics, manifests) atomically, pretty-printed."""
     with atomic_path(path) as tmp:

@@ -143,6 +143,20 @@ def render_hygiene(pii_rows, language_drops, keep, limit=40):
     return "\n".join(out) + "\n"
 
 
+def render_mix(table_by_source, val_by_source):
+    """The source mix section: training pairs per source before and after split.mix."""
+    before = sum(r["pairs_before"] for r in table_by_source.values()) or 1
+    after = sum(r["pairs_after"] for r in table_by_source.values()) or 1
+    rows = [{"source": source, "train before": r["pairs_before"], "share before": f"{r['pairs_before'] / before:.0%}",
+             "weight": f"{r['weight']:g}", "max_pairs": r["max_pairs"] if r["max_pairs"] is not None else "",
+             "train after": r["pairs_after"], "share after": f"{r['pairs_after'] / after:.0%}",
+             "val": val_by_source.get(source, 0)} for source, r in sorted(table_by_source.items())]
+    return "\n".join(["## Source mix", "",
+                      "Sources are the sub-folders of data/docs/ (`docs`: files directly in it); `split.mix` in "
+                      "params.yaml re-weights the training pairs, validation keeps the natural mix.", "",
+                      table(rows, list(rows[0]) if rows else ["source"]), ""])
+
+
 def render(funnel_rows, histogram, lengths, documents, kept_sample, dropped_samples, audit, sections=()):
     """The markdown of reports/data.md. `audit`: (pairs checked, pairs the
     decontamination rule flags among them, the rule in words); `sections`:

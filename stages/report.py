@@ -7,16 +7,18 @@ plots/data_lengths.csv and plots/data_per_doc.csv.
 """
 
 import csv
+from collections import Counter
 
 from faqforge.decontaminate import contamination
-from faqforge.io import atomic_path, load_params, read_evalset, read_jsonl, write_text
+from faqforge.io import atomic_path, load_params, read_evalset, read_json, read_jsonl, write_text
 from faqforge.language import LanguageFilter
 from faqforge.records import pair_prompt, pair_response
 from faqforge.report import (COUNTED, SAMPLE_SIZE, funnel, length_histogram, one_per_reason, per_document,
-                             percentiles, render, render_hygiene, stable_sample, words, yielded)
+                             percentiles, render, render_hygiene, render_mix, stable_sample, words, yielded)
+from faqforge.split import source_of
 from faqforge.stage import run
 
-STAGES = ("ingest", "generate", "curate", "dedup", "decontaminate", "augment")
+STAGES = ("ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split")
 
 
 def write_csv(path, rows):
@@ -36,7 +38,7 @@ def main():
     out = {stage: read_jsonl(path) for stage, path in stages.items()}
     dropped = {stage: read_jsonl(f"data/{stage}_dropped.jsonl") for stage in STAGES}
     by_id = {p["id"]: p for p in out["augment"]}
-    train = [by_id[r["id"]] for r in read_jsonl("data/train.jsonl")]
+    train = [by_id[r.get("copy_of", r["id"])] for r in read_jsonl("data/train.jsonl")]
     val = [by_id[r["id"]] for r in read_jsonl("data/val.jsonl")]
     ingested = [r for r in ingest_report if r["status"] == "ingested"]
     not_ingested = [{**r, "reason": r["status"]} for r in ingest_report if r["status"] != "ingested"]
@@ -49,7 +51,7 @@ def main():
         ("decontaminate", "pairs", len(out["dedup"]), "pairs", len(out["decontaminate"]), dropped["decontaminate"]),
         ("augment", "pairs", len(out["decontaminate"]), f"pairs ({paraphrases} paraphrases)", len(out["augment"]),
          dropped["augment"]),
-        ("split", "pairs", len(out["augment"]), f"train, {len(val)} val", len(train), []),
+        ("split", "pairs", len(out["augment"]), f"train, {len(val)} val", len(train), dropped["split"]),
     ])
     questions = [pair_prompt(p) for p in train]
     answers = [pair_response(p) for p in train]
@@ -66,7 +68,8 @@ def main():
         rows, histogram, lengths, documents, stable_sample(train, SAMPLE_SIZE),
         {**{s: one_per_reason(x) for s, x in dropped.items()}, "ingest": one_per_reason(not_ingested + dropped["ingest"])},
         (len(train) + len(val), flagged, rule),
-        sections=[render_hygiene({s: read_jsonl(f"data/{s}_pii.jsonl") for s in ("ingest", "curate")},
+        sections=[render_mix(read_json("metrics/split.json").get("mix", {}), Counter(source_of(p["doc"]) for p in val)),
+                  render_hygiene({s: read_jsonl(f"data/{s}_pii.jsonl") for s in ("ingest", "curate")},
                                  {s: [x for x in dropped[s] if x["reason"] == "language"] for s in ("ingest", "curate")},
                                  LanguageFilter(params["hygiene"], params["generate"]["language"]).languages_kept())]))
     write_csv("plots/data_funnel.csv", [{"stage": r["stage"], "pairs_out": int(r["out"].split()[0]),

@@ -155,3 +155,26 @@ def test_with_drop_the_affected_chunks_and_pairs_are_dropped_with_the_kind_named
 
 def read_rows(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_sub_folders_are_sources_mixed_by_weight_and_the_report_shows_before_and_after(tmp_path, tiny_model):
+    from openai_server import OpenAIServer
+    from project import make_project, sh, tune
+    with OpenAIServer() as server:
+        project = make_project(tmp_path, tiny_model, server.base_url, docs=["getting-started.md", "installation.txt"])
+        (project / "data/docs/faq").mkdir()
+        (project / "data/docs/installation.txt").rename(project / "data/docs/faq/installation.txt")
+        tune(project, split={"mix": {"docs": 0.5, "faq": 2}})
+        sh(project, "dvc", "repro", "report")
+    mix = json.loads((project / "metrics/split.json").read_text())["mix"]
+    assert mix["faq"]["pairs_after"] == 2 * mix["faq"]["pairs_before"] > 0
+    assert 0 < mix["docs"]["pairs_after"] < mix["docs"]["pairs_before"]
+    train = read_rows(project / "data/train.jsonl")
+    assert sum("copy_of" in r for r in train) == mix["faq"]["pairs_before"]
+    left_out = read_rows(project / "data/split_dropped.jsonl")
+    assert len(left_out) == mix["docs"]["pairs_before"] - mix["docs"]["pairs_after"]
+    assert {d["reason"] for d in left_out} == {"mix: down-weighted"}
+    report = (project / "reports/data.md").read_text()
+    section = report.split("## Source mix")[1].split("##")[0]
+    assert "| faq |" in section and "| docs |" in section and "| 2 |" in section and "| 0.5 |" in section

@@ -1,3 +1,5 @@
+import pytest
+
 from faqforge.augment import example_questions, paraphrase_messages, parse_paraphrases, variants_of
 from faqforge.split import split_pairs, to_messages
 
@@ -101,3 +103,56 @@ def test_instruction_output_is_rephrased_in_its_own_field():
     triple = {"id": "t", "group": "g", "instruction": "Explain dvc push", "input": "", "output": "It uploads 3 files."}
     variants, _ = variants_of(triple, "How does dvc push work?", 1, answers_reply="It sends 3 files to the remote.")
     assert variants[0]["output"] == "It sends 3 files to the remote." and "answer" not in variants[0]
+
+
+def mix_corpus():
+    """A huge manual (60 groups of 2) drowning a small FAQ (5 groups of 2) and a top-level page (3 pairs)."""
+    pairs = []
+    for source, groups, size in (("manual", 60, 2), ("faq", 5, 2)):
+        for g in range(groups):
+            pairs += [{"id": f"{source}{g}-{k}", "group": f"{source}{g}", "doc": f"data/docs/{source}/part{g % 3}.md",
+                       "question": f"Q {source} {g} {k}?", "answer": "A."} for k in range(size)]
+    pairs += [{"id": f"top{k}", "group": f"top{k}", "doc": "data/docs/readme.md", "question": "Q?", "answer": "A."}
+              for k in range(3)]
+    return pairs
+
+
+def test_sources_are_the_subfolders_of_data_docs():
+    from faqforge.split import source_of
+    assert source_of("data/docs/manual/part1.md") == "manual"
+    assert source_of("data/docs/manual/deep/x.pdf") == "manual"
+    assert source_of("data/docs/readme.md") == "docs"
+
+
+def test_mix_upweights_caps_and_thins_sources_with_whole_groups_deterministically():
+    from faqforge.split import mix_sources
+    pairs = mix_corpus()
+    mixed, removed, table = mix_sources(pairs, {"manual": {"weight": 0.5, "max_pairs": 40}, "faq": 3}, seed=0)
+    assert table == {"docs": {"pairs_before": 3, "weight": 1.0, "max_pairs": None, "pairs_after": 3},
+                     "faq": {"pairs_before": 10, "weight": 3.0, "max_pairs": None, "pairs_after": 30},
+                     "manual": {"pairs_before": 120, "weight": 0.5, "max_pairs": 40, "pairs_after": 40}}
+    manual = [p for p in mixed if p["doc"].startswith("data/docs/manual/")]
+    groups = {}
+    for p in manual:
+        groups.setdefault(p["group"], set()).add(p["id"])
+    assert all(len(ids) == 2 for ids in groups.values())  # groups move whole
+    assert len(removed) == 80 and {d["reason"] for d in removed} == {"mix: down-weighted"}
+    assert all("max_pairs 40" in d["why"] for d in removed)
+    faq_ids = [p["id"] for p in mixed if p["doc"].startswith("data/docs/faq/")]
+    assert len(set(faq_ids)) == 30 and sum("~" in i for i in faq_ids) == 20
+    assert all(p["copy_of"] == p["id"].split("~")[0] for p in mixed if "~" in p["id"])
+    assert mix_sources(pairs, {"manual": {"weight": 0.5, "max_pairs": 40}, "faq": 3}, seed=0)[0] == mixed
+    half, _, _ = mix_sources(pairs, {"faq": 1.4}, seed=0)
+    assert sum(p["doc"].startswith("data/docs/faq/") for p in half) == 14  # 5 groups + 2 of them again
+    unchanged, nothing, _ = mix_sources(pairs, {}, seed=0)
+    assert sorted(p["id"] for p in unchanged) == sorted(p["id"] for p in pairs) and nothing == []
+
+
+@pytest.mark.parametrize("mix, message", [({"manuals": 2}, "no source 'manuals'; the sources .* are: docs, faq, manual"),
+                                          ({"faq": -1}, "split.mix.faq: weight must be a number >= 0"),
+                                          ({"faq": {"max_pairs": 2.5}}, "max_pairs an integer")])
+def test_bad_mix_names_the_param(mix, message):
+    from faqforge.io import PipelineError
+    from faqforge.split import mix_sources
+    with pytest.raises(PipelineError, match=message):
+        mix_sources(mix_corpus(), mix, seed=0)
