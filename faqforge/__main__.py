@@ -2,13 +2,14 @@
 
     python -m faqforge serve [--lora-modules chatbot=models/adapter]   an OpenAI-compatible server
     python -m faqforge chat [--question Q] [--base-url URL --model NAME]   chat with the tuned model
+    python -m faqforge fetch [--update]      import the URLs of data/sources.yaml into data/docs/ (dvc import-url)
 
 The pipeline itself runs with `dvc repro`.
 """
 
 import sys
 
-COMMANDS = {"serve": "faqforge.serve", "chat": "faqforge.chat"}
+COMMANDS = {"serve": "faqforge.serve", "chat": "faqforge.chat", "fetch": "faqforge.fetch"}
 
 
 def main(argv=None):

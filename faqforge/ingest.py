@@ -464,7 +464,7 @@ def find_documents(root):
     real_root = root.resolve()
     found, skipped = [], []
     for path in sorted(root.rglob("*")):
-        if path.name.startswith("."):
+        if path.name.startswith(".") or path.suffix == ".dvc":  # hidden files, DVC's records of imported documents
             continue
         if path.is_symlink():
             target = path.resolve()
