@@ -16,6 +16,12 @@ def _secretish(value):
             or (any(c.isupper() for c in value) and any(c.islower() for c in value[1:])))
 
 
+def _assigned_value(value):
+    """A literal value, not `...`, a variable (`$DB_PASSWORD`, `${X}`, `<your key>`) or null."""
+    return (any(c.isalnum() for c in value) and value[0] not in "$<{%*"
+            and value.strip("`'\".").lower() not in ("none", "null", "true", "false"))
+
+
 def _random_looking(value):
     """Upper case, lower case and digits, switching often (a random token, not
     `LlamaForCausalLM2024` or a file name)."""
@@ -40,10 +46,10 @@ CREDENTIALS = (
     # when x looks generated.
     ("password", re.compile(
         r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|secret[_-]?key|token)"
-        r"[\"']?\s*=\s*[\"']?(?P<value>[^\s\"',;]{4,})"), None),
+        r"[\"']?\s*=\s*[\"']?(?P<value>[^\s\"',;]{4,})"), _assigned_value),
     ("password", re.compile(
         r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|secret[_-]?key|token)"
-        r"[\"']?\s*:\s*[\"']?(?P<value>[^\s\"',;]{4,})"), _secretish),
+        r"[\"']?\s*:\s*[\"']?(?P<value>[^\s\"',;]{4,})"), lambda v: _assigned_value(v) and _secretish(v)),
     # A long run of letters and digits with no separator that looks random: a token whose
     # shape we do not know (digests and commit ids are lower-case hex: not matched).
     ("token", re.compile(r"\b[A-Za-z0-9]{24,}\b"), _random_looking),

@@ -51,6 +51,7 @@ def test_phone_formats(phone):
     "At 12:30:45 the job with id 3f2a9c1e7b5d4a6f8e0c2b4d6f8a0c2e4b6d8f0a finished.",
     "Set max_tokens: 512 and tokens_per_question: 60. The token: the unit of text. Bearer authentication is used.",
     "The class LlamaForCausalLM2024Edition loads fine_tuning_guide_version_2_final_2026.pdf.",
+    "Assignments such as `password=...`, password=$DB_PASSWORD, api_key=${OPENAI_API_KEY}, token=<your token>.",
     "Order 4111 1111 1111 1112 is not a valid card; FR12 3456 is not an IBAN.",
 ])
 def test_ordinary_text_is_not_flagged(text):
