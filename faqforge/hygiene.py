@@ -9,8 +9,11 @@ from faqforge.pii import PiiPolicy
 
 
 class Hygiene:
-    def __init__(self, params):
-        """`params`: the loaded params with the hygiene and generate sections."""
+    def __init__(self, params, upstream=True):
+        """`params`: the loaded params with the hygiene and generate sections.
+        `upstream`: placeholders already in the text count (generated pairs);
+        not in documents, where `[EMAIL]` is just text (ingest)."""
+        self.upstream = upstream
         self.pii = PiiPolicy(params["hygiene"]["pii"])
         self.language = LanguageFilter(params["hygiene"], params["generate"]["language"])
         self.found, self.actions, self.dropped = Counter(), Counter(), Counter()
@@ -21,7 +24,7 @@ class Hygiene:
         redacted as the policy says; a row per action, located by `where` plus
         field and offsets (never the text found); reason/why set when the record
         must go ("personal data" or "language")."""
-        fields, actions, drop = self.pii.apply(fields)
+        fields, actions, drop = self.pii.apply(fields, self.upstream)
         rows = [{**where, **action} for action in actions]
         for action in actions:
             self.found[action["kind"]] += 1

@@ -190,22 +190,22 @@ class PiiPolicy:
         before, after = kinds(record), kinds(variant)
         return sorted(k for k, n in after.items() if n > before.get(k, 0))
 
-    def apply(self, fields):
+    def apply(self, fields, upstream=True):
         """For a record's text fields ({name: text}): (new fields, actions taken,
         drop) where actions are [{field, kind, action, start, end}] (offsets in
         the original text) and `drop` says a kind set to drop was found. Text is
         redacted for every kind not kept, dropped or not, so nothing written
-        holds it. A placeholder already in the text (redacted upstream: the
-        teacher's reply, or a chunk it copied) is listed as "redacted upstream",
-        and drops the record when its kind is set to drop."""
+        holds it. With `upstream`, a placeholder already in the text (the
+        teacher's reply was redacted, or it copied a redacted chunk) is listed
+        as "redacted upstream", and drops the record when its kind is set to drop."""
         out, actions, drop = {}, [], False
         for name, text in fields.items():
             findings = [f for f in find_pii(text, self.kinds) if self.actions[f.family] != "keep"]
-            upstream = [p for p in placeholders(text) if self.actions.get(p.family, "keep") != "keep"]
-            for f in findings + upstream:
+            earlier = [p for p in placeholders(text) if upstream and self.actions.get(p.family, "keep") != "keep"]
+            for f in findings + earlier:
                 action = self.actions[f.family]
                 drop = drop or action == "drop"
-                if f in upstream and action == "redact":
+                if f in earlier and action == "redact":
                     action = "redacted upstream"
                 actions.append({"field": name, "kind": f.kind, "action": action, "start": f.start, "end": f.end})
             out[name] = redact_pii(text, findings)

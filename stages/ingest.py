@@ -72,7 +72,7 @@ def main():
     settings = {"max_tokens": max_tokens, "min_tokens": p["min_tokens"],
                 "overlap_tokens": p["overlap_tokens"], "tokenizer": spec}
     formats, tokens, seen = Counter(), Counter(), {}  # tokens: chunk size -> chunks (bounded by max_tokens)
-    hygiene = Hygiene(params)
+    hygiene = Hygiene(params, upstream=False)
     pii_rows, removed = [], []
     pages = 0
 

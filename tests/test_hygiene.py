@@ -178,3 +178,10 @@ def test_sub_folders_are_sources_mixed_by_weight_and_the_report_shows_before_and
     report = (project / "reports/data.md").read_text()
     section = report.split("## Source mix")[1].split("##")[0]
     assert "| faq |" in section and "| docs |" in section and "| 2 |" in section and "| 0.5 |" in section
+
+
+def test_placeholders_written_in_a_document_are_text_not_findings(tmp_path, tiny_model):
+    read, metrics = project(tmp_path, tiny_model, {"docs.md": f"# Redaction\n\n{ENGLISH} An address becomes [EMAIL] "
+                                                              "and a key becomes [API_KEY] in the training data.\n"})
+    assert read("ingest_pii.jsonl") == [] and metrics["pii"]["found_by_kind"] == {}
+    assert "[EMAIL]" in read("chunks.jsonl")[0]["text"]
