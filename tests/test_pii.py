@@ -102,6 +102,7 @@ def test_placeholders_are_not_found_again():
 def test_a_rephrasing_that_brings_in_personal_data_is_caught():
     policy = PiiPolicy({"action": "drop", "overrides": {"ip_address": "keep"}})
     pair = {"question": "How do I reach support?", "answer": "Write to [EMAIL]."}
-    assert policy.added_by(pair, {**pair, "question": "Can I mail [EMAIL] or call [PHONE]?"}) == ["phone"]
+    assert policy.added_by(pair, {**pair, "question": "Can I call [PHONE] instead?"}) == ["phone"]
+    assert policy.added_by(pair, {**pair, "question": "Can I mail [EMAIL] or call [PHONE]?"}) == ["email", "phone"]
     assert policy.added_by(pair, {**pair, "question": "How can I contact support?"}) == []
     assert PiiPolicy({"action": "redact"}).added_by(pair, {**pair, "question": "Call [PHONE]?"}) == []
