@@ -27,6 +27,7 @@ _COMMAND_LINE = re.compile(r"(?m)^\s*(?:\$|>>>|#!|(?:sudo|pip|python3?|dvc|git|m
                            r"npm|torchrun|accelerate|vllm|ls|cp|mv|rm)\b).*$")
 _TECHNICAL = re.compile(r"\S*[/\\_=<>{}()\[\]@#|]\S*|--?\w[\w-]*|\S+\.\w{1,5}\b")  # paths, ids, flags, files
 _WORD = re.compile(r"[^\W\d_]{2,}")
+SAMPLE_CHARS = 800  # of prose are plenty to tell a language; classifying all of a long chunk only costs time
 
 
 def language_code(name):
@@ -70,7 +71,7 @@ class LanguageFilter:
         if self._identifier is None:
             from py3langid.langid import MODEL_FILE, LanguageIdentifier
             self._identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-        code, confidence = self._identifier.classify(prose)
+        code, confidence = self._identifier.classify(prose[:SAMPLE_CHARS])
         confidence = round(float(confidence), 3)
         return (code if confidence >= self.min_confidence else None), confidence, words
 

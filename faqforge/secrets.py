@@ -30,36 +30,44 @@ def _random_looking(value):
     return len(set(classes)) == 3 and switches >= 0.35 * len(value)
 
 
-# (kind, pattern, check). A pattern with a group named `value` replaces only that group;
-# `check`, when given, must accept the match's text (or its value).
+# (kind, pattern, check, hints). A pattern with a group named `value` replaces only that group;
+# `check`, when given, must accept the match's text (or its value); `hints`, when given, are
+# substrings (of the lower-cased text) without which the pattern cannot match: text holding none
+# of them is not scanned (most documents hold no key, and scanning is what ingest pays for).
+_ASSIGNED = ("pass", "pwd", "secret", "key", "token")
 CREDENTIALS = (
     ("private_key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
-                               re.S), None),
-    ("bearer", re.compile(r"\b[Bb]earer\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})"), _secretish),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), None),
-    ("api_key", re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}"), _secretish),  # OpenAI, Anthropic, Stripe-like
-    ("api_key", re.compile(r"\b(?:hf|gh[pousr]|glpat|xox[abprs])[_-][A-Za-z0-9_-]{16,}"), None),  # HF, GitHub, GitLab, Slack
-    ("api_key", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), None),
-    ("api_key", re.compile(r"\bAIza[A-Za-z0-9_-]{30,}"), None),  # Google
-    ("aws_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), None),
+                               re.S), None, ("private key-----",)),
+    ("bearer", re.compile(r"\b[Bb]earer\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})"), _secretish, ("bearer",)),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), None, ("eyj",)),
+    ("api_key", re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}"), _secretish, ("k-",)),  # OpenAI, Anthropic, Stripe-like
+    ("api_key", re.compile(r"\b(?:hf|gh[pousr]|glpat|xox[abprs])[_-][A-Za-z0-9_-]{16,}"), None,
+     ("hf", "gh", "glpat", "xox")),  # Hugging Face, GitHub, GitLab, Slack
+    ("api_key", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), None, ("github_pat_",)),
+    ("api_key", re.compile(r"\bAIza[A-Za-z0-9_-]{30,}"), None, ("aiza",)),  # Google
+    ("aws_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), None, ("akia", "asia")),
     # `password = x` always; `password: x` (prose and YAML say "token: the unit of text") only
     # when x looks generated.
     ("password", re.compile(
         r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|secret[_-]?key|token)"
-        r"[\"']?\s*=\s*[\"']?(?P<value>[^\s\"',;]{4,})"), _assigned_value),
+        r"[\"']?\s*=\s*[\"']?(?P<value>[^\s\"',;]{4,})"), _assigned_value, _ASSIGNED),
     ("password", re.compile(
         r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|secret[_-]?key|token)"
-        r"[\"']?\s*:\s*[\"']?(?P<value>[^\s\"',;]{4,})"), lambda v: _assigned_value(v) and _secretish(v)),
+        r"[\"']?\s*:\s*[\"']?(?P<value>[^\s\"',;]{4,})"), lambda v: _assigned_value(v) and _secretish(v),
+     _ASSIGNED),
     # A long run of letters and digits with no separator that looks random: a token whose
     # shape we do not know (digests and commit ids are lower-case hex: not matched).
-    ("token", re.compile(r"\b[A-Za-z0-9]{24,}\b"), _random_looking),
+    ("token", re.compile(r"\b[A-Za-z0-9]{24,}\b"), _random_looking, None),
 )
 
 
 def find_credentials(text):
     """[(kind, start, end)] of the credential-shaped spans in `text`, in order, not overlapping."""
     spans = []
-    for kind, pattern, check in CREDENTIALS:
+    lowered = text.lower()
+    for kind, pattern, check, hints in CREDENTIALS:
+        if hints and not any(hint in lowered for hint in hints):
+            continue
         for m in pattern.finditer(text):
             group = "value" if "value" in pattern.groupindex else 0
             if check and not check(m.group(group)):
