@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from faqforge.io import PipelineError
 from faqforge.records import TEXT_FIELDS
-from faqforge.secrets import find_credentials
+from faqforge.secrets import find_credentials, replace_spans
 
 KINDS = ("email", "phone", "ip_address", "credit_card", "iban", "credential")
 ACTIONS = ("redact", "drop", "keep")
@@ -138,11 +138,7 @@ def find_pii(text, kinds=KINDS):
 
 def redact_pii(text, findings):
     """`text` with each finding replaced by its placeholder."""
-    out, last = [], 0
-    for f in sorted(findings, key=lambda f: f.start):
-        out += [text[last:f.start], f.placeholder]
-        last = f.end
-    return "".join(out) + text[last:]
+    return replace_spans(text, [(f.start, f.end, f.placeholder) for f in findings])
 
 
 def placeholders(text):
@@ -171,6 +167,11 @@ class PiiPolicy:
     @property
     def active(self):
         return any(a != "keep" for a in self.actions.values())
+
+    @property
+    def scrubber(self):
+        """What Teacher(scrub=...) takes: `scrub`, or None when every kind is kept."""
+        return self.scrub if self.active else None
 
     def scrub(self, text):
         """`text` with every finding whose kind is not kept replaced: what may be

@@ -86,8 +86,14 @@ def redact(text, known=()):
     for secret in known:
         if secret and len(secret) >= 4 and secret != "EMPTY":
             text = text.replace(secret, "[REDACTED]")
+    return replace_spans(text, [(start, end, f"[REDACTED_{kind.upper()}]")
+                                for kind, start, end in find_credentials(text)])
+
+
+def replace_spans(text, spans):
+    """`text` with each (start, end, replacement) span, not overlapping, replaced."""
     out, last = [], 0
-    for kind, start, end in find_credentials(text):
-        out += [text[last:start], f"[REDACTED_{kind.upper()}]"]
+    for start, end, replacement in sorted(spans):
+        out += [text[last:start], replacement]
         last = end
     return "".join(out) + text[last:]

@@ -25,7 +25,7 @@ def main():
     pairs = [{**x, "group": x.get("cluster") or x["id"]} for x in read_jsonl("data/qa_clean.jsonl")]
     variants, dropped = [], []
     pii = PiiPolicy(params["hygiene"]["pii"])
-    teacher = Teacher(params["teacher"], cache_dir="cache/llm/augment", scrub=pii.scrub if pii.active else None)
+    teacher = Teacher(params["teacher"], cache_dir="cache/llm/augment", scrub=pii.scrubber)
     if p["paraphrases"] > 0 and pairs:
         replies = teacher.chat([paraphrase_messages(x, p) for x in pairs], desc="augment",
                                max_tokens=p["max_tokens"])

@@ -21,8 +21,8 @@ def main():
     p = params["generate"]
     fields = FIELDS[p["format"]]
     chunks = read_jsonl("data/chunks.jsonl")
-    pii = PiiPolicy(params["hygiene"]["pii"])
-    teacher = Teacher(params["teacher"], cache_dir="cache/llm/generate", scrub=pii.scrub if pii.active else None)
+    teacher = Teacher(params["teacher"], cache_dir="cache/llm/generate",
+                      scrub=PiiPolicy(params["hygiene"]["pii"]).scrubber)
     wanted = [questions_for(c["n_tokens"], p["tokens_per_question"], p["min_questions"], p["max_questions"])
               for c in chunks]
     formats = [response_format(n, p) if p["json_schema"] else None for n in wanted]
