@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from project import read_jsonl
 from test_ingest import run_ingest
 from test_pii import DOCUMENT, PLANTED
 
@@ -31,8 +32,7 @@ def project(tmp_path, tiny_model, docs, **hygiene):
         (tmp_path / "data/docs" / name).write_text(text)
     result = run_ingest(tmp_path)
     assert result.returncode == 0, result.stderr
-    read = lambda name: [json.loads(line) for line in (tmp_path / "data" / name).read_text().splitlines()]  # noqa: E731
-    return read, json.loads((tmp_path / "metrics/ingest.json").read_text())
+    return lambda name: read_jsonl(tmp_path / "data" / name), json.loads((tmp_path / "metrics/ingest.json").read_text())
 
 
 def written(tmp_path):
@@ -129,9 +129,9 @@ def test_with_redact_no_planted_value_survives_anywhere_and_the_placeholders_do(
     assert leaks == []
     train = (project / "data/train.jsonl").read_text() + (project / "data/val.jsonl").read_text()
     assert [p for p in ("[IP_ADDRESS]", "[CREDIT_CARD]", "[IBAN]") if p in train]  # the redacted facts stay
-    ingest_rows = read_rows(project / "data/ingest_pii.jsonl")
+    ingest_rows = read_jsonl(project / "data/ingest_pii.jsonl")
     assert {r["kind"] for r in ingest_rows} == set(PLANTED)
-    curate_rows = read_rows(project / "data/curate_pii.jsonl")  # the teacher's own leaks, redacted before caching
+    curate_rows = read_jsonl(project / "data/curate_pii.jsonl")  # the teacher's own leaks, redacted before caching
     assert {r["kind"] for r in curate_rows} >= {"email", "phone", "ip_address", "credit_card", "iban", "api_key",
                                                 "aws_key", "password"}
     assert all(r["action"] == "redacted upstream" and "id" in r for r in curate_rows)
@@ -142,19 +142,15 @@ def test_with_redact_no_planted_value_survives_anywhere_and_the_placeholders_do(
 @pytest.mark.slow
 def test_with_drop_the_affected_chunks_and_pairs_are_dropped_with_the_kind_named(tmp_path, tiny_model):
     project = pipeline_with_pii(tmp_path, tiny_model, action="drop")
-    [chunk] = [d for d in read_rows(project / "data/ingest_dropped.jsonl") if d["reason"] == "personal data"]
+    [chunk] = [d for d in read_jsonl(project / "data/ingest_dropped.jsonl") if d["reason"] == "personal data"]
     assert chunk["section"] == "Contacts" and "email" in chunk["why"] and "private_key" in chunk["why"]
-    pairs = [d for d in read_rows(project / "data/curate_dropped.jsonl") if d["reason"] == "personal data"]
+    pairs = [d for d in read_jsonl(project / "data/curate_dropped.jsonl") if d["reason"] == "personal data"]
     assert pairs and all(d["question"] == "How do I reach the operations team?" for d in pairs)
     assert all(k in pairs[0]["why"] for k in ("email", "phone", "credit_card", "iban", "api_key", "password"))
     chunks = (project / "data/chunks.jsonl").read_text()
     assert "Contacts" not in chunks and "Support" in chunks  # the clean section of the same file stays
     everything = "".join(p.read_text(errors="replace") for p in (project / "data").glob("*.jsonl"))
     assert not [v for v in list(PLANTED.values()) + leaked_values() if v in everything]
-
-
-def read_rows(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.slow
@@ -170,9 +166,9 @@ def test_sub_folders_are_sources_mixed_by_weight_and_the_report_shows_before_and
     mix = json.loads((project / "metrics/split.json").read_text())["mix"]
     assert mix["faq"]["pairs_after"] == 2 * mix["faq"]["pairs_before"] > 0
     assert 0 < mix["docs"]["pairs_after"] < mix["docs"]["pairs_before"]
-    train = read_rows(project / "data/train.jsonl")
+    train = read_jsonl(project / "data/train.jsonl")
     assert sum("copy_of" in r for r in train) == mix["faq"]["pairs_before"]
-    left_out = read_rows(project / "data/split_dropped.jsonl")
+    left_out = read_jsonl(project / "data/split_dropped.jsonl")
     assert len(left_out) == mix["docs"]["pairs_before"] - mix["docs"]["pairs_after"]
     assert {d["reason"] for d in left_out} == {"mix: down-weighted"}
     report = (project / "reports/data.md").read_text()
