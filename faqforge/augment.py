@@ -10,8 +10,7 @@ answer and the rewrite is recorded as dropped.
 
 import re
 
-from faqforge.dedup import normalise
-from faqforge.records import dropped, pair_response, prompt_field, with_prompt, with_response
+from faqforge.records import dropped, normalise, pair_response, prompt_field, with_prompt, with_response
 
 _NUMBERING = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[QA]\d*[:.])\s*")
 # What a rephrased answer must keep: `code spans`, numbers, and tokens such as

@@ -8,8 +8,7 @@ score. Every rejected pair is kept in the drop file with its reason.
 import math
 import re
 
-from faqforge.dedup import normalise
-from faqforge.records import inside_quotes, pair_prompt, pair_response
+from faqforge.records import inside_quotes, normalise, pair_prompt, pair_response
 
 _WORD = re.compile(r"\w+", re.U)
 STOPWORDS = frozenset("""a an and are as at be by can do does for from has have how i if in into is it its

@@ -1,55 +1,23 @@
-"""Near-duplicate removal with thefuzz's scoring semantics, at scale.
+"""Near-duplicate removal that never merges distinct questions through a third.
 
-Exact duplicates (after normalisation) go first and are not searched again.
-Near duplicates come from `faqforge.fuzzy.similar_pairs` (thefuzz's decisions
-without scoring every pair). Duplicates form clusters (union-find) and one
-representative per cluster is kept, chosen by `dedup.prefer`.
+Questions are compared in `records.normalise`'s form. Exact duplicates after
+normalisation and near duplicates (`faqforge.fuzzy.similar_pairs`: score >=
+`threshold`) are grouped around centres: pairs are taken best first by
+`dedup.prefer`; a pair not yet claimed is kept and claims every unclaimed pair
+that is itself a duplicate of it. A pair is therefore dropped only when it is a
+duplicate of the pair that is kept in its place, never because it resembles
+some other pair that resembles the kept one (single linkage would chain "How do
+I install it?" to every "How do I install it on/with/behind ...?").
+With `answer_threshold` a pair also needs an answer scoring at least that
+against the kept pair's answer, so one question asked of two different facts
+keeps both.
 """
 
-import re
-import unicodedata
-
-from faqforge.fuzzy import ALL_PAIRS_UP_TO, check_scorer, processed, similar_pairs
+from faqforge.fuzzy import check_scorer, compared, rapidfuzz_scorer, similar_pairs
 from faqforge.io import PipelineError, iter_jsonl, write_jsonl
-from faqforge.records import dropped, pair_prompt, pair_response
+from faqforge.records import dropped, normalise, pair_prompt, pair_response
 
 DEFAULT_PREFER = ("judge_score", "p_yes", "longest_answer", "earliest")
-
-
-def normalise(text):
-    """Lower case, NFKC, punctuation dropped, whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
-
-
-def dedup_key(pair, field):
-    prompt = pair_prompt(pair)
-    return prompt if field == "question" else prompt + " " + pair_response(pair)
-
-
-def _find(parent, i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-def near_duplicate_edges(texts, scorer, threshold, all_pairs_up_to=ALL_PAIRS_UP_TO):
-    """(i, j, score) with i < j and score >= `threshold`, enough to connect every
-    duplicate: a text identical to an earlier one after the scorer's
-    pre-processing is linked to that one only (score 100) and left out of the
-    search, since it would score exactly as its twin does."""
-    check_scorer(scorer, "dedup.scorer")
-    first, edges = {}, []
-    for i, text in enumerate(processed(texts, scorer)):
-        if text in first:
-            edges.append((first[text], i, 100))
-        else:
-            first[text] = i
-    unique = list(first.values())
-    found = similar_pairs([texts[i] for i in unique], scorer=scorer, threshold=threshold,
-                          all_pairs_up_to=all_pairs_up_to)
-    return sorted(edges + [(unique[a], unique[b], score) for a, b, score in found])
 
 
 # How to choose the pair a cluster keeps: each criterion maps a pair to a number,
@@ -81,82 +49,103 @@ def representative_order(pair, index, prefer=DEFAULT_PREFER):
     return (*key, index)
 
 
-def duplicate_decisions(texts, order_keys, scorer="token_set_ratio", threshold=90):
-    """Which items go: {index: (head, partner, score, why)} for every dropped
-    item, where `head` is the kept representative of its cluster (the smallest
-    of `order_keys`) and `partner` the item it was matched with. Needs only the
-    dedup texts and sort keys, never whole records."""
-    parent = list(range(len(texts)))
-    evidence = {}
-    exact = {}
+def near_duplicate_neighbours(texts, scorer, threshold, exhaustive_up_to=None):
+    """(groups, neighbours): `groups` maps each distinct normalised text to the
+    indices having it, in input order; `neighbours[g]` lists (h, score) for the
+    other groups scoring at least `threshold` with group g (groups numbered in
+    order of first appearance). Identical texts are searched once."""
+    groups = {}
     for i, text in enumerate(texts):
-        key = normalise(text)
-        if key in exact:
-            parent[_find(parent, i)] = _find(parent, exact[key])
-            evidence[i] = (exact[key], 100, "exact duplicate after normalisation")
-        else:
-            exact[key] = i
-    del exact
-    for i, j, score in near_duplicate_edges(texts, scorer, threshold):
-        parent[_find(parent, j)] = _find(parent, i)
-        if j not in evidence:
-            evidence[j] = (i, score, f"{scorer} {score} >= {threshold}")
-    clusters = {}
-    for i in range(len(texts)):
-        clusters.setdefault(_find(parent, i), []).append(i)
-    decisions = {}
-    for members in clusters.values():
-        if len(members) == 1:
+        groups.setdefault(normalise(text), []).append(i)
+    distinct = list(groups)
+    neighbours = [[] for _ in distinct]
+    for a, b, score in similar_pairs(distinct, scorer=scorer, threshold=threshold,
+                                     exhaustive_up_to=exhaustive_up_to):
+        neighbours[a].append((b, score))
+        neighbours[b].append((a, score))
+    return list(groups.values()), neighbours
+
+
+def duplicate_decisions(texts, order_keys, scorer="token_sort_ratio", threshold=90, answers=None,
+                        answer_threshold=None, exhaustive_up_to=None):
+    """Which items go: {index: (kept, score, why)} for every dropped item, where
+    `kept` is the item it duplicates, kept in its place. Items are taken in
+    order of `order_keys` (smallest first); an unclaimed item is kept and claims
+    the unclaimed items that duplicate it (and, with `answer_threshold`, whose
+    `answers` score that much against its answer). Needs only the texts and
+    sort keys, never whole records."""
+    check_scorer(scorer, threshold, "dedup")
+    if answer_threshold is not None:
+        check_scorer(scorer, answer_threshold, "dedup.answer_threshold")
+        answer_text = compared(answers, scorer)
+        answer_score = rapidfuzz_scorer(scorer)
+    members, neighbours = near_duplicate_neighbours(texts, scorer, threshold, exhaustive_up_to)
+    group_of = [0] * len(texts)
+    for g, items in enumerate(members):
+        for i in items:
+            group_of[i] = g
+    decisions, claimed = {}, set()
+    for i in sorted(range(len(texts)), key=lambda i: order_keys[i]):
+        if i in claimed:
             continue
-        members.sort(key=lambda i: order_keys[i])
-        head, inside = members[0], set(members)
-        for i in members[1:]:
-            partner, score, why = evidence.get(i, (head, None, "same cluster"))
-            if partner == i or partner not in inside:
-                partner = head
-            decisions[i] = (head, partner, score, why)
+        claimed.add(i)
+        g = group_of[i]
+        candidates = [(j, 100, "exact duplicate after normalisation") for j in members[g]]
+        candidates += [(j, score, f"{scorer} {score} >= {threshold}") for h, score in neighbours[g]
+                       for j in members[h]]
+        for j, score, why in candidates:
+            if j in claimed:
+                continue
+            if answer_threshold is not None:
+                a_score = round(answer_score(answer_text[i], answer_text[j]), 1)
+                if a_score < answer_threshold:
+                    continue
+                why += f"; answers {a_score} >= {answer_threshold}"
+            claimed.add(j)
+            decisions[j] = (i, score, why)
     return decisions
 
 
 def _dropped(pair, decision, ids):
-    head, partner, score, why = decision
+    kept, score, why = decision
     reason = "exact duplicate" if why.startswith("exact") else "near duplicate"
-    return dropped(pair, "dedup", reason, f"{why} (matched {ids[partner]}; kept {ids[head]})",
-                   cluster=ids[head], duplicate_of=ids[head], score=score)
+    return dropped(pair, "dedup", reason, f"{why} (duplicate of {ids[kept]}, kept)",
+                   cluster=ids[kept], duplicate_of=ids[kept], score=score)
 
 
-def near_duplicate_clusters(pairs, field="question", scorer="token_set_ratio", threshold=90,
+def near_duplicate_clusters(pairs, scorer="token_sort_ratio", threshold=90, answer_threshold=None,
                             prefer=DEFAULT_PREFER):
     """Returns (kept, dropped), both in input order. Every pair gains `cluster`
-    (the id of its cluster's representative, chosen by `prefer`); a dropped pair
-    also gains `duplicate_of`, `score`, `why`."""
+    (the id of the kept pair it is grouped with); a dropped pair also gains
+    `duplicate_of`, `score`, `why`."""
     check_prefer(prefer)
-    decisions = duplicate_decisions([dedup_key(p, field) for p in pairs],
+    decisions = duplicate_decisions([pair_prompt(p) for p in pairs],
                                     [representative_order(p, i, prefer) for i, p in enumerate(pairs)],
-                                    scorer, threshold)
+                                    scorer, threshold, [pair_response(p) for p in pairs], answer_threshold)
     ids = [p["id"] for p in pairs]
     kept = [{**p, "cluster": p["id"]} for i, p in enumerate(pairs) if i not in decisions]
     return kept, [_dropped(p, decisions[i], ids) for i, p in enumerate(pairs) if i in decisions]
 
 
-def dedup_file(source, kept_path, dropped_path, field="question", scorer="token_set_ratio", threshold=90,
+def dedup_file(source, kept_path, dropped_path, scorer="token_sort_ratio", threshold=90, answer_threshold=None,
                prefer=DEFAULT_PREFER):
     """near_duplicate_clusters over a JSON Lines file in bounded memory: one pass
-    keeps only each pair's id, dedup text and sort key; two more stream the
-    records out. Returns the stage's counts."""
+    keeps only each pair's id, question, sort key (and answer with
+    `answer_threshold`); two more stream the records out. Returns the stage's counts."""
     check_prefer(prefer)
-    texts, order_keys, ids = [], [], []
+    texts, answers, order_keys, ids = [], [], [], []
     for i, pair in enumerate(iter_jsonl(source)):
-        texts.append(dedup_key(pair, field))
+        texts.append(pair_prompt(pair))
+        answers.append(pair_response(pair) if answer_threshold is not None else None)
         order_keys.append(representative_order(pair, i, prefer))
         ids.append(pair["id"])
-    decisions = duplicate_decisions(texts, order_keys, scorer, threshold)
-    del texts, order_keys
+    decisions = duplicate_decisions(texts, order_keys, scorer, threshold, answers, answer_threshold)
+    del texts, answers, order_keys
     kept = write_jsonl(kept_path, ({**p, "cluster": p["id"]} for i, p in enumerate(iter_jsonl(source))
                                    if i not in decisions))
     write_jsonl(dropped_path, (_dropped(p, decisions[i], ids) for i, p in enumerate(iter_jsonl(source))
                                if i in decisions))
-    exact = sum(why.startswith("exact") for _, _, _, why in decisions.values())
+    exact = sum(why.startswith("exact") for _, _, why in decisions.values())
     return {"pairs_in": len(ids), "kept": kept, "dropped": len(decisions), "exact_duplicates": exact,
             "near_duplicates": len(decisions) - exact,
-            "clusters_with_duplicates": len({head for head, *_ in decisions.values()})}
+            "clusters_with_duplicates": len({kept for kept, *_ in decisions.values()})}

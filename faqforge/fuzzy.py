@@ -1,79 +1,131 @@
-"""Fuzzy matching with thefuzz's scores, without scoring every pair.
+"""Fuzzy matching of short texts (questions, answers) without scoring every pair.
 
-`similar_pairs(texts)` finds the pairs of one list that score at least a
-threshold (dedup); `similar_pairs(texts, others)` the pairs across two lists
-(decontamination against the eval set). Small searches score every pair with
-rapidfuzz's vectorised `cdist`. Larger ones go through a word index that
-proposes only pairs sharing a rare word, exactly or within one typo (prefix
-filtering, as in set-similarity joins), drop the candidates that character
-counts rule out, and score the rest. Every pair is confirmed with thefuzz's
-scorer of the same name, so decisions are thefuzz's.
+`similar_pairs(texts)` finds the pairs of one list scoring at least a threshold
+(dedup); `similar_pairs(texts, others)` the pairs across two lists
+(decontamination against the eval set). Texts are compared in the form
+`records.normalise` gives (case, accents and punctuation folded the same way
+on every path), with rapidfuzz's scorers, 0-100:
+
+  ratio             Indel similarity of the two texts
+  token_sort_ratio  ratio of the texts with their words sorted: word order ignored
+  token_set_ratio   ratio over the words both texts have: a text whose words are all
+                    in the other scores 100, however much longer the other is
+  partial_ratio     the best-matching fragment of the longer text
+
+Up to `EXHAUSTIVE_UP_TO[scorer]` pairs every pair is scored with rapidfuzz's
+`cdist`, skipping for ratio and token_sort_ratio the pairs whose lengths alone
+rule them out (an exact bound): the decisions are exact. Larger searches go
+through a word index that proposes only pairs sharing a rare word (exactly,
+within one typo, or a number of the same shape), drops the candidates that
+character counts rule out, and scores the rest. The index can miss a pair
+whose similarity lies in letters rather than shared words; its recall against
+the exhaustive search is measured in tests/test_fuzzy.py and bench/dedup.py.
 """
 
+import re
 from array import array
 
 import numpy as np
-from rapidfuzz import fuzz as rf_fuzz
-from rapidfuzz import process, utils
-from thefuzz import fuzz as thefuzz_fuzz
+from rapidfuzz import fuzz, process
 
 from faqforge.io import PipelineError
+from faqforge.records import normalise
 
-SCORERS = ("ratio", "partial_ratio", "token_sort_ratio", "token_set_ratio")
-ALL_PAIRS_UP_TO = 500_000  # pairs; above this the word index proposes the candidates
+SCORERS = ("ratio", "token_sort_ratio", "token_set_ratio", "partial_ratio")
+# Pairs scored one by one before the word index takes over: about 30 s on one
+# core each (measured in bench/dedup.py); 400M pairs is ~28,000 texts searched
+# against each other.
+EXHAUSTIVE_UP_TO = {"ratio": 400_000_000, "token_sort_ratio": 400_000_000,
+                    "token_set_ratio": 25_000_000, "partial_ratio": 10_000_000}
 HISTOGRAM_BUCKETS = 64
+_DIGIT = re.compile(r"\d")
 
 
-def check_scorer(scorer, where):
+def check_scorer(scorer, threshold, where):
     if scorer not in SCORERS:
-        raise PipelineError(f"params.yaml: {where} must be one of {', '.join(SCORERS)}, got {scorer!r}")
+        raise PipelineError(f"params.yaml: {where}.scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+    if not isinstance(threshold, (int, float)) or not 0 < threshold <= 100:
+        raise PipelineError(f"params.yaml: {where}: a threshold must be a number in (0, 100], got {threshold!r}")
 
 
-def processed(texts, scorer):
-    """What rapidfuzz should compare: thefuzz lower-cases and drops punctuation
-    for the token scorers only."""
-    return list(texts) if scorer in ("ratio", "partial_ratio") else [utils.default_process(t) for t in texts]
+def compared(texts, scorer):
+    """The strings rapidfuzz compares: normalised, words sorted for token_sort_ratio."""
+    if scorer == "token_sort_ratio":
+        return [" ".join(sorted(normalise(t).split())) for t in texts]
+    return [normalise(t) for t in texts]
 
 
-def similar_pairs(texts, others=None, scorer="token_set_ratio", threshold=90, all_pairs_up_to=ALL_PAIRS_UP_TO):
-    """(i, j, score) with thefuzz score >= `threshold`: i < j within `texts`, or
-    i in `texts` and j in `others` when given."""
-    left = processed(texts, scorer)
-    right = left if others is None else processed(others, scorer)
-    # thefuzz rounds the score, so 89.5 counts as 90: search just below the threshold.
-    cutoff = threshold - 0.5
-    n_pairs = len(left) * (len(left) - 1) // 2 if others is None else len(left) * len(right)
-    if n_pairs <= all_pairs_up_to:
-        candidates = all_pairs_above(left, None if others is None else right, scorer, cutoff)
-    else:
-        candidates = indexed_pairs_above(left, None if others is None else right, scorer, cutoff)
-    confirm = getattr(thefuzz_fuzz, scorer)
-    right_raw = texts if others is None else others
-    found = []
-    for i, j in candidates:
-        score = confirm(texts[i], right_raw[j])
-        if score >= threshold:
-            found.append((i, j, score))
-    return sorted(found)
+def rapidfuzz_scorer(scorer):
+    """token_sort_ratio is ratio on the word-sorted strings of `compared`."""
+    return fuzz.ratio if scorer == "token_sort_ratio" else getattr(fuzz, scorer)
 
 
-def all_pairs_above(left, right, scorer, cutoff, block=2048):
-    """(i, j) scoring at least `cutoff` in rapidfuzz, every pair scored in row blocks."""
+def score(a, b, scorer):
+    """The score of two texts, exactly as the searches compute it."""
+    x, y = compared([a, b], scorer)
+    return rapidfuzz_scorer(scorer)(x, y)
+
+
+def similar_pairs(texts, others=None, scorer="token_sort_ratio", threshold=90, exhaustive_up_to=None):
+    """(i, j, score) with score >= `threshold`, sorted: i < j within `texts`, or i
+    in `texts` and j in `others` when given. `exhaustive_up_to` (pairs) overrides
+    the scorer's limit for the exhaustive search."""
+    left = compared(texts, scorer)
+    right = None if others is None else compared(others, scorer)
+    n_pairs = len(left) * (len(left) - 1) // 2 if right is None else len(left) * len(right)
+    limit = EXHAUSTIVE_UP_TO[scorer] if exhaustive_up_to is None else exhaustive_up_to
+    search = all_pairs_above if n_pairs <= limit else indexed_pairs_above
+    return sorted((i, j, round(float(s), 1)) for i, j, s in search(left, right, scorer, threshold))
+
+
+def length_bounds(scorer, threshold):
+    """(low, high): for ratio and token_sort_ratio a text of length n can only reach
+    `threshold` with texts of length in [n * low, n * high], since the Indel
+    distance is at least the difference in length. None for the other scorers."""
+    if scorer not in ("ratio", "token_sort_ratio"):
+        return None
+    t = threshold / 100
+    return t / (2 - t) - 1e-9, (2 - t) / t + 1e-9
+
+
+def all_pairs_above(left, right, scorer, threshold, block=1024):
+    """(i, j, score) of every pair scoring at least `threshold`: rows in blocks,
+    each against the texts whose lengths could reach it."""
+    rf_scorer, bounds = rapidfuzz_scorer(scorer), length_bounds(scorer, threshold)
     targets = left if right is None else right
-    for start in range(0, len(left), block):
-        scores = process.cdist(left[start:start + block], targets, scorer=getattr(rf_fuzz, scorer),
-                               score_cutoff=cutoff, dtype=np.float32, workers=-1)
-        for r, j in zip(*np.nonzero(scores)):
-            if right is not None or start + r < j:
-                yield start + int(r), int(j)
+    rows = sorted(range(len(left)), key=lambda i: len(left[i]))
+    cols = rows if right is None else sorted(range(len(right)), key=lambda j: len(right[j]))
+    col_lengths = np.array([len(targets[j]) for j in cols])
+    col_texts = [targets[j] for j in cols]
+    for start in range(0, len(rows), block):
+        ids = rows[start:start + block]
+        lo, hi = 0, len(cols)
+        if bounds:
+            lo = int(np.searchsorted(col_lengths, len(left[ids[0]]) * bounds[0], side="left"))
+            hi = int(np.searchsorted(col_lengths, len(left[ids[-1]]) * bounds[1], side="right"))
+        if right is None:
+            lo = start  # rows and columns are the same sorted list: only pairs on or above the diagonal
+        if lo >= hi:
+            continue
+        scores = process.cdist([left[i] for i in ids], col_texts[lo:hi], scorer=rf_scorer,
+                               score_cutoff=threshold, dtype=np.float32, workers=-1)
+        for r, c in zip(*np.nonzero(scores)):
+            if right is None:
+                if start + r >= lo + c:
+                    continue
+                i, j = sorted((ids[r], cols[lo + c]))
+            else:
+                i, j = ids[r], cols[lo + c]
+            yield i, j, scores[r, c]
 
 
 def word_features(word):
-    """The word and, for words of 4+ letters, every one-letter deletion of it: two
-    words within one typo, plural s or swapped letter share a feature."""
-    if len(word) < 4:
-        return {word}
-    return {word} | {word[:k] + word[k + 1:] for k in range(len(word))}
+    """The word; for words of 4+ letters every one-letter deletion of it too (two
+    words within one typo, plural s or swapped letter share one); for short words
+    with digits their shape (10 and 11 -> ##, v2 and v3 -> v#)."""
+    if len(word) >= 4:
+        return {word} | {word[:k] + word[k + 1:] for k in range(len(word))}
+    return {word, _DIGIT.sub("#", word)}
 
 
 def char_histograms(texts):
@@ -91,11 +143,10 @@ class WordIndex:
     the character counts of the strings the scorer compares."""
 
     def __init__(self, texts, scorer):
-        self.words = [sorted(set(utils.default_process(t).split())) for t in texts]
-        compared = {"token_set_ratio": [" ".join(ws) for ws in self.words],
-                    "token_sort_ratio": [" ".join(t.split()) for t in texts]}.get(scorer, texts)
-        self.counts = char_histograms(compared)
-        self.lengths = np.array([len(t) for t in compared])
+        self.words = [sorted(set(t.split())) for t in texts]
+        self.compared = [" ".join(ws) for ws in self.words] if scorer == "token_set_ratio" else texts
+        self.counts = char_histograms(self.compared)
+        self.lengths = np.array([len(t) for t in self.compared])
         # Postings in one sorted array (CSR): far less memory than a list per feature.
         self.feature_id, feature_ids, text_ids = {}, array("q"), array("q")
         for i, ws in enumerate(self.words):
@@ -150,39 +201,38 @@ class WordIndex:
         return shared
 
 
-def could_reach(scorer, cutoff, counts, length, other_counts, other_lengths, shared):
-    """Mask: which of the other texts might score `cutoff` or more with this one.
+def could_reach(scorer, threshold, counts, length, other_counts, other_lengths, shared):
+    """Mask: which of the other texts might score `threshold` or more with this one.
 
     An insertion or deletion changes one character count by one, so the L1
     distance of two texts' character counts bounds their Indel distance from
     below: that rules out most pairs for ratio and token_sort_ratio. For
-    token_set_ratio a pair also reaches the cutoff when the words both texts
+    token_set_ratio a pair also reaches the threshold when the words both texts
     have (`shared`, an upper bound on their characters) make up t/(2-t) of
     either text. Both are necessary conditions for rapidfuzz's formulas;
     partial_ratio has no such bound and passes everything."""
     if scorer == "partial_ratio":
         return np.ones(len(other_lengths), dtype=bool)
-    t = cutoff / 100
+    t = threshold / 100
     distance = np.abs(counts - other_counts).sum(axis=1)
-    close = distance <= (1 - t) * (length + other_lengths) + 1e-9  # ratio of the two (sorted) strings
+    close = distance <= (1 - t) * (length + other_lengths) + 1e-9
     if scorer != "token_set_ratio":
         return close
     return close | (shared - 1 >= t / (2 - t) * np.minimum(length, other_lengths) - 1e-9)
 
 
-def indexed_pairs_above(left, right, scorer, cutoff):
-    """(i, j) scoring at least `cutoff` in rapidfuzz, among the pairs the word
-    index proposes. Each side probes the other's index, since a pair can reach
-    the cutoff through either text's share of shared words.
+def indexed_pairs_above(left, right, scorer, threshold):
+    """(i, j, score) scoring at least `threshold`, among the pairs the word index
+    proposes. Each side probes the other's index, since a pair can reach the
+    threshold through either text's share of shared words.
 
     For token_set_ratio the search is exact whenever the shared words carry the
-    score, and typos or plurals are caught in words of 4+ letters. A pair that
-    reaches the threshold only because short differing words look alike letter
-    by letter ("why ... 10" vs "how ... 11") can be missed; for partial_ratio,
-    which matches fragments of words, more such pairs can be. tests/test_fuzzy.py
-    and bench/dedup.py compare the result with the exhaustive search.
+    score. For ratio and token_sort_ratio a pair reaching the threshold through
+    letters of different words ("lora" and "qlora", "push" and "pull") rather
+    than shared words can be missed; for partial_ratio, which matches fragments
+    of words, more such pairs can be.
     """
-    t = cutoff / 100
+    t = threshold / 100
     share = t / (2 - t)
     one = WordIndex(left, scorer)
     other = one if right is None else WordIndex(right, scorer)
@@ -198,7 +248,7 @@ def indexed_pairs_above(left, right, scorer, cutoff):
             if right is None:
                 hits = hits[hits != q]
             shared = target.shared_characters(words, hits)
-            hits = hits[could_reach(scorer, cutoff, query.counts[q], query.lengths[q], target.counts[hits],
+            hits = hits[could_reach(scorer, threshold, query.counts[q], query.lengths[q], target.counts[hits],
                                     target.lengths[hits], shared)]
             if right is None:
                 codes.append(np.minimum(hits, q) * n_target + np.maximum(hits, q))
@@ -207,23 +257,23 @@ def indexed_pairs_above(left, right, scorer, cutoff):
             else:
                 codes.append(q * n_target + hits)
     width = len(left) if right is None else len(right)
-    yield from score_candidates(left, left if right is None else right, codes, width, scorer, cutoff)
+    yield from score_candidates(left, left if right is None else right, codes, width, scorer, threshold)
 
 
-def score_candidates(left, right, codes, width, scorer, cutoff):
-    """(i, j) for the candidate codes i * width + j scoring at least `cutoff`."""
+def score_candidates(left, right, codes, width, scorer, threshold):
+    """(i, j, score) for the candidate codes i * width + j scoring at least `threshold`."""
     if not codes:
         return
     codes = np.unique(np.concatenate(codes))
     firsts, seconds = codes // width, codes % width
     bounds = np.flatnonzero(np.diff(firsts)) + 1
-    rf_scorer = getattr(rf_fuzz, scorer)
+    rf_scorer = rapidfuzz_scorer(scorer)
     for group in np.split(np.arange(len(codes)), bounds):
         if not len(group):
             continue
         i = int(firsts[group[0]])
         partners = seconds[group]
-        scores = process.cdist([left[i]], [right[j] for j in partners], scorer=rf_scorer, score_cutoff=cutoff,
+        scores = process.cdist([left[i]], [right[j] for j in partners], scorer=rf_scorer, score_cutoff=threshold,
                                dtype=np.float32)[0]
-        for j in partners[np.nonzero(scores)[0]]:
-            yield i, int(j)
+        for k in np.nonzero(scores)[0]:
+            yield i, int(partners[k]), scores[k]

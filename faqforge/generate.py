@@ -8,9 +8,8 @@ guided decoding on the format; `parse_pairs` reads what the others write.
 import json
 import re
 
-from faqforge.dedup import normalise
 from faqforge.io import PipelineError
-from faqforge.records import FIELDS, OPTIONAL, dropped, inside_quotes, pair_prompt
+from faqforge.records import FIELDS, OPTIONAL, dropped, inside_quotes, normalise, pair_prompt
 
 _OBJECT = re.compile(r"\{[^{}]*\}", re.S)
 _STRING = r'"((?:[^"\\]|\\.)*)"'

@@ -3,8 +3,15 @@
 Two formats (`generate.format`):
   qa           {"question", "answer"}                       (default)
   instruction  {"instruction", "input", "output"}           (Alpaca-style triples)
-Stages read either through `pair_prompt` / `pair_response`.
+Stages read either through `pair_prompt` / `pair_response`, and compare texts
+in the one form `normalise` gives.
 """
+
+import re
+import unicodedata
+
+_ACCENTS = re.compile("[\u0300-\u036f]")  # the combining diacritical marks: accents, umlauts, cedillas
+_PUNCTUATION = re.compile(r"[^\w\s]")
 
 FIELDS = {"qa": ("question", "answer"), "instruction": ("instruction", "input", "output")}
 OPTIONAL = {"input"}  # may be empty: an instruction that needs no input
@@ -52,3 +59,13 @@ def inside_quotes(text):
     triple quote inside the document becomes three apostrophes, so no document
     can close the delimiter and carry on as if it were the user's instructions."""
     return text.replace('"""', "'''")
+
+
+def normalise(text):
+    """The form every comparison of two texts uses (exact and fuzzy duplicates,
+    eval leaks, copied examples): case folded (ß -> ss), accents removed
+    (é -> e, ü -> u), punctuation dropped, whitespace collapsed. Other scripts
+    are kept as they are."""
+    text = _ACCENTS.sub("", unicodedata.normalize("NFKD", text))
+    text = unicodedata.normalize("NFC", text).casefold()
+    return " ".join(_PUNCTUATION.sub(" ", text).split())

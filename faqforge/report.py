@@ -159,7 +159,7 @@ def render_mix(table_by_source, val_by_source):
 
 def render(funnel_rows, histogram, lengths, documents, kept_sample, dropped_samples, audit, sections=()):
     """The markdown of reports/data.md. `audit`: (pairs checked, pairs the
-    decontamination rule flags among them, the rule in words); `sections`:
+    independent eval-set check flags among them, the check in words); `sections`:
     more markdown sections, placed before the samples."""
     out = ["# Data report", "",
            "Written by `dvc repro report` from the pipeline's outputs (data/*.jsonl); "
@@ -168,7 +168,7 @@ def render(funnel_rows, histogram, lengths, documents, kept_sample, dropped_samp
            table(funnel_rows, ["stage", "in", "out", "dropped", "top reasons"]), "",
            "Every dropped record is in data/<stage>_dropped.jsonl with `reason` and `why`.", "",
            "## Eval-set audit", "",
-           f"The decontamination rule ({audit[2]}), run again over the {audit[0]} training and validation pairs, "
+           f"An independent check ({audit[2]}), run over the {audit[0]} training and validation pairs, "
            f"flags **{len(audit[1])}**." + "".join(f"\n- `{d['id']}`: {clip(d['why'], 200)}" for d in audit[1]), "",
            "## Lengths of the training pairs (words)", "",
            table([{"": name, **{f"p{p}": v for p, v in lengths[name].items()}} for name in ("questions", "answers")],

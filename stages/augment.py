@@ -51,8 +51,7 @@ def main():
                 else:
                     variants.append(variant)
             dropped.extend(copies)
-        variants, leaked = contamination(variants, read_evalset("data/eval/evalset.json"),
-                                         d["ngram"], d["question_threshold"], d["scorer"])
+        variants, leaked = contamination(variants, read_evalset("data/eval/evalset.json"), **d)
         dropped.extend({**x, "dropped_by": "augment"} for x in leaked)
     out = pairs + variants
     write_jsonl("data/qa_augmented.jsonl", out)

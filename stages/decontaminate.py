@@ -16,7 +16,7 @@ def main():
     p = load_params(sections=["decontaminate"])["decontaminate"]
     evalset = read_evalset(EVALSET)
     pairs = read_jsonl("data/qa_deduped.jsonl")
-    clean, dropped = contamination(pairs, evalset, p["ngram"], p["question_threshold"], p["scorer"])
+    clean, dropped = contamination(pairs, evalset, **p)
     write_jsonl("data/qa_clean.jsonl", clean)
     write_jsonl("data/decontaminate_dropped.jsonl", dropped)
     evidence = Counter(d["reason"].removeprefix("eval leak: ") for d in dropped)

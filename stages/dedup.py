@@ -1,8 +1,8 @@
-"""Remove near-duplicate pairs, one representative kept per cluster.
+"""Remove near-duplicate pairs: each dropped pair duplicates the pair kept in its place.
 
     dvc repro dedup             # or: python stages/dedup.py
 
-Streams data/qa_curated.jsonl: memory holds each pair's dedup text, not the pair.
+Streams data/qa_curated.jsonl: memory holds each pair's question, not the pair.
 """
 
 from faqforge.dedup import dedup_file
@@ -13,7 +13,7 @@ from faqforge.stage import run
 def main():
     p = load_params(sections=["dedup"])["dedup"]
     counts = dedup_file("data/qa_curated.jsonl", "data/qa_deduped.jsonl", "data/dedup_dropped.jsonl",
-                        p["field"], p["scorer"], p["threshold"], p["prefer"])
+                        p["scorer"], p["threshold"], p["answer_threshold"], p["prefer"])
     write_json("metrics/dedup.json", counts)
     print(f"dedup: kept {counts['kept']} of {counts['pairs_in']} pairs; dropped {counts['dropped']} duplicates "
           f"(see data/dedup_dropped.jsonl)")

@@ -9,7 +9,7 @@ plots/data_lengths.csv and plots/data_per_doc.csv.
 import csv
 from collections import Counter
 
-from faqforge.decontaminate import contamination
+from faqforge.decontaminate import AUDIT_ANSWER_CONTAINMENT, AUDIT_QUESTION_JACCARD, audit
 from faqforge.io import atomic_path, load_params, read_evalset, read_json, read_jsonl, write_text
 from faqforge.language import LanguageFilter
 from faqforge.records import pair_prompt, pair_response
@@ -29,8 +29,7 @@ def write_csv(path, rows):
 
 
 def main():
-    params = load_params(sections=["decontaminate", "hygiene", "generate"])
-    d = params["decontaminate"]
+    params = load_params(sections=["hygiene", "generate"])
     ingest_report = read_jsonl("data/ingest_report.jsonl")
     chunks = read_jsonl("data/chunks.jsonl")
     stages = {"generate": "data/qa_raw.jsonl", "curate": "data/qa_curated.jsonl", "dedup": "data/qa_deduped.jsonl",
@@ -60,10 +59,11 @@ def main():
                "answers": percentiles([words(a) for a in answers])}
     documents = per_document(ingest_report, chunks=chunks, raw=out["generate"], curated=out["curate"], train=train,
                              val=val)
-    _, flagged = contamination(train + val, read_evalset("data/eval/evalset.json"), d["ngram"],
-                               d["question_threshold"], d["scorer"])
-    rule = (f"a shared {d['ngram']}-gram with an eval question or answer, or a question scoring "
-            f"{d['scorer']} >= {d['question_threshold']} against an eval question")
+    flagged = audit(train + val, read_evalset("data/eval/evalset.json"))
+    rule = (f"character trigrams of the lower-cased texts, every pair against every eval item: a question "
+            f"with trigram Jaccard >= {AUDIT_QUESTION_JACCARD} against an eval question, or an answer holding "
+            f">= {AUDIT_ANSWER_CONTAINMENT:.0%} of an eval answer's trigrams; independent of the decontaminate "
+            f"stage's rule")
     write_text("reports/data.md", render(
         rows, histogram, lengths, documents, stable_sample(train, SAMPLE_SIZE),
         {**{s: one_per_reason(x) for s, x in dropped.items()}, "ingest": one_per_reason(not_ingested + dropped["ingest"])},

@@ -36,3 +36,19 @@ def tiny_model(tmp_path_factory):
 def openai_server():
     with OpenAIServer() as server:
         yield server
+
+
+@pytest.fixture
+def paths(monkeypatch):
+    """Counts the calls of each fuzzy search path (exhaustive, index), so a test
+    knows which one ran."""
+    from faqforge import fuzzy
+    calls = {"exhaustive": 0, "index": 0}
+    for name, attr in (("exhaustive", "all_pairs_above"), ("index", "indexed_pairs_above")):
+        real = getattr(fuzzy, attr)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(fuzzy, attr, counted)
+    return calls

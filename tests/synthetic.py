@@ -54,3 +54,61 @@ def pairs(n, duplicate_share=0.1, seed=0, vocab_size=5000):
             record["planted_from"] = planted
         out.append(record)
     return out
+
+
+SHORT_WORDS = {"in": "on", "on": "in", "to": "of", "of": "to", "is": "as", "at": "on", "by": "at", "it": "is"}
+STARTERS_FROM_DOCS = ["How do I", "Why does", "Can I", "What happens when", "Is it true that", "When should I",
+                      "What does it mean that", "Where"]
+
+
+def document_sentences(root):
+    """Sentences of 4-16 words from the Markdown and text files under `root`, with
+    Markdown's markup characters removed: real vocabulary, numbers, flags and paths."""
+    import re
+    from pathlib import Path
+    sentences = []
+    for path in sorted(Path(root).rglob("*")):
+        if path.suffix not in (".md", ".txt"):
+            continue
+        text = re.sub(r"[`*#>|_\[\]]", " ", path.read_text(encoding="utf-8"))
+        for sentence in re.split(r"(?<=[.!?])\s+|\n\s*\n", text):
+            words = sentence.strip().rstrip(".!?:").split()
+            if 4 <= len(words) <= 16:
+                sentences.append(" ".join(words))
+    return list(dict.fromkeys(sentences))
+
+
+def short_token_edit(question, rng):
+    """The question with one short token changed: a number (10 -> 11), a version
+    (v2 -> v3) or a two-letter word (in -> on); None when it has none."""
+    import re
+    words = question.rstrip("?").split()
+    spots = [k for k, w in enumerate(words) if re.search(r"\d", w) or w.lower() in SHORT_WORDS]
+    if not spots:
+        return None
+    k = rng.choice(spots)
+    w = words[k]
+    if re.search(r"\d", w):
+        words[k] = re.sub(r"\d(?!.*\d)", lambda m: str((int(m.group()) + 1) % 10), w)
+    else:
+        words[k] = SHORT_WORDS[w.lower()]
+    return " ".join(words) + "?"
+
+
+def document_questions(root, n, seed=0, edit_share=0.25):
+    """`n` questions made from the documents' sentences ("Can I" + a sentence);
+    `edit_share` of them are edits of an earlier one: half short-token edits,
+    half near copies (case, a word dropped, added or swapped, a typo)."""
+    rng = random.Random(seed)
+    sentences = document_sentences(root)
+    out = []
+    while len(out) < n:
+        if out and rng.random() < edit_share:
+            source = rng.choice(out)
+            edited = short_token_edit(source, rng) if rng.random() < 0.5 else near_copy(source, rng)
+            if edited:
+                out.append(edited)
+            continue
+        sentence = rng.choice(sentences)
+        out.append(f"{rng.choice(STARTERS_FROM_DOCS)} {sentence[0].lower()}{sentence[1:]}?")
+    return out

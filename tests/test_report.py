@@ -49,4 +49,4 @@ def test_documents_without_pairs_come_first_and_stand_out():
     assert "| **data/docs/b.md** | ingested | 1 | 1 | 0 | 0 | 0 |" in markdown
     assert "| data/docs/v.md | ingested | 1 | 0 | 0 | 0 | 1 |" in markdown  # a validation-only document is fine
     assert "*low grounding*: grounding 0.1 < min_grounding 0.5" in markdown
-    assert "run again over the 3 training and validation pairs, flags **0**." in markdown
+    assert "An independent check (the rule), run over the 3 training and validation pairs, flags **0**." in markdown

@@ -66,10 +66,10 @@ def test_instruction_triples_flow_through_dedup_decontaminate_augment_split():
     triple = {"id": "t1", "chunk_id": "c", "doc": "d", "instruction": "Explain how dvc push works",
               "input": "with an S3 remote", "output": "It uploads the cache to the remote."}
     copy = {**triple, "id": "t2", "output": "It uploads cached files to S3."}
-    kept, dropped = near_duplicate_clusters([triple, copy], "question", "token_set_ratio", 90)
+    kept, dropped = near_duplicate_clusters([triple, copy], "token_sort_ratio", 90)
     assert [p["id"] for p in kept] == ["t1"] and dropped[0]["duplicate_of"] == "t1"
     evalset = [{"question": "Explain how dvc push works with an S3 remote", "answer": "x"}]
-    clean, leaked = contamination([triple], evalset, 13, 85)
+    clean, leaked = contamination([triple], evalset, ngram=13, question_threshold=85)
     assert not clean and "eval item 0" in leaked[0]["why"]
     variants, _ = variants_of({**triple, "group": "t1"}, "How does dvc push work?", 1)
     assert variants[0]["instruction"] == "How does dvc push work?" and variants[0]["input"] == "with an S3 remote"
