@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from pdf_factory import make_pdf  # noqa: E402
 
-from faqforge.ingest import TokenCounter, chunk_blocks, find_documents, read_document  # noqa: E402
+from faqforge.ingest import TokenCounter, chunk_blocks, find_documents  # noqa: E402
+from faqforge.readers import read_document  # noqa: E402
 from faqforge.models import checkpoint_source, load_tokenizer  # noqa: E402
 
 WORDS = ("model adapter chunk teacher student pipeline metric remote cache token budget prompt "
@@ -56,7 +57,7 @@ def build_corpus(root, rng):
 def ingest_files(paths, count):
     chunks = 0
     for path in paths:
-        _, blocks = read_document(path)
+        _, blocks, _ = read_document(path)
         chunks += sum(1 for _ in chunk_blocks(blocks, count, 320, 48, 24))
     return chunks
 

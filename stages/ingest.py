@@ -15,11 +15,11 @@ huge file costs time, not memory.
 from collections import Counter
 from pathlib import Path
 
-from faqforge.ingest import (TokenCounter, UnreadableDocument, chunk_blocks, chunk_id, file_sha256,
-                             find_documents, read_document)
+from faqforge.ingest import TokenCounter, chunk_blocks, chunk_id, file_sha256, find_documents
 from faqforge.hygiene import Hygiene
 from faqforge.io import PipelineError, load_params, write_json, write_jsonl
 from faqforge.models import checkpoint_source, load_tokenizer
+from faqforge.readers import UnreadableDocument, read_document
 from faqforge.records import dropped
 from faqforge.stage import run
 
@@ -86,7 +86,7 @@ def main():
                 continue
             produced, doc_pages, n_doc, n_removed = [], set(), 0, 0
             try:
-                fmt, blocks = read_document(path)
+                fmt, blocks, notes = read_document(path)
                 for index, piece in enumerate(chunk_blocks(blocks, count, max_tokens, p["min_tokens"],
                                                            p["overlap_tokens"])):
                     doc_pages.update(piece["pages"] or [])
@@ -124,7 +124,7 @@ def main():
             formats[fmt] += 1
             pages += len(doc_pages)
             report.append({"doc": doc, "status": "ingested", "format": fmt, "chunks": n_doc,
-                           "pages": len(doc_pages) or None})
+                           "pages": len(doc_pages) or None, **({"notes": notes} if notes else {})})
 
     n = write_jsonl("data/chunks.jsonl", chunks())
     report.sort(key=lambda r: r["doc"])

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -7,9 +8,9 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from faqforge.ingest import (UnreadableDocument, chunk_blocks, chunk_id, clean_text, detect_encoding,
-                             find_documents, read_document, read_markdown, split_to_budget,
-                             strip_repeated_lines)
+from faqforge.ingest import chunk_blocks, chunk_id, find_documents, split_to_budget
+from faqforge.readers import (UnreadableDocument, clean_text, detect_encoding, read_document, read_markdown,
+                              strip_repeated_lines)
 from pdf_factory import make_pdf
 
 
@@ -18,7 +19,7 @@ def words(text):
 
 
 def blocks_of(path):
-    fmt, blocks = read_document(path)
+    fmt, blocks, _ = read_document(path)
     return fmt, list(blocks)
 
 
@@ -67,6 +68,79 @@ def test_sample_pdf_reads_with_pages():
     assert not any("page 1" in b["text"].lower() for b in blocks)  # the running footer is gone
 
 
+MARKUP = re.compile(r"\*\*|__|`|\]\(|^#|^=+$|^-{3,}$|^\.\. |:\w+:`|<[a-z/][^>]*>|!\[", re.M)
+
+SPHINX_PAGE = """\
+.. _backups:
+
+=======
+Backups
+=======
+
+.. toctree::
+   :maxdepth: 2
+
+   restore
+
+faqforge keeps a backup of every run, see :ref:`the restore guide <restore>` and :doc:`remote-storage`.
+
+.. note::
+
+   A backup older than thirty days is deleted automatically.
+
+.. warning:: Never edit ``dvc.lock`` by hand.
+
+Restore
+=======
+
+Run the command below; :py:func:`~faqforge.io.write_json` writes the metrics.
+
+.. code-block:: bash
+   :caption: restore a run
+
+   dvc pull -r storage
+   dvc checkout
+
+.. versionadded:: 0.2
+   The ``--remote`` flag.
+
+.. productlist:: A Sphinx extension docutils does not know
+   Its text still matters.
+
++--------+---------+
+| knob   | default |
++========+=========+
+| rank   | 16      |
++--------+---------+
+
+retries
+   How many times a request is retried.
+
+.. include:: /etc/passwd
+"""
+
+
+def test_rst_sphinx_page_keeps_directive_bodies_and_code_without_markup(tmp_path):
+    path = tmp_path / "backups.rst"
+    path.write_text(SPHINX_PAGE)
+    fmt, blocks, notes = read_document(path)
+    blocks = list(blocks)
+    assert fmt == "rst"
+    texts = {b["text"]: b["section"] for b in blocks}
+    assert texts["Note: A backup older than thirty days is deleted automatically."] == "Backups"
+    assert texts["Warning: Never edit dvc.lock by hand."] == "Backups"
+    assert texts["faqforge keeps a backup of every run, see the restore guide and remote-storage."] == "Backups"
+    assert texts["Run the command below; write_json writes the metrics."] == "Backups > Restore"
+    assert texts["dvc pull -r storage\ndvc checkout"] == "Backups > Restore"  # code kept line by line
+    assert "New in version 0.2: The --remote flag." in texts
+    assert "Its text still matters." in texts
+    assert "rank | 16" in texts and "retries: How many times a request is retried." in texts
+    assert not [b["text"] for b in blocks if MARKUP.search(b["text"])]
+    assert not any("root:" in b["text"] for b in blocks)  # an include is never read
+    assert any("'toctree'" in n for n in notes) and any('"productlist"' in n for n in notes)
+    assert any("include" in n.lower() for n in notes)
+
+
 def test_rst_headings_and_markup(tmp_path):
     path = tmp_path / "guide.rst"
     path.write_text("=====\nGuide\n=====\n\nIntro with ``code`` and `a link <http://x>`_.\n\n"
@@ -75,19 +149,107 @@ def test_rst_headings_and_markup(tmp_path):
     fmt, blocks = blocks_of(path)
     assert fmt == "rst"
     assert [(b["section"], b["text"]) for b in blocks] == [
-        ("Guide", "Intro with code and a link."), ("Guide > Install", "Run make."), ("Guide > Use", "Run it.")]
+        ("Guide", "Intro with code and a link."), ("Guide > Install", "Run make."),
+        ("Guide > Install", "Note: A directive body."), ("Guide > Use", "Run it.")]
 
 
-def test_html_headings_and_markup(tmp_path):
-    path = tmp_path / "page.html"
-    path.write_text("<html><head><title>T</title><style>p{}</style></head><body><nav>Menu</nav>"
-                    "<h1>Guide</h1><p>Intro &amp; <b>bold</b>.</p><h2>Install</h2><p>Run make.</p>"
-                    "<script>alert(1)</script><ul><li>One</li><li>Two</li></ul></body></html>")
+DOCS_PAGE = """<!DOCTYPE html><html lang="en"><head><title>Backups - faqforge docs</title>
+<style>body {font: 14px sans-serif}</style><script>window.analytics = {};</script></head><body>
+<div id="cookie-banner" class="cookie-consent">We use cookies to improve your experience on our site.
+<button>Accept all cookies</button> <a href="/privacy">Privacy policy</a></div>
+<header class="site-header"><a href="/">faqforge</a><form role="search"><input name="q"
+placeholder="Search the docs"><button>Search</button></form></header>
+<nav class="sidebar"><ul><li><a href="/install">Installation</a></li><li><a href="/backups">Backups</a></li>
+<li><a href="/remote">Remote storage</a></li></ul></nav>
+<main><article><h1>Backups</h1>
+<p>faqforge keeps a backup of every run in the DVC cache. A backup older than thirty days is deleted
+automatically, so push the runs you want to keep.</p>
+<h2>Restore a run</h2><p>Run <code>dvc pull</code> on a fresh clone, then <code>dvc checkout</code>; the
+outputs come back byte for byte.</p>
+<pre><code>dvc pull -r storage
+dvc checkout</code></pre>
+<ul><li>Pull needs read access to the remote.</li><li>Checkout needs no network at all.</li></ul>
+</article>
+<aside class="related"><h3>Related pages</h3><p>You may also like: Remote storage, Experiments.</p></aside></main>
+<footer class="site-footer"><p>&copy; 2026 Example Corp. All rights reserved.</p>
+<p><a href="/terms">Terms</a> &middot; <a href="/imprint">Imprint</a></p></footer></body></html>"""
+
+
+def test_html_page_yields_only_the_articles_text(tmp_path):
+    path = tmp_path / "backups.html"
+    path.write_text(DOCS_PAGE)
     fmt, blocks = blocks_of(path)
     assert fmt == "html"
+    text = "\n".join(b["text"] for b in blocks)
+    for boilerplate in ("cookies", "Search", "Installation", "Related pages", "You may also like", "Example Corp",
+                        "Terms", "analytics", "font:"):
+        assert boilerplate not in text
     assert [(b["section"], b["text"]) for b in blocks] == [
-        ("Guide", "Intro & bold."), ("Guide > Install", "Run make."), ("Guide > Install", "One"),
-        ("Guide > Install", "Two")]
+        ("Backups", "faqforge keeps a backup of every run in the DVC cache. A backup older than thirty days is "
+                    "deleted automatically, so push the runs you want to keep."),
+        ("Backups > Restore a run", "Run dvc pull on a fresh clone, then dvc checkout; the outputs come back "
+                                    "byte for byte."),
+        ("Backups > Restore a run", "dvc pull -r storage\ndvc checkout"),
+        ("Backups > Restore a run", "Pull needs read access to the remote."),
+        ("Backups > Restore a run", "Checkout needs no network at all.")]
+
+
+MARKDOWN_PAGE = """---
+title: Backups
+tags: [ops]
+---
+
+Backups
+=======
+
+faqforge keeps a **backup** of every run in the [DVC cache](https://dvc.org/doc) (see `dvc gc`).
+![a diagram of the cache](cache.png)
+
+## Restore a run
+
+Run `dvc pull` on a *fresh* clone:
+
+```bash
+# pull, then check out
+dvc pull -r storage
+
+dvc checkout
+```
+
+| knob | default | meaning |
+|------|---------|---------|
+| `remote` | storage | where **pushes** go |
+
+<details><summary>Older versions</summary>Before 0.2 there was no restore.</details>
+
+* Pull needs read access.
+* Checkout needs __no__ network.
+"""
+
+
+def test_markdown_chunks_contain_no_markup_and_keep_code(tmp_path):
+    path = tmp_path / "backups.md"
+    path.write_text(MARKDOWN_PAGE)
+    fmt, blocks = blocks_of(path)
+    assert fmt == "markdown"
+    assert [(b["section"], b["text"]) for b in blocks] == [
+        ("Backups", "faqforge keeps a backup of every run in the DVC cache (see dvc gc). a diagram of the cache"),
+        ("Backups > Restore a run", "Run dvc pull on a fresh clone:"),
+        ("Backups > Restore a run", "# pull, then check out\ndvc pull -r storage\ndvc checkout"),
+        ("Backups > Restore a run", "knob | default | meaning"),
+        ("Backups > Restore a run", "remote | storage | where pushes go"),
+        ("Backups > Restore a run", "Older versions Before 0.2 there was no restore."),
+        ("Backups > Restore a run", "Pull needs read access."),
+        ("Backups > Restore a run", "Checkout needs no network.")]
+    assert not [b["text"] for b in blocks if b["text"] != blocks[2]["text"] and MARKUP.search(b["text"])]
+
+
+def test_the_sample_corpus_reaches_the_chunks_without_markup():
+    """Every Markdown page of data/docs: no emphasis, link or heading markup in any block."""
+    for path in sorted((ROOT / "data/docs").glob("*.md")):
+        _, blocks, _ = read_document(path)
+        prose = [b["text"] for b in blocks if "\n" not in b["text"]]  # code blocks keep their lines
+        assert prose and not [t for t in prose if re.search(r"\*\*|\]\(|^#+ |`", t)], path
 
 
 @pytest.mark.parametrize("encoding", ["latin-1", "utf-16", "utf-16-le", "utf-8-sig"])
@@ -255,6 +417,8 @@ def messy_project(tmp_path, tiny_model):
     (docs / "empty.txt").write_bytes(b"")
     (docs / "blob.md").write_bytes(bytes(range(256)) * 8)
     (docs / "notes.docx").write_bytes(b"PK\x03\x04")
+    (docs / "sphinx.rst").write_text("Backups\n=======\n\n.. toctree::\n\n   restore\n\n.. note::\n\n"
+                                     "   A backup older than thirty days is deleted automatically.\n")
     (tmp_path / "outside.txt").write_text("secret outside the docs folder")
     (docs / "escape.txt").symlink_to(tmp_path / "outside.txt")
     return tmp_path
@@ -271,7 +435,9 @@ def test_stage_reports_every_file_and_goes_on(messy_project):
     assert {k: v["status"] for k, v in report.items()} == {
         "guide.md": "ingested", "sub dir/guide.md": "duplicate", "sub dir/Ünïcode naïve file.txt": "ingested",
         "latin.txt": "ingested", "manual.pdf": "ingested", "broken.pdf": "failed", "empty.txt": "skipped",
-        "blob.md": "failed", "notes.docx": "skipped", "escape.txt": "skipped"}
+        "blob.md": "failed", "notes.docx": "skipped", "escape.txt": "skipped", "sphinx.rst": "ingested"}
+    assert report["sphinx.rst"]["notes"] == ["line 4: directive 'toctree' has no text of its own (navigation or "
+                                             "code); left out"]
     assert "same SHA-256 as data/docs/guide.md" in report["sub dir/guide.md"]["why"]
     chunks = read_lines(messy_project / "data/chunks.jsonl")
     assert not any("secret outside" in c["text"] for c in chunks)
@@ -285,14 +451,15 @@ def test_stage_reports_every_file_and_goes_on(messy_project):
     assert "Manual" not in by_doc["data/docs/manual.pdf"][0]["text"]
     assert "日本語のテキスト" in by_doc["data/docs/sub dir/Ünïcode naïve file.txt"][0]["text"]
     sources = {doc: (messy_project / doc).read_bytes().decode("utf-8", "ignore") for doc in by_doc
-               if not doc.endswith((".pdf", "latin.txt"))}
+               if not doc.endswith((".pdf", "latin.txt", ".rst"))}
     for doc, text in sources.items():  # no chunk carries text from another document
         for chunk in by_doc[doc]:
             assert all(" ".join(sentence.split()).strip(" .") in " ".join(text.split())
                        for sentence in chunk["text"].split(". "))
     assert by_doc["data/docs/latin.txt"][0]["text"] == "Für Ärzte: café."
     metrics = json.loads((messy_project / "metrics/ingest.json").read_text())
-    assert metrics["documents"] == {"markdown": 1, "pdf": 1, "text": 2}
+    assert by_doc["data/docs/sphinx.rst"][0]["text"] == "Note: A backup older than thirty days is deleted automatically."
+    assert metrics["documents"] == {"markdown": 1, "pdf": 1, "rst": 1, "text": 2}
     assert metrics["files"]["failed"] == 2 and metrics["chunks"] == len(chunks)
 
 
@@ -330,7 +497,7 @@ def test_50mb_text_file_is_streamed_with_bounded_memory(tmp_path):
             f.write(paragraph)
     assert path.stat().st_size >= 50 * 2**20
     tracemalloc.start()
-    _, blocks = read_document(path)
+    _, blocks, _ = read_document(path)
     n, biggest = 0, 0
     for chunk in chunk_blocks(blocks, words, max_tokens=300, min_tokens=20):
         n += 1
@@ -339,3 +506,21 @@ def test_50mb_text_file_is_streamed_with_bounded_memory(tmp_path):
     tracemalloc.stop()
     assert n > 10_000 and biggest <= 300
     assert peak < 5 * 2**20, f"peak {peak / 2**20:.1f} MiB while reading 50 MiB"
+
+
+def test_hostile_markup_is_reported_never_a_crash(tmp_path):
+    """A malformed RST table and a bad directive option are noted and their text
+    kept; a page with nothing but navigation gives no text;
+    an unclosed fence or tag ends at the end of the file."""
+    (tmp_path / "bad.rst").write_text("Title\n=====\n\n+----+----+\n| a  | b\n+----+----+\n\nText after.\n\n"
+                                      ".. image:: x.png\n   :width: banana\n\n`unclosed literal\n")
+    _, blocks, notes = read_document(tmp_path / "bad.rst")
+    assert [b["text"] for b in blocks] == ["| a | b", "Text after.", "`unclosed literal"]
+    assert any("Malformed table" in n for n in notes) and any('"image" directive' in n for n in notes)
+    (tmp_path / "nav.html").write_text("<html><body><nav><a href='/'>Home</a> <a href='/docs'>Docs</a></nav></body></html>")
+    assert blocks_of(tmp_path / "nav.html")[1] == []  # the stage reports it: "no text after clean-up"
+    (tmp_path / "open.html").write_text("<html><body><main><p>Unclosed <b>bold<p>Next para</main>")
+    assert [b["text"] for b in blocks_of(tmp_path / "open.html")[1]] == ["Unclosed bold", "Next para"]
+    (tmp_path / "open.md").write_text("# T\n\n```\nunclosed fence\n\n## not a heading\n")
+    assert [(b["section"], b["text"]) for b in blocks_of(tmp_path / "open.md")[1]] == [
+        ("T", "unclosed fence\n## not a heading")]
