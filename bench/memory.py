@@ -110,8 +110,8 @@ def bench_dedup(work, n_pairs):
     in_memory = ("from faqforge.dedup import near_duplicate_clusters\n"
                  "from faqforge.io import load_params, read_jsonl, write_jsonl\n"
                  "p = load_params(sections=['dedup'])['dedup']\n"
-                 "kept, dropped = near_duplicate_clusters(read_jsonl('data/qa_curated.jsonl'), p['field'], "
-                 "p['scorer'], p['threshold'], p['prefer'])\n"
+                 "kept, dropped = near_duplicate_clusters(read_jsonl('data/qa_curated.jsonl'), p['scorer'], "
+                 "p['threshold'], p['answer_threshold'], p['prefer'])\n"
                  "write_jsonl('data/qa_deduped.jsonl', kept)\nwrite_jsonl('data/dedup_dropped.jsonl', dropped)\n")
     base_seconds, base_peak = run_stage(project, sys.executable, "-c", in_memory)
     expected = [(project / f"data/{name}.jsonl").read_bytes() for name in ("qa_deduped", "dedup_dropped")]

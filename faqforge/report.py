@@ -78,7 +78,8 @@ def per_document(ingest_report, **records):
     """Rows per source document, documents that yielded nothing first: its
     ingest status and how many records of each kind in `records` (chunks=...,
     raw=..., curated=..., train=..., val=...) came from it."""
-    counts = {row["doc"]: {"doc": row["doc"], "status": row["status"], **dict.fromkeys(COUNTED, 0)}
+    counts = {row["doc"]: {"doc": row["doc"], "status": row["status"], **dict.fromkeys(COUNTED, 0),
+                           **({"notes": row["notes"]} if row.get("notes") else {})}
               for row in ingest_report}
     for name, items in records.items():
         for record in items:
@@ -188,6 +189,12 @@ def render(funnel_rows, histogram, lengths, documents, kept_sample, dropped_samp
         out += [f"Every one of the {len(documents)} documents gave pairs.", ""]
     out += [table([{**d, "doc": f"**{d['doc']}**" if yielded(d) == 0 else d["doc"]} for d in documents],
                   ["doc", "status", *COUNTED]), ""]
+    noted = [d for d in documents if d.get("notes")]
+    if noted:
+        out += ["What the readers left out or could not interpret (`notes` in data/ingest_report.jsonl):", ""]
+        out += [f"- `{d['doc']}`: " + "; ".join(clip(n, 160) for n in d["notes"][:5])
+                + (f"; and {len(d['notes']) - 5} more" if len(d["notes"]) > 5 else "") for d in noted]
+        out += [""]
     for section in sections:
         out += [section.rstrip(), ""]
     out += ["## Sample of training pairs", ""]

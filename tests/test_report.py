@@ -50,3 +50,14 @@ def test_documents_without_pairs_come_first_and_stand_out():
     assert "| data/docs/v.md | ingested | 1 | 0 | 0 | 0 | 1 |" in markdown  # a validation-only document is fine
     assert "*low grounding*: grounding 0.1 < min_grounding 0.5" in markdown
     assert "An independent check (the rule), run over the 3 training and validation pairs, flags **0**." in markdown
+
+
+def test_reader_notes_are_listed_under_the_documents():
+    ingest = [{"doc": "data/docs/a.rst", "status": "ingested",
+               "notes": ["line 4: directive 'toctree' has no text of its own (navigation or code); left out"]},
+              {"doc": "data/docs/b.md", "status": "ingested"}]
+    rows = per_document(ingest, chunks=[], raw=[], curated=[], train=[pair(0, "data/docs/a.rst")], val=[])
+    markdown = render(funnel([]), [], {"questions": percentiles([]), "answers": percentiles([])}, rows, [], {},
+                      (0, [], "the check"))
+    assert "- `data/docs/a.rst`: line 4: directive 'toctree' has no text of its own" in markdown
+    assert "`data/docs/b.md`:" not in markdown
