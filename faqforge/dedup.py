@@ -50,10 +50,10 @@ def representative_order(pair, index, prefer=DEFAULT_PREFER):
 
 
 def near_duplicate_neighbours(texts, scorer, threshold, exhaustive_up_to=None):
-    """(groups, neighbours): `groups` maps each distinct normalised text to the
-    indices having it, in input order; `neighbours[g]` lists (h, score) for the
-    other groups scoring at least `threshold` with group g (groups numbered in
-    order of first appearance). Identical texts are searched once."""
+    """(members, neighbours): `members[g]` lists the indices of the texts whose
+    normalised form is the g-th distinct one (in order of first appearance);
+    `neighbours[g]` lists (h, score) for the other groups scoring at least
+    `threshold` with it. Identical texts are searched once."""
     groups = {}
     for i, text in enumerate(texts):
         groups.setdefault(normalise(text), []).append(i)

@@ -100,7 +100,7 @@ def test_data_report_shows_the_whole_funnel_and_a_clean_eval_audit(pipeline_run)
     assert rows == ["ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split"]
     train = (project / "data/train.jsonl").read_text().count("\n")
     assert "| split | " in funnel and f" {train} train, " in funnel
-    assert "run again over the" in report and "flags **0**" in report
+    assert "An independent check (character trigrams" in report and "flags **0**" in report
     for doc in DOCS:
         assert f"data/docs/{doc}" in report
     lengths = (project / "plots/data_lengths.csv").read_text().splitlines()
