@@ -213,7 +213,7 @@ SPHINX_PROSE = {"versionadded": "New in version", "versionchanged": "Changed in 
                 "deprecated": "Deprecated since version", "versionremoved": "Removed in version",
                 "seealso": "See also", "todo": "To do", "only": None, "glossary": None, "hlist": None,
                 "centered": None, "tab": None, "tabs": None, "group-tab": None, "card": None, "grid": None,
-                "grid-item-card": None, "tab-item": None, "tab-set": None, "dropdown": None, "rubric": None}
+                "grid-item-card": None, "tab-item": None, "tab-set": None, "dropdown": None}
 SPHINX_NO_TEXT = ("toctree", "automodule", "autoclass", "autofunction", "automethod", "autoattribute",
                   "autoexception", "autodata", "autosummary", "autoprogram", "literalinclude", "index", "highlight",
                   "currentmodule", "module", "py:module", "py:currentmodule", "sectionauthor", "codeauthor",
