@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 from datasketch import MinHash, MinHashLSH  # noqa: E402
 from rapidfuzz import fuzz, process  # noqa: E402
 from synthetic import document_questions, near_copy, short_token_edit  # noqa: E402
@@ -44,7 +45,7 @@ from faqforge.fuzzy import similar_pairs  # noqa: E402
 from faqforge.records import normalise  # noqa: E402
 
 SAMPLE = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
-PARAMS = json.loads(json.dumps(__import__("yaml").safe_load((ROOT / "params.yaml").read_text())))
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 DEDUP, DECON = PARAMS["dedup"], PARAMS["decontaminate"]
 
 

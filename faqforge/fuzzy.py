@@ -60,12 +60,6 @@ def rapidfuzz_scorer(scorer):
     return fuzz.ratio if scorer == "token_sort_ratio" else getattr(fuzz, scorer)
 
 
-def score(a, b, scorer):
-    """The score of two texts, exactly as the searches compute it."""
-    x, y = compared([a, b], scorer)
-    return rapidfuzz_scorer(scorer)(x, y)
-
-
 def similar_pairs(texts, others=None, scorer="token_sort_ratio", threshold=90, exhaustive_up_to=None):
     """(i, j, score) with score >= `threshold`, sorted: i < j within `texts`, or i
     in `texts` and j in `others` when given. `exhaustive_up_to` (pairs) overrides
