@@ -1,0 +1,94 @@
+"""Retrieval (faqforge.retrieval), the prompt layout (faqforge.prompts) and the factual score."""
+
+import pytest
+
+from faqforge.factual import factual_scores, key_terms
+from faqforge.io import PipelineError
+from faqforge.prompts import REFUSAL, cite, citations, question_messages, sources, strip_citations
+from faqforge.retrieval import Retriever, build_index, chunk_passages, reciprocal_rank_fusion, source_label
+
+PARAMS = {"method": "bm25", "passage_words": 20, "rrf_k": 60,
+          "bm25": {"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
+          "dense": {"model": None, "base_url": None, "api_key_env": "OPENAI_API_KEY", "batch_size": 8}}
+
+CHUNKS = [
+    {"chunk_id": "c1", "doc": "data/docs/installation.txt", "section": "Installing", "pages": None,
+     "text": "faqforge needs Python 3.11. Run make setup to create the virtual environment. "
+             "The setup installs the pinned packages from requirements.txt into .venv."},
+    {"chunk_id": "c2", "doc": "data/docs/remote-storage.txt", "section": "Remotes", "pages": None,
+     "text": "Add a remote with dvc remote add. Then dvc push uploads the cached outputs, and dvc pull "
+             "downloads them on another machine."},
+    {"chunk_id": "c3", "doc": "data/docs/guide.pdf", "section": "Fine-tuning", "pages": [4, 5],
+     "text": "Le modèle élève apprend avec LoRA. The adapter rank is set by finetune.lora_r, 16 by default."},
+]
+
+
+def test_passages_are_whole_sentences_within_the_word_budget_with_provenance():
+    passages = chunk_passages(CHUNKS[0], 12)
+    assert [p["passage_id"] for p in passages] == ["c1:0", "c1:1"]  # 4 + 8 words, then 10
+    assert all(p["chunk_id"] == "c1" and p["doc"] == CHUNKS[0]["doc"] for p in passages)
+    assert " ".join(p["text"] for p in passages) == CHUNKS[0]["text"]
+    assert all(len(p["text"].split()) <= 12 for p in passages)
+    assert chunk_passages(CHUNKS[0], 0)[0]["text"] == CHUNKS[0]["text"]
+
+
+def test_source_labels_name_document_section_and_pages():
+    assert source_label(CHUNKS[0]) == "installation.txt, Installing"
+    assert source_label(CHUNKS[2]) == "guide.pdf, Fine-tuning, pp. 4-5"
+
+
+def test_bm25_finds_the_passage_by_stem_and_folded_accents(tmp_path):
+    manifest = build_index(CHUNKS, PARAMS, tmp_path)
+    assert manifest["passages"] == len(Retriever(tmp_path).passages) and manifest["method"] == "bm25"
+    retriever = Retriever(tmp_path)
+    hits = retriever.search(["How do I upload my outputs to a remote?", "What does the eleve modele learn with?",
+                             "Which Python version is needed for installing?"], 2)
+    assert hits[0][0]["chunk_id"] == "c2" and hits[0][0]["rank"] == 1 and hits[0][0]["score"] > 0
+    assert hits[1][0]["chunk_id"] == "c3"                  # élève / modèle found without accents
+    assert hits[2][0]["passage_id"] == "c1:0"              # installing -> installs, stemmed
+    assert retriever.search(["zzzz qqqq"], 3) == [[]]       # nothing shares a word: no hits, not random ones
+
+
+def test_unknown_method_and_missing_index_are_clear_errors(tmp_path):
+    with pytest.raises(PipelineError, match="index.method: 'fuzzy' is not one of bm25, dense, hybrid"):
+        build_index(CHUNKS, {**PARAMS, "method": "fuzzy"}, tmp_path)
+    with pytest.raises(PipelineError, match="dvc repro index"):
+        Retriever(tmp_path / "nowhere")
+    with pytest.raises(PipelineError, match="index.dense.model"):
+        build_index(CHUNKS, {**PARAMS, "method": "dense"}, tmp_path)
+
+
+def test_reciprocal_rank_fusion_hand_computed():
+    fused = reciprocal_rank_fusion([[(1, 9.0), (2, 5.0)], [(2, 0.9), (3, 0.8)]], k=3, rrf_k=60)
+    assert [row for row, _ in fused] == [2, 1, 3]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_the_prompt_numbers_passages_with_their_sources_and_the_question_last():
+    passages = chunk_passages(CHUNKS[1], 0) + chunk_passages(CHUNKS[2], 0)
+    messages = question_messages("How do I push?", "Be brief.", passages)
+    user = messages[1]["content"]
+    assert messages[0] == {"role": "system", "content": "Be brief."}
+    assert "[1] remote-storage.txt, Remotes\nAdd a remote" in user and "[2] guide.pdf, Fine-tuning, pp. 4-5" in user
+    assert user.endswith("Question: How do I push?") and REFUSAL in user
+    assert question_messages("How do I push?", "Be brief.") == [messages[0], {"role": "user", "content": "How do I push?"}]
+
+
+def test_citations_are_read_and_stripped_and_give_the_sources():
+    passages = chunk_passages(CHUNKS[1], 0) + chunk_passages(CHUNKS[2], 0)
+    answer = cite("Run dvc push.", 1)
+    assert answer == "Run dvc push. [1]" and citations(answer) == [1] and strip_citations(answer) == "Run dvc push."
+    assert [s["chunk_id"] for s in sources(answer, passages)] == ["c2"]
+    assert sources("No citation here.", passages)[0]["cited"] is False     # uncited: every passage shown
+    assert [s["n"] for s in sources("See [7].", passages)] == [1, 2]       # a number no passage has is ignored
+
+
+def test_factual_score_weighs_key_terms_and_does_not_reward_a_short_wrong_answer():
+    reference = "Set finetune.lora_alpha in params.yaml; it defaults to 32, twice `lora_r`."
+    assert {"finetune lora_alpha", "params yaml", "32", "lora_r"} <= key_terms(reference)
+    wrong = factual_scores(reference, "The lora_alpha value is 1.")
+    right = factual_scores(reference, "finetune.lora_alpha is set in params.yaml, 32 by default: twice lora_r.")
+    assert wrong["factual"] == 0 and right["factual"] > 0.8 and right["key_recall"] == 1
+    # stemmed, accents and case folded
+    assert factual_scores("Die Größe ist 5 MiB.", "die grosse ist 5 mib")["factual"] == 1
+    assert factual_scores("Installing packages", "it installs the package")["content_recall"] == 1
