@@ -5,27 +5,9 @@ its chunk, and (when the judge is on) the teacher says YES with a high enough
 score. Every rejected pair is kept in the drop file with its reason.
 """
 
-import math
 import re
 
-from faqforge.records import inside_quotes, normalise, pair_prompt, pair_response
-
-_WORD = re.compile(r"\w+", re.U)
-STOPWORDS = frozenset("""a an and are as at be by can do does for from has have how i if in into is it its
-of on or so that the their then there these this to was we what when where which who why will with you
-your""".split())
-
-
-def content_words(text):
-    return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in STOPWORDS}
-
-
-def grounding_score(answer, source):
-    """Fraction of the answer's content words that appear in the source chunk."""
-    words = content_words(answer)
-    if not words:
-        return 0.0
-    return len(words & content_words(source)) / len(words)
+from faqforge.records import QUOTE, WORD, inside_quotes, normalise, pair_prompt, pair_response, quote_in_text
 
 
 def repeated_run(text, n):
@@ -33,7 +15,7 @@ def repeated_run(text, n):
     looping: "The file is named x. The file is named x."), or None; n = 0 is off."""
     if not n:
         return None
-    words = _WORD.findall(text.lower())
+    words = WORD.findall(text.lower())
     seen = set()
     for i in range(len(words) - n + 1):
         run = tuple(words[i:i + n])
@@ -72,6 +54,17 @@ def rule_violation(pair, rules):
     return None
 
 
+def quote_violation(pair, chunk_text):
+    """Why a quoted pair's quote is not its chunk's (answer_style quoted), or None:
+    the quote must occur in the chunk word for word, so this needs no judge."""
+    if QUOTE not in pair:
+        return None
+    if quote_in_text(pair[QUOTE], chunk_text):
+        return None
+    shown = " ".join(pair[QUOTE].split())
+    return f"quote not in its chunk ('{shown[:80]}{'...' if len(shown) > 80 else ''}' does not occur there)"
+
+
 def judge_messages(pair, chunk_text, params):
     """The chat asking the teacher to judge one pair against its chunk, after
     the worked examples from params as earlier turns."""
@@ -85,59 +78,6 @@ def judge_messages(pair, chunk_text, params):
     messages.append({"role": "user", "content": params["user_prompt"].format(
         text=inside_quotes(chunk_text), question=pair_prompt(pair), answer=pair_response(pair)).strip()})
     return messages
-
-
-def parse_verdict(reply, logprobs=None):
-    """{"result": "YES"|"NO"|None, "score": 1..5|None, "reason": str, "p_yes": float|None}
-    from a judge reply. Tolerates any casing, markdown and order; None where it
-    says nothing. With the reply's token logprobs, `p_yes` is the probability
-    the judge gave YES over NO where it wrote its verdict."""
-    text = reply or ""
-    result = None
-    verdict = re.search(r"verdict\s*[:\-]?\s*\**\s*(yes|no)\b", text, re.I)
-    if verdict is None:
-        verdict = re.search(r"\b(yes|no)\b", text, re.I)
-    if verdict:
-        result = verdict.group(1).upper()
-    score = None
-    found = re.search(r"score\s*[:\-]?\s*\**\s*([1-5])\b", text, re.I)
-    if found:
-        score = int(found.group(1))
-    reason = re.search(r"reason\s*[:\-]\s*(.+)", text, re.I)
-    return {"result": result, "score": score,
-            "reason": (reason.group(1) if reason else text).strip()[:500], "p_yes": p_yes(logprobs or [])}
-
-
-def _verdict_word(token_text):
-    """"YES"/"NO" when a token spells that word or its start (tokenizers split " YES"
-    into " Y" + "ES"), else None."""
-    text = token_text.strip().upper()
-    for word in ("YES", "NO"):
-        if text and word.startswith(text):
-            return word
-    return None
-
-
-def p_yes(logprobs):
-    """P(YES) / (P(YES) + P(NO)) at the reply token where the verdict starts (the
-    first YES/NO after "verdict", else the first YES/NO), from its top logprobs."""
-    written = ""
-    candidates = []
-    for token in logprobs:
-        if _verdict_word(token["token"]):
-            candidates.append(("verdict" in written.lower(), token))
-        written += token["token"]
-    if not candidates:
-        return None
-    after_label = [t for labelled, t in candidates if labelled]
-    token = (after_label or [t for _, t in candidates])[0]
-    mass = {"YES": 0.0, "NO": 0.0}
-    for text, logprob in {**token["top"], token["token"]: token["logprob"]}.items():
-        word = _verdict_word(text)
-        if word:
-            mass[word] += math.exp(logprob)
-    total = mass["YES"] + mass["NO"]
-    return round(mass["YES"] / total, 4) if total else None
 
 
 def judge_keeps(verdict, params):

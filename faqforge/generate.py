@@ -9,7 +9,7 @@ import json
 import re
 
 from faqforge.io import PipelineError
-from faqforge.records import FIELDS, OPTIONAL, dropped, inside_quotes, normalise, pair_prompt
+from faqforge.records import FIELDS, OPTIONAL, QUOTE, dropped, inside_quotes, normalise, pair_prompt, record_fields
 
 _OBJECT = re.compile(r"\{[^{}]*\}", re.S)
 _STRING = r'"((?:[^"\\]|\\.)*)"'
@@ -26,9 +26,14 @@ def questions_for(n_tokens, tokens_per_question, min_questions, max_questions):
 def field_order(params):
     """The order the teacher writes a record's fields in. Answer first makes a
     small teacher copy a sentence of the chunk and then ask for it, which keeps
-    answers grounded; a strong teacher does well either way."""
-    fields = FIELDS[params["format"]]
-    return tuple(reversed(fields)) if params.get("answer_first") and params["format"] == "qa" else fields
+    answers grounded; a strong teacher does well either way. A quote (answer_style
+    quoted) comes right before the answer it supports."""
+    fields = record_fields(params)
+    if params["format"] != "qa":
+        return fields
+    if params.get("answer_first"):
+        return tuple(name for name in (QUOTE, "answer", "question") if name in fields)
+    return tuple(name for name in ("question", QUOTE, "answer") if name in fields)
 
 
 def pairs_schema(total_questions, params):
@@ -76,6 +81,9 @@ def generation_messages(chunk, params, total_questions):
         ]
     messages.append({"role": "user", "content": params["user_prompt"].format(
         **fields, total_questions=total_questions, text=inside_quotes(chunk["text"])).strip()})
+    if QUOTE in order:
+        for message in messages[1::2]:
+            message["content"] += "\n\n" + params["quote_instruction"].strip()
     return messages
 
 

@@ -57,18 +57,6 @@ def chunk_passages(chunk, max_words):
             for n, text in enumerate(pieces)]
 
 
-def source_label(passage):
-    """Where a passage comes from, for people: `faq.txt, Section, p. 3`."""
-    doc = passage["doc"]
-    label = doc[len("data/docs/"):] if doc.startswith("data/docs/") else doc
-    if passage.get("section"):
-        label += f", {passage['section']}"
-    pages = passage.get("pages")
-    if pages:
-        label += f", p. {pages[0]}" if len(pages) == 1 or pages[0] == pages[-1] else f", pp. {pages[0]}-{pages[-1]}"
-    return label
-
-
 # --- lexical ---------------------------------------------------------------------------
 
 class Bm25:
@@ -77,14 +65,17 @@ class Bm25:
 
     def __init__(self, stopwords="en", stemmer="english", k1=1.5, b=0.75):
         self.stopwords, self.stemmer_name, self.k1, self.b = stopwords, stemmer, k1, b
-        self.model = None
+        self.model = self._stem = None
 
     def _stemmer(self):
         if not self.stemmer_name:
             return None
+        if self._stem is not None:
+            return self._stem
         import Stemmer
         try:
-            return Stemmer.Stemmer(self.stemmer_name)
+            self._stem = Stemmer.Stemmer(self.stemmer_name)
+            return self._stem
         except KeyError:
             raise PipelineError(f"params.yaml: index.bm25.stemmer: no stemmer {self.stemmer_name!r}; choose one of "
                                 f"{', '.join(Stemmer.algorithms())}, or null for none") from None

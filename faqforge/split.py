@@ -1,11 +1,23 @@
-"""Deterministic train/val split by group, source mixing, and chat `messages` records."""
+"""Deterministic train/val split by group, source mixing, and chat `messages` records.
+
+With `split.context: raft` each record's user turn also holds retrieved
+passages (retrieval-augmented fine-tuning, RAFT): the passage of the pair's own
+chunk that holds its answer (the oracle, kept with probability `oracle_p`) and
+hard distractors, the best passages of other documents for the question, in a
+shuffled order; the answer cites the oracle's number (and with a quoted pair,
+generate.answer_style quoted, starts with the quote: `"..." [2] answer`). A
+share of extra records shows distractors only and answers that the documents
+do not say.
+"""
 
 import hashlib
 import math
+import random
 from pathlib import PurePosixPath
 
 from faqforge.io import PipelineError
-from faqforge.records import dropped, pair_prompt, pair_response
+from faqforge.prompts import REFUSAL, cite, question_messages
+from faqforge.records import QUOTE, dropped, grounding_score, pair_prompt, pair_response, quote_in_text
 
 DOCS = "data/docs"
 TOP_SOURCE = "docs"  # the source of documents directly in data/docs/
@@ -24,19 +36,107 @@ def in_validation(key, val_fraction, seed):
     return int.from_bytes(digest[:8], "big") / 2**64 < val_fraction
 
 
-def question_messages(question, system_prompt):
-    """The chat a user question becomes: the same for training, evaluation and chat."""
-    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    return system + [{"role": "user", "content": question}]
-
-
-def to_messages(pair, system_prompt):
-    messages = question_messages(pair_prompt(pair), system_prompt) + [
-        {"role": "assistant", "content": pair_response(pair)}]
+def to_messages(pair, system_prompt, passages=None, answer=None):
+    """A training record: the pair's chat, closed book or with `passages`, answering
+    `answer` (default: the pair's own answer)."""
+    messages = question_messages(pair_prompt(pair), system_prompt, passages) + [
+        {"role": "assistant", "content": pair_response(pair) if answer is None else answer}]
     record = {"messages": messages, "id": pair["id"], "group": pair.get("group")}
     if "copy_of" in pair:
         record["copy_of"] = pair["copy_of"]
     return record
+
+
+CONTEXTS = ("closed_book", "raft")
+
+
+def oracle_passage(pair, passages_of_chunk):
+    """The passage of the pair's chunk that holds its quote (answer_style quoted),
+    else most of its answer; None when the chunk has none in the index."""
+    if not passages_of_chunk:
+        return None
+    answer = pair_response(pair)
+    quoted = [p for p in passages_of_chunk if QUOTE in pair and quote_in_text(pair[QUOTE], p["text"])]
+    return max(quoted or passages_of_chunk, key=lambda p: grounding_score(answer, p["text"]))
+
+
+def _coin(seed, key, salt):
+    return int.from_bytes(hashlib.sha256(f"{salt}:{seed}:{key}".encode("utf-8")).digest()[:8], "big") / 2**64
+
+
+def raft_records(pairs, retriever, system_prompt, params, seed):
+    """RAFT records for `pairs` (params: the split.raft section): per pair one
+    record with `passages` passages: the oracle with probability `oracle_p`,
+    else one more distractor (the answer then stays, without a citation, as
+    in the RAFT recipe); distractors are the best passages for the question
+    from other documents than the pair's. For a `refusal_share` of the pairs,
+    one more record shows distractors that do not hold the answer and answers
+    REFUSAL. Every record carries `kind` (oracle, no_oracle, refusal), the
+    passage ids and the oracle's number."""
+    k = params["passages"]
+    if k < 1:
+        raise PipelineError(f"params.yaml: split.raft.passages must be at least 1, got {k}")
+    by_chunk = {}
+    for passage in retriever.passages:
+        by_chunk.setdefault(passage["chunk_id"], []).append(passage)
+    questions = [pair_prompt(p) for p in pairs]
+    depth = min(len(retriever.passages), max(10 * k, 30))
+    ranked = retriever.search(questions, depth) if pairs else []
+    records = []
+    for pair, hits in zip(pairs, ranked):
+        rng = random.Random(f"raft:{seed}:{pair['id']}")
+        others = _distractors(pair, hits, retriever.passages, k, rng)
+        oracle = oracle_passage(pair, by_chunk.get(pair.get("chunk_id"), []))
+        with_oracle = oracle is not None and _coin(seed, pair["id"], "oracle") < params["oracle_p"]
+        shown = others[:k - 1] + [oracle] if with_oracle else others[:k]
+        rng.shuffle(shown)
+        if with_oracle:
+            n = shown.index(oracle) + 1
+            quote = pair.get(QUOTE) if quote_in_text(pair.get(QUOTE) or "", oracle["text"]) else None
+            record = to_messages(pair, system_prompt, shown, cite(pair_response(pair), n, quote))
+        else:
+            n = None
+            record = to_messages(pair, system_prompt, shown)
+        records.append(_raft_fields(record, pair, shown, "oracle" if with_oracle else "no_oracle", n))
+        if _coin(seed, pair["id"], "refusal") < params["refusal_share"]:
+            shown = _unrelated(pair, others, retriever.passages, k, rng)
+            if not shown:  # every passage holds this answer: no refusal to teach
+                continue
+            rng.shuffle(shown)
+            refusal = to_messages({**pair, "id": f"{pair['id']}~refusal"}, system_prompt, shown, REFUSAL)
+            records.append(_raft_fields(refusal, pair, shown, "refusal", None))
+    return records
+
+
+def _distractors(pair, ranked, pool, k, rng):
+    """At least k passages of other documents than the pair's: the retrieved
+    ones in rank order, topped up at random from the index when the question
+    matches fewer (BM25 returns only passages sharing a word with it)."""
+    return _passages_where(lambda p: p["doc"] != pair["doc"], ranked, pool, k, rng, keep_all=True)
+
+
+def _unrelated(pair, ranked, pool, k, rng):
+    """k passages of other documents that do not hold the pair's answer."""
+    answer = pair_response(pair)
+    return _passages_where(lambda p: p["doc"] != pair["doc"] and grounding_score(answer, p["text"]) < 0.5,
+                           ranked, pool, k, rng)
+
+
+def _passages_where(accept, ranked, pool, k, rng, keep_all=False):
+    """The accepted passages of `ranked` (the first k, or all with keep_all),
+    topped up to k with accepted passages drawn at random from `pool`."""
+    chosen = [p for p in ranked if accept(p)]
+    chosen = chosen if keep_all else chosen[:k]
+    if len(chosen) < k:
+        seen = {p["passage_id"] for p in chosen}
+        rest = [p for p in pool if p["passage_id"] not in seen and accept(p)]
+        chosen += rng.sample(rest, min(k - len(chosen), len(rest)))
+    return chosen
+
+
+def _raft_fields(record, pair, shown, kind, oracle_n):
+    return {**record, "kind": kind, "chunk_id": pair.get("chunk_id"), "doc": pair.get("doc"),
+            "question": pair_prompt(pair), "passages": [p["passage_id"] for p in shown], "oracle": oracle_n}
 
 
 def source_of(doc):

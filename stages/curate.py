@@ -3,7 +3,8 @@ chunk and, when the judge is on, that the teacher judges good.
 
     dvc repro curate            # or: python stages/curate.py
 
-Rejected pairs go to data/curate_dropped.jsonl with the reason. Each pair first
+Rejected pairs go to data/curate_dropped.jsonl with the reason; with
+generate.answer_style quoted, so does a pair whose quote is not in its chunk. Each pair first
 goes through hygiene (params: hygiene): personal data and secrets the teacher
 wrote are redacted or the pair dropped, every action located in
 data/curate_pii.jsonl; a pair in a language not kept is dropped.
@@ -11,11 +12,12 @@ data/curate_pii.jsonl; a pair in a language not kept is dropped.
 
 from collections import Counter
 
-from faqforge.curate import grounding_score, judge_keeps, judge_messages, parse_verdict, rule_violation
+from faqforge.curate import judge_keeps, judge_messages, quote_violation, rule_violation
+from faqforge.verdict import parse_verdict
 from faqforge.hygiene import Hygiene
 from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
-from faqforge.records import TEXT_FIELDS, dropped, pair_response
+from faqforge.records import TEXT_FIELDS, dropped, grounding_score, pair_response
 from faqforge.stage import check_error_rate, run, teacher_error_record
 
 
@@ -36,7 +38,7 @@ def main():
             reasons[reason] += 1
             continue
         pair["grounding"] = round(grounding_score(pair_response(pair), chunk_text[pair["chunk_id"]]), 3)
-        why = rule_violation(pair, p["rules"])
+        why = rule_violation(pair, p["rules"]) or quote_violation(pair, chunk_text[pair["chunk_id"]])
         if why:
             reason = why.split(" (")[0]  # the kind; the drop file has the details
         elif pair["grounding"] < p["min_grounding"]:

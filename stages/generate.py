@@ -12,14 +12,14 @@ from faqforge.generate import generation_messages, pairs_from_reply, questions_f
 from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
 from faqforge.pii import PiiPolicy
-from faqforge.records import FIELDS, dropped, pair_prompt
+from faqforge.records import dropped, pair_prompt, record_fields
 from faqforge.stage import check_error_rate, run, teacher_error_record
 
 
 def main():
     params = load_params(sections=["generate", "hygiene", "teacher"])
     p = params["generate"]
-    fields = FIELDS[p["format"]]
+    fields = record_fields(p)
     chunks = read_jsonl("data/chunks.jsonl")
     teacher = Teacher(params["teacher"], cache_dir="cache/llm/generate",
                       scrub=PiiPolicy(params["hygiene"]["pii"]).scrubber)

@@ -37,8 +37,11 @@ def main():
     out = {stage: read_jsonl(path) for stage, path in stages.items()}
     dropped = {stage: read_jsonl(f"data/{stage}_dropped.jsonl") for stage in STAGES}
     by_id = {p["id"]: p for p in out["augment"]}
-    train = [by_id[r.get("copy_of", r["id"])] for r in read_jsonl("data/train.jsonl")]
-    val = [by_id[r["id"]] for r in read_jsonl("data/val.jsonl")]
+    # RAFT refusal examples (split.raft.refusal_share) reuse a pair's question: counted apart, not as pairs.
+    records = {name: read_jsonl(f"data/{name}.jsonl") for name in ("train", "val")}
+    train = [by_id[r.get("copy_of", r["id"])] for r in records["train"] if r.get("kind") != "refusal"]
+    val = [by_id[r["id"]] for r in records["val"] if r.get("kind") != "refusal"]
+    refusals = sum(r.get("kind") == "refusal" for r in records["train"])
     ingested = [r for r in ingest_report if r["status"] == "ingested"]
     not_ingested = [{**r, "reason": r["status"]} for r in ingest_report if r["status"] != "ingested"]
     paraphrases = len(out["augment"]) - len(out["decontaminate"])
@@ -50,7 +53,9 @@ def main():
         ("decontaminate", "pairs", len(out["dedup"]), "pairs", len(out["decontaminate"]), dropped["decontaminate"]),
         ("augment", "pairs", len(out["decontaminate"]), f"pairs ({paraphrases} paraphrases)", len(out["augment"]),
          dropped["augment"]),
-        ("split", "pairs", len(out["augment"]), f"train, {len(val)} val", len(train), dropped["split"]),
+        ("split", "pairs", len(out["augment"]),
+         f"train, {len(val)} val" + (f", {refusals} RAFT refusal examples besides" if refusals else ""), len(train),
+         dropped["split"]),
     ])
     questions = [pair_prompt(p) for p in train]
     answers = [pair_response(p) for p in train]

@@ -4,11 +4,15 @@
 
 Then split.mix re-weights the training pairs by source (sub-folders of
 data/docs/); validation keeps the natural mix. Pairs the mix leaves out are in
-data/split_dropped.jsonl.
+data/split_dropped.jsonl. With split.context raft (the default), every record
+also shows the passages retrieved from data/index/ (faqforge.split.raft_records);
+closed_book gives the question alone.
 """
 
-from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
-from faqforge.split import mix_sources, split_key, split_pairs, to_messages
+from collections import Counter
+
+from faqforge.io import PipelineError, load_params, read_jsonl, write_json, write_jsonl
+from faqforge.split import CONTEXTS, mix_sources, raft_records, split_key, split_pairs, to_messages
 from faqforge.stage import run
 
 
@@ -17,14 +21,30 @@ def main():
     pairs = read_jsonl("data/qa_augmented.jsonl")
     train, val = split_pairs(pairs, p["val_fraction"], p["seed"], p["by"])
     train, removed, mix = mix_sources(train, p.get("mix"), p["seed"], p["by"])
-    write_jsonl("data/train.jsonl", (to_messages(x, p["system_prompt"]) for x in train))
+    context = p["context"]
+    if context not in CONTEXTS:
+        raise PipelineError(f"params.yaml: split.context: {context!r} is not one of {', '.join(CONTEXTS)}")
+    if context == "raft":
+        from faqforge.retrieval import Retriever
+        retriever = Retriever()
+        train_records = raft_records(train, retriever, p["system_prompt"], p["raft"], p["seed"])
+        val_records = raft_records(val, retriever, p["system_prompt"], p["raft"], p["seed"])
+    else:
+        train_records = [to_messages(x, p["system_prompt"]) for x in train]
+        val_records = [to_messages(x, p["system_prompt"]) for x in val]
+    write_jsonl("data/train.jsonl", train_records)
     write_jsonl("data/split_dropped.jsonl", removed)
-    write_jsonl("data/val.jsonl", (to_messages(x, p["system_prompt"]) for x in val))
-    write_json("metrics/split.json", {"train": len(train), "val": len(val), "by": p["by"],
-                                      "train_groups": len({split_key(x, p['by']) for x in train}),
-                                      "val_groups": len({split_key(x, p['by']) for x in val}),
-                                      "mix": mix})
-    print(f"split: {len(train)} train, {len(val)} val (by {p['by']})")
+    write_jsonl("data/val.jsonl", val_records)
+    metrics = {"train": len(train), "val": len(val), "by": p["by"],
+               "train_groups": len({split_key(x, p['by']) for x in train}),
+               "val_groups": len({split_key(x, p['by']) for x in val}), "mix": mix, "context": context}
+    if context == "raft":
+        metrics["raft"] = {"train_records": len(train_records), "val_records": len(val_records),
+                           "train_kinds": dict(Counter(r["kind"] for r in train_records)),
+                           "val_kinds": dict(Counter(r["kind"] for r in val_records))}
+    write_json("metrics/split.json", metrics)
+    print(f"split: {len(train)} train, {len(val)} val (by {p['by']}, {context}"
+          + (f": {len(train_records)} train records" if context == "raft" else "") + ")")
 
 
 if __name__ == "__main__":

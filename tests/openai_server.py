@@ -9,6 +9,7 @@ computed from the request, so the pipeline's parsing is exercised on realistic t
   judge requests     -> "Reason: ... Verdict: YES Score: 4"
   paraphrase requests-> a rephrased question
   "stream": true     -> the same reply as server-sent events, a chunk per word
+  /v1/embeddings     -> vectors of hashed words (texts sharing words lie close)
 
 Faults: `faults` is a list of fault names consumed one per request (None = answer
 normally), or `fault_rate` draws one at random from FAULTS for that share of requests:
@@ -20,11 +21,13 @@ normally), or `fault_rate` draws one at random from FAULTS for that share of req
   nonjson    a 200 whose body is not JSON
 `delay` makes every answer wait that long (a slow model); `reject_schema` answers
 400 to any request carrying a response_format, like a server without guided decoding;
-`echo_secrets` makes error bodies repeat the Authorization header and a token of the
+`sharp_judge` makes the judge grade an answer against its reference (YES when it states
+most of the reference's content) instead of saying YES to everything; `echo_secrets` makes error bodies repeat the Authorization header and a token of the
 server's own, as careless proxies do; `pii_in_replies` puts LEAKED_CONTACTS (personal
 data and secrets of every kind) in an extra pair of every generate reply.
 """
 
+import hashlib
 import json
 import random
 import re
@@ -44,10 +47,21 @@ LEAKED_CONTACTS = ("Write to ops.lead@example.org or call +1-202-555-0143; the V
                    "aws AKIAJ7Q2EXAMPLEKEY9Z and password=Sup3r-Secret!")
 
 
-def teacher_reply(messages, pii_in_replies=False):
+def sharp_verdict(user):
+    """A judge that reads: YES when the graded answer states most of the reference's content."""
+    from faqforge.factual import factual_scores
+    reference = re.search(r"Reference answer: (.*)", user)
+    answer = re.search(r"Answer to grade: (.*)", user, re.S)
+    if not (reference and answer):
+        return None
+    right = factual_scores(reference.group(1), answer.group(1))["factual"] >= 0.5
+    return "Verdict: YES Reason: it states the reference." if right else "Verdict: NO Reason: other facts."
+
+
+def teacher_reply(messages, pii_in_replies=False, sharp_judge=False):
     user = messages[-1]["content"]
     if "Verdict" in messages[0]["content"]:
-        return "Reason: the answer is stated in the text. Verdict: YES Score: 4"
+        return (sharp_judge and sharp_verdict(user)) or "Reason: the answer is stated in the text. Verdict: YES Score: 4"
     if "ways to ask this question" in user:
         question = user.rsplit("question:", 1)[-1].split("\n")[0].strip()
         return f"Could you tell me: {question[0].lower() + question[1:]}"
@@ -66,6 +80,16 @@ def teacher_reply(messages, pii_in_replies=False):
     return "Here are the pairs:\n" + json.dumps(pairs)
 
 
+def embedding(text, dimensions=64):
+    """A deterministic stand-in for an embedding model: words hashed into buckets by
+    their first five letters, so texts sharing words (and word stems) lie close."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", text.lower()):
+        if len(word) > 2:
+            vector[int(hashlib.sha256(word[:5].encode()).hexdigest(), 16) % dimensions] += 1.0
+    return vector
+
+
 def _logprobs(text):
     """Token logprobs in the OpenAI shape, one token per word; YES/NO get both options."""
     content = []
@@ -81,7 +105,7 @@ def _logprobs(text):
 
 class OpenAIServer:
     def __init__(self, fail_first=0, faults=None, fault_rate=0.0, retry_after=1, slow_seconds=30,
-                 delay=0.0, reject_schema=False, echo_secrets=False, pii_in_replies=False, seed=0):
+                 delay=0.0, reject_schema=False, echo_secrets=False, pii_in_replies=False, sharp_judge=False, seed=0):
         self.requests = []
         self.fail_first = fail_first
         self.faults = list(faults or [])
@@ -92,6 +116,7 @@ class OpenAIServer:
         self.reject_schema = reject_schema
         self.echo_secrets = echo_secrets
         self.pii_in_replies = pii_in_replies
+        self.sharp_judge = sharp_judge
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         server = self
@@ -133,6 +158,12 @@ class OpenAIServer:
                 elif server.reject_schema and body.get("response_format"):
                     self._send(400, {"error": {"message": "response_format json_schema is not supported",
                                                "type": "invalid_request_error"}})
+                elif self.path.rstrip("/").endswith("/embeddings"):
+                    texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+                    self._send(200, {"object": "list", "model": body["model"],
+                                     "data": [{"object": "embedding", "index": i, "embedding": embedding(t)}
+                                              for i, t in enumerate(texts)],
+                                     "usage": {"prompt_tokens": 0, "total_tokens": 0}})
                 elif body.get("stream"):
                     self._stream(body)
                 else:
@@ -144,7 +175,7 @@ class OpenAIServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                words = re.findall(r"\S+\s*", teacher_reply(body["messages"], server.pii_in_replies))
+                words = re.findall(r"\S+\s*", teacher_reply(body["messages"], server.pii_in_replies, server.sharp_judge))
                 for k, piece in enumerate(words + [None]):
                     delta = {"role": "assistant", "content": piece} if piece is not None else {}
                     chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0,
@@ -156,7 +187,7 @@ class OpenAIServer:
                 self.close_connection = True
 
             def _completion(self, body):
-                text = teacher_reply(body["messages"], server.pii_in_replies)
+                text = teacher_reply(body["messages"], server.pii_in_replies, server.sharp_judge)
                 choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
                 if body.get("logprobs"):
                     choice["logprobs"] = _logprobs(text)

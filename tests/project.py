@@ -16,7 +16,8 @@ from conftest import ROOT
 
 CHAIN = ["base_model", "ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split",
          "finetune", "evaluate"]
-STAGES = CHAIN[:8] + ["report"] + CHAIN[8:]  # report reads the data stages' outputs; nothing reads it
+# index reads the chunks and split reads it; report reads the data stages' outputs, nothing reads it
+STAGES = CHAIN[:2] + ["index"] + CHAIN[2:8] + ["report"] + CHAIN[8:]
 DOCS = ["getting-started.md", "installation.txt", "fine-tuning-guide.pdf"]
 PLANTED_KEY = "sk-planted-4f9c2e7a1b"
 
@@ -52,7 +53,7 @@ def make_project(root, student, base_url, docs=DOCS):
     params["teacher"].update(backend="openai", model="test-teacher", base_url=base_url, max_retries=1)
     params["student"]["model"] = student
     params["ingest"]["tokenizer"] = student
-    params["finetune"].update(max_steps=4, batch_size=4, eval_every=2, max_seq_length=256)
+    params["finetune"].update(max_steps=4, batch_size=4, eval_every=2, max_seq_length=768)
     params["evaluate"].update(max_new_tokens=8, bootstrap_resamples=200)
     write_params(root, params)
     sh(root, "git", "init", "-q")

@@ -1,6 +1,8 @@
 import pytest
 
-from faqforge.curate import grounding_score, judge_keeps, parse_verdict, rule_violation
+from faqforge.curate import judge_keeps, rule_violation
+from faqforge.verdict import parse_verdict
+from faqforge.records import grounding_score
 
 RULES = {"min_question_chars": 10, "max_question_chars": 200, "min_answer_chars": 3, "max_answer_chars": 40,
          "require_question_mark": True, "reject_patterns": [r"\bthe text\b"], "repeated_words": 3}
@@ -104,3 +106,31 @@ def test_repeated_run_needs_the_same_words_twice():
     assert repeated_run("run dvc push, then dvc push again", 3) is None  # 'dvc push' twice, but no 3-word run
     assert repeated_run("the file is x. the file is y.", 3) == "the file is"
     assert repeated_run("the file is x. the file is y.", 0) is None
+
+
+# A chunk as ingest gives it from a PDF: lines broken mid-sentence, accents, curly quotes, a code span.
+PDF_CHUNK = ("Le modèle élève apprend avec LoRA ; the rank is set by\nfinetune.lora_r (16 by default).\n"
+             "Run \u201cdvc push\u201d to upload the outputs — the remote must exist first.")
+
+
+@pytest.mark.parametrize("quote, kept", [
+    ("the rank is set by finetune.lora_r (16 by default).", True),       # across the PDF line break
+    ("\u201cLe modèle élève apprend avec LoRA\u201d", True),              # quote marks around it are not part of it
+    ("Run \u201cdvc push\u201d to upload the outputs", True),             # curly quotes inside are text
+    ("Le modele eleve apprend avec LoRA", False),                        # accents dropped: not verbatim
+    ("the rank is set by finetune.lora_r (8 by default).", False),       # one fact changed
+    ("The rank is set by finetune.lora_r.", False),                      # paraphrased, not copied
+    ("Run dvc pull to download the outputs.", False),                    # from another chunk
+    ("\u201d \u201c", False),                                            # nothing but quote marks
+])
+def test_quote_check_is_verbatim_on_real_shaped_text(quote, kept):
+    from faqforge.curate import quote_violation
+    why = quote_violation({"question": "What sets the rank?", "answer": "finetune.lora_r", "quote": quote}, PDF_CHUNK)
+    assert (why is None) == kept
+    if not kept:
+        assert why.startswith("quote not in its chunk (")
+
+
+def test_pairs_without_a_quote_skip_the_quote_check():
+    from faqforge.curate import quote_violation
+    assert quote_violation({"question": "q?", "answer": "anything at all"}, PDF_CHUNK) is None

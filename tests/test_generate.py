@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import yaml
 from conftest import ROOT
 
@@ -132,3 +133,27 @@ def test_examples_must_match_the_format():
     from faqforge.io import PipelineError
     with pytest.raises(PipelineError, match=r"generate.examples\[0\] has a pair without instruction, output"):
         generation_messages({"text": "x"}, {**PARAMS, "format": "instruction"}, 2)
+
+
+def test_quoted_style_asks_for_a_verbatim_quote_before_the_answer():
+    from faqforge.io import PipelineError
+    from faqforge.records import record_fields
+    example = {"text": "Shops open at 9. They close at 6.",
+               "pairs": [{"question": "When do shops open?", "quote": "Shops open at 9.", "answer": "At 9."}]}
+    params = {**PARAMS, "answer_first": True, "answer_style": "quoted", "examples": [example],
+              "quote_instruction": "Also copy the supporting sentence as quote."}
+    assert record_fields(params) == ("question", "answer", "quote")
+    messages = generation_messages({"text": "Widgets ship in 3 days."}, params, 2)
+    assert messages[2]["content"] == '[{"quote": "Shops open at 9.", "answer": "At 9.", "question": "When do shops open?"}]'
+    assert all(m["content"].endswith("Also copy the supporting sentence as quote.") for m in messages[1::2])
+    assert list(pairs_schema(2, params)["items"]["properties"]) == ["quote", "answer", "question"]
+    assert list(pairs_schema(2, {**params, "answer_first": False})["items"]["properties"]) == ["question", "quote", "answer"]
+    reply = '[{"quote": "Widgets ship in 3 days.", "answer": "In 3 days.", "question": "How fast do widgets ship?"}]'
+    pairs, _ = pairs_from_reply({"chunk_id": "c", "doc": "d"}, reply, 3, (), record_fields(params))
+    assert pairs == [{"id": "c-0", "chunk_id": "c", "doc": "d", "question": "How fast do widgets ship?",
+                      "answer": "In 3 days.", "quote": "Widgets ship in 3 days."}]
+    assert parse_pairs('[{"answer": "In 3 days.", "question": "How fast?"}]', record_fields(params)) == []  # no quote
+    plain = generation_messages({"text": "x"}, {**params, "answer_style": "plain"}, 1)
+    assert "quote" not in json.dumps(plain)
+    with pytest.raises(PipelineError, match="generate.answer_style: 'verbatim' is not one of plain, quoted"):
+        record_fields({**params, "answer_style": "verbatim"})

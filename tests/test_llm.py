@@ -168,7 +168,8 @@ def test_cost_is_accounted_and_budget_stops_before_it_is_passed(tmp_path, openai
 
 
 def test_logprobs_come_back_in_one_shape_from_both_backends(tmp_path, openai_server, tiny_model):
-    from faqforge.curate import judge_messages, parse_verdict
+    from faqforge.curate import judge_messages
+    from faqforge.verdict import parse_verdict
     judge = {"system_prompt": "Judge. Verdict: YES or NO.", "user_prompt": "{text} {question} {answer}", "examples": []}
     messages = judge_messages({"question": "Q?", "answer": "A."}, "text", judge)
     [remote] = Teacher(openai_params(openai_server), cache_dir=tmp_path / "a").chat([messages], top_logprobs=2)

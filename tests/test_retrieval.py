@@ -4,8 +4,8 @@ import pytest
 
 from faqforge.factual import factual_scores, key_terms
 from faqforge.io import PipelineError
-from faqforge.prompts import REFUSAL, cite, citations, question_messages, sources, strip_citations
-from faqforge.retrieval import Retriever, build_index, chunk_passages, reciprocal_rank_fusion, source_label
+from faqforge.prompts import REFUSAL, cite, citations, question_messages, source_label, sources, strip_citations
+from faqforge.retrieval import Retriever, build_index, chunk_passages, reciprocal_rank_fusion
 
 PARAMS = {"method": "bm25", "passage_words": 20, "rrf_k": 60,
           "bm25": {"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
@@ -92,3 +92,34 @@ def test_factual_score_weighs_key_terms_and_does_not_reward_a_short_wrong_answer
     # stemmed, accents and case folded
     assert factual_scores("Die Größe ist 5 MiB.", "die grosse ist 5 mib")["factual"] == 1
     assert factual_scores("Installing packages", "it installs the package")["content_recall"] == 1
+
+
+def test_dense_and_hybrid_retrieval_through_an_openai_embeddings_endpoint(tmp_path, openai_server, monkeypatch):
+    monkeypatch.setenv("EMBED_KEY", "embed-secret")
+    dense = {**PARAMS, "dense": {"model": "test-embedder", "base_url": openai_server.base_url,
+                                 "api_key_env": "EMBED_KEY", "batch_size": 2}}
+    questions = ["How do I upload outputs to the remote?", "Which Python version does installing need?"]
+    for method in ("dense", "hybrid"):
+        directory = tmp_path / method
+        manifest = build_index(CHUNKS, {**dense, "method": method}, directory)
+        assert manifest["dense"]["model"] == "test-embedder" and manifest["dense"]["dimensions"] == 64
+        hits = Retriever(directory).search(questions, 2)
+        assert hits[0][0]["chunk_id"] == "c2" and hits[1][0]["chunk_id"] == "c1", method
+        assert all(len(h) == 2 and h[0]["rank"] == 1 for h in hits)
+    calls = [r for r in openai_server.requests if r["path"].endswith("/embeddings")]
+    passages = len(Retriever(tmp_path / "dense").passages)
+    # Passages in batches of 2 at build time (twice: dense and hybrid), questions at query time.
+    assert sum(len(r["body"]["input"]) for r in calls) == 2 * passages + 2 * len(questions)
+    assert max(len(r["body"]["input"]) for r in calls) == 2
+    assert {r["auth"] for r in calls} == {"Bearer embed-secret"} and {r["body"]["model"] for r in calls} == {"test-embedder"}
+
+
+def test_a_failing_embeddings_endpoint_is_a_clear_error_without_the_key(tmp_path, monkeypatch):
+    from openai_server import OpenAIServer
+    monkeypatch.setenv("EMBED_KEY", "embed-secret")
+    with OpenAIServer(faults=["500"] * 10, echo_secrets=True) as server:
+        params = {**PARAMS, "method": "dense", "dense": {"model": "m", "base_url": server.base_url,
+                                                          "api_key_env": "EMBED_KEY", "batch_size": 8}}
+        with pytest.raises(PipelineError, match=r"index.dense: .* embeddings for model 'm' failed") as error:
+            build_index(CHUNKS, params, tmp_path)
+    assert "embed-secret" not in str(error.value)

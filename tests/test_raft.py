@@ -1,0 +1,172 @@
+"""RAFT training records (faqforge.split.raft_records) and split.context."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from faqforge.prompts import REFUSAL, citations, question_messages
+from faqforge.records import grounding_score
+from faqforge.retrieval import Retriever, build_index
+
+INDEX = {"method": "bm25", "passage_words": 40, "rrf_k": 60,
+         "bm25": {"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
+         "dense": {"model": None, "base_url": None, "api_key_env": "X", "batch_size": 8}}
+RAFT = {"passages": 3, "oracle_p": 0.8, "refusal_share": 0.05}
+SYSTEM = "You are the help assistant."
+TOPICS = {"backup": "snapshots are copied to the cold storage vault",
+          "upload": "files larger than the quota are rejected by the gateway",
+          "login": "passwords expire and single sign-on renews the session",
+          "export": "reports leave the system as spreadsheets with formulas",
+          "printing": "the queue sends pages to the nearest office printer",
+          "billing": "invoices are issued monthly with the tax breakdown",
+          "search": "the index refreshes so new articles become findable",
+          "sharing": "links grant read access to colleagues outside the team",
+          "alerts": "notifications are pushed to phones during an outage",
+          "themes": "colours and fonts follow the brand guidelines"}
+
+
+def corpus():
+    """Three documents about the same ten topics, so other documents hold hard distractors."""
+    chunks, pairs = [], []
+    for d, doc in enumerate(["admin-guide.md", "user-manual.pdf", "faq.txt"]):
+        for t, (topic, what) in enumerate(TOPICS.items()):
+            chunk_id = f"{doc}#{t}"
+            fact = f"For {topic}, {what} every {d * 100 + t + 7} minutes."
+            chunks.append({"chunk_id": chunk_id, "doc": f"data/docs/{doc}", "section": topic.title(), "pages": None,
+                           "text": f"This part covers {topic}. {fact} Ask the administrator to change the {topic} "
+                                   f"settings when the team needs it."})
+            for q in range(4):
+                pairs.append({"id": f"{chunk_id}/{q}", "group": f"{chunk_id}/{q}", "doc": f"data/docs/{doc}",
+                              "chunk_id": chunk_id, "question": f"How often does {topic} happen? ({q})",
+                              "answer": fact})
+    return chunks, pairs
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    chunks, pairs = corpus()
+    directory = tmp_path_factory.mktemp("index")
+    build_index(chunks, INDEX, directory)
+    return Retriever(directory), pairs
+
+
+def test_raft_records_hold_the_oracle_at_its_share_with_distractors_from_other_documents(built):
+    from faqforge.split import raft_records
+    retriever, pairs = built
+    records = raft_records(pairs, retriever, SYSTEM, RAFT, seed=0)
+    by_id = {p["passage_id"]: p for p in retriever.passages}
+    answered = [r for r in records if r["kind"] != "refusal"]
+    assert len(answered) == len(pairs)
+    assert 0.7 < sum(r["kind"] == "oracle" for r in answered) / len(answered) < 0.9   # oracle_p 0.8
+    positions = set()
+    for record, pair in zip(answered, pairs):
+        shown = [by_id[i] for i in record["passages"]]
+        assert len(shown) == RAFT["passages"]
+        own = [n for n, p in enumerate(shown, start=1) if p["chunk_id"] == pair["chunk_id"]]
+        others = [p for p in shown if p["chunk_id"] != pair["chunk_id"]]
+        assert all(p["doc"] != pair["doc"] for p in others)      # distractors come from other documents
+        answer = record["messages"][-1]["content"]
+        if record["kind"] == "oracle":
+            assert own == [record["oracle"]] and citations(answer) == own   # the answer cites the oracle
+            assert answer == f"{pair['answer']} [{own[0]}]"
+            positions.add(own[0])
+        else:
+            assert own == [] and citations(answer) == [] and answer == pair["answer"]
+        # The very prompt chat and serve build for these passages: one layout everywhere.
+        assert record["messages"][:-1] == question_messages(pair["question"], SYSTEM, shown)
+    assert positions == {1, 2, 3}                                  # shuffled: the oracle is not always first
+
+
+def test_refusal_records_show_passages_that_do_not_answer(built):
+    from faqforge.split import raft_records
+    retriever, pairs = built
+    records = raft_records(pairs, retriever, SYSTEM, RAFT, seed=0)
+    refusals = [r for r in records if r["kind"] == "refusal"]
+    assert 0.01 < len(refusals) / len(pairs) < 0.12                # refusal_share 0.05 of 120 pairs
+    by_id = {p["passage_id"]: p for p in retriever.passages}
+    for record in refusals:
+        assert record["messages"][-1]["content"] == REFUSAL and record["id"].endswith("~refusal")
+        shown = [by_id[i] for i in record["passages"]]
+        answer = next(p["answer"] for p in pairs if p["id"] == record["id"].removesuffix("~refusal"))
+        assert len(shown) == RAFT["passages"] and all(p["doc"] != record["doc"] for p in shown)
+        assert all(grounding_score(answer, p["text"]) < 0.5 for p in shown)   # none of them answers
+
+
+def test_raft_records_are_deterministic_and_follow_the_seed(built):
+    from faqforge.split import raft_records
+    retriever, pairs = built
+    first = raft_records(pairs, retriever, SYSTEM, RAFT, seed=0)
+    assert first == raft_records(pairs, retriever, SYSTEM, RAFT, seed=0)
+    assert [r["kind"] for r in first] != [r["kind"] for r in raft_records(pairs, retriever, SYSTEM, RAFT, seed=1)]
+    always = raft_records(pairs, retriever, SYSTEM, {**RAFT, "oracle_p": 1.0, "refusal_share": 0.0}, seed=0)
+    assert {r["kind"] for r in always} == {"oracle"}
+
+
+def test_quoted_pairs_answer_with_the_quote_and_the_passage_that_holds_it(built):
+    from faqforge.split import raft_records
+    retriever, pairs = built
+    quoted = [{**p, "quote": p["answer"].split(",")[1].strip()} for p in pairs[:40]]
+    records = raft_records(quoted, retriever, SYSTEM, {**RAFT, "refusal_share": 0}, seed=0)
+    by_id = {p["passage_id"]: p for p in retriever.passages}
+    oracles = [(r, p) for r, p in zip(records, quoted) if r["kind"] == "oracle"]
+    assert oracles
+    for record, pair in oracles:
+        n = record["oracle"]
+        assert record["messages"][-1]["content"] == f'"{pair["quote"]}" [{n}] {pair["answer"]}'
+        assert pair["quote"] in by_id[record["passages"][n - 1]]["text"]
+    for record, pair in zip(records, quoted):
+        if record["kind"] == "no_oracle":   # the quote is not shown: the answer alone
+            assert record["messages"][-1]["content"] == pair["answer"]
+
+
+def run_split(tmp_path, context):
+    """The split stage in a scratch directory, on a small qa_augmented.jsonl."""
+    pairs = [{"id": "a1", "group": "a", "doc": "data/docs/a.md", "chunk_id": "a.md#0", "question": "How do I back up?",
+              "answer": "Run the backup job nightly."},
+             {"id": "a2", "group": "a", "doc": "data/docs/a.md", "chunk_id": "a.md#0", "copy_of": "a1",
+              "question": "What is the way to back up?", "answer": "Run the backup job nightly."},
+             {"id": "b1", "group": "b", "doc": "data/docs/b.md", "chunk_id": "b.md#0",
+              "instruction": "Summarise the upload rules.", "input": "Uploads over 2 GB fail.",
+              "output": "Uploads must stay under 2 GB."}]
+    pairs += [{"id": f"c{i}", "group": f"c{i}", "doc": "data/docs/c.md", "chunk_id": "c.md#0",
+               "question": f"Question {i}?", "answer": f"Answer {i}."} for i in range(12)]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "qa_augmented.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["split"]["context"] = context
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return subprocess.run([sys.executable, str(ROOT / "stages" / "split.py")], cwd=tmp_path, capture_output=True,
+                          text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+
+
+def test_closed_book_gives_the_question_alone_exactly_as_before(tmp_path):
+    result = run_split(tmp_path, "closed_book")                     # no data/index/ needed
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for name in ("train", "val")
+               for line in (tmp_path / "data" / f"{name}.jsonl").read_text().splitlines()]
+    system = yaml.safe_load((ROOT / "params.yaml").read_text())["split"]["system_prompt"]
+    assert len(records) == 15
+    by_id = {r["id"]: r for r in records}
+    assert by_id["a2"] == {"id": "a2", "group": "a", "copy_of": "a1", "messages": [
+        {"role": "system", "content": system}, {"role": "user", "content": "What is the way to back up?"},
+        {"role": "assistant", "content": "Run the backup job nightly."}]}
+    assert by_id["b1"] == {"id": "b1", "group": "b", "messages": [
+        {"role": "system", "content": system}, {"role": "user", "content": "Summarise the upload rules.\n\nUploads over 2 GB fail."},
+        {"role": "assistant", "content": "Uploads must stay under 2 GB."}]}
+    assert all(set(r) <= {"id", "group", "copy_of", "messages"} for r in records)
+    metrics = json.loads((tmp_path / "metrics" / "split.json").read_text())
+    assert metrics["context"] == "closed_book" and "raft" not in metrics
+
+
+def test_raft_without_an_index_and_an_unknown_context_are_clear_errors(tmp_path):
+    result = run_split(tmp_path, "raft")
+    assert result.returncode != 0 and "data/index/index.json: no retrieval index there" in result.stderr
+    assert "dvc repro index" in result.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    result = run_split(other, "open_book")
+    assert result.returncode != 0 and "split.context: 'open_book' is not one of closed_book, raft" in result.stderr
