@@ -32,6 +32,7 @@ from faqforge.records import dropped
 OVERLONG = ("skip", "error")
 QUANTIZATION = ("none", "4bit")
 PRECISION = ("auto", "fp32", "bf16", "fp16")
+METHODS = ("lora", "full")
 LAUNCHERS = ("torchrun", "accelerate")
 FINGERPRINT = "fingerprint.txt"
 
@@ -113,16 +114,29 @@ def quantization_config(params, cuda=None):
         bnb_4bit_compute_dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
 
 
-def mixed_precision(params, cuda=None):
+def cpu_has_bf16():
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): then
+    bf16 autocast trains faster than float32 (1.25x measured, bench/README.md)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def mixed_precision(params, cuda=None, cpu_bf16=None):
     """(bf16, fp16) flags for TrainingArguments: `auto` is bf16 on a GPU that
-    has it, fp16 on an older GPU, float32 on the CPU."""
+    has it, fp16 on an older GPU, bf16 autocast on a CPU with native bfloat16,
+    float32 on other CPUs. The weights stay float32 in every case."""
     mode = params.get("precision", "auto")
     if mode not in PRECISION:
         raise PipelineError(f"params.yaml: finetune.precision: unknown value {mode!r}; "
                             f"choose one of {', '.join(PRECISION)}.")
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if mode == "auto":
-        mode = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+        if cuda:
+            mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            mode = "bf16" if (cpu_has_bf16() if cpu_bf16 is None else cpu_bf16) else "fp32"
     return mode == "bf16", mode == "fp16"
 
 
@@ -138,6 +152,41 @@ def check_init_adapter(path, out_dir):
                             "give the directory of a PEFT adapter (one written by this stage, or any "
                             "save_pretrained LoRA adapter for the same base model).")
     return adapter
+
+
+def trainable_model(model, params, init_adapter=None):
+    """The student to train: LoRA weights on the frozen base (finetune.method
+    lora), or every weight (full, the RAFT recipe's choice; for small students)."""
+    method = params.get("method", "lora")
+    if method not in METHODS:
+        raise PipelineError(f"params.yaml: finetune.method: {method!r} is not one of {', '.join(METHODS)}")
+    if method == "lora":
+        return lora_model(model, params, init_adapter)
+    if init_adapter or params.get("quantization", "none") != "none":
+        raise PipelineError("params.yaml: finetune.method: full trains every weight: it takes neither "
+                            "init_adapter nor quantization (those are LoRA's); set them to null and none.")
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    model.train()
+    return model
+
+
+def parameter_counts(model):
+    """(trainable, total) parameters of a peft or plain model."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return model.get_nb_trainable_parameters()
+    return (sum(p.numel() for p in model.parameters() if p.requires_grad), sum(p.numel() for p in model.parameters()))
+
+
+def prompt_layout(records):
+    """How the training records were prompted, saved with the weights so that
+    evaluation, chat and serve prompt the same way without re-reading params:
+    the system prompt, closed_book or raft, and the passages per prompt."""
+    first = records[0]["messages"] if records else []
+    system = first[0]["content"] if first and first[0]["role"] == "system" else None
+    raft = [r for r in records if "passages" in r]
+    return {"system_prompt": system, "context": "raft" if raft else "closed_book",
+            "passages": max((len(r["passages"]) for r in raft), default=0)}
 
 
 def lora_model(model, params, init_adapter=None):
@@ -290,6 +339,25 @@ class Trainer(transformers.Trainer):
         mask = inputs["attention_mask"]
         self.positions += torch.tensor([mask.numel(), int(mask.sum())])
         return super().training_step(model, inputs, num_items_in_batch)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The causal LM loss with logits only at the positions that predict a
+        label: with retrieved passages most of a prompt is context, and its
+        vocabulary projection (a fifth of the model's compute) is skipped."""
+        labels = inputs["labels"]
+        targets = labels[:, 1:]
+        positions = (targets != -100).any(dim=0).nonzero().squeeze(1)
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                        logits_to_keep=positions)
+        logits = outputs.logits.float()
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                 targets[:, positions].reshape(-1), ignore_index=-100,
+                                                 reduction="sum")
+        count = num_items_in_batch if num_items_in_batch is not None else (targets != -100).sum()
+        loss = loss / count
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None and self.model_accepts_loss_kwargs:
+            loss = loss * (self.accelerator.num_processes // self.get_tp_size())  # as transformers' own compute_loss
+        return (loss, outputs) if return_outputs else loss
 
     def padding_fraction(self):
         """Share of the trained batch positions, over all processes, that were padding."""

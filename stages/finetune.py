@@ -1,4 +1,4 @@
-"""LoRA fine-tune of the student (models/base/) on data/train.jsonl.
+"""Fine-tune of the student (models/base/) on data/train.jsonl: LoRA, or every weight.
 
     dvc repro finetune          # or: python stages/finetune.py
     # by hand on 4 GPUs (what finetune.num_processes: 4 runs for you):
@@ -6,6 +6,9 @@
 
 Writes the PEFT adapter to models/adapter/ (loadable by peft and by vLLM's
 --enable-lora; with finetune.merge also models/adapter/merged/, a full model),
+or with finetune.method full the whole fine-tuned checkpoint there; beside it
+prompt.json, the prompt layout it was trained with (system prompt, closed book
+or retrieved passages),
 metrics/train.json, and the training curves in plots/ for `dvc plots show` /
 `dvc plots diff`. Checkpoints go to cache/finetune/ every finetune.save_every
 steps; a run that was interrupted resumes from the last one.
@@ -17,13 +20,14 @@ import subprocess
 import sys
 import time
 
-from faqforge.finetune import (PadCollator, Trainer, check_init_adapter, curves_from_history, file_digest,
-                               final_validation, fingerprint, is_main_process, launch_command, lora_model,
-                               mean_train_loss, merge_adapter, peak_memory_mb, prepare_examples,
-                               quantization_config, resume_point, training_arguments, validation_start,
-                               world_size)
+from faqforge.finetune import (PadCollator, Trainer, check_init_adapter, curves_from_history,
+                               file_digest, final_validation, fingerprint, is_main_process, launch_command,
+                               mean_train_loss, merge_adapter, parameter_counts, peak_memory_mb, prepare_examples,
+                               prompt_layout, quantization_config, resume_point, trainable_model,
+                               training_arguments, validation_start, world_size)
 from faqforge.io import PipelineError, load_params, read_jsonl, write_json
 from faqforge.models import load_model
+from faqforge.prompts import LAYOUT_FILE
 from faqforge.stage import run
 
 BASE, OUT, WORK = "models/base", "models/adapter", "cache/finetune"
@@ -41,7 +45,8 @@ def main():
     init_adapter = check_init_adapter(p["init_adapter"], OUT) if p["init_adapter"] else None
     set_seed(p["seed"])
     model, tokenizer = load_model(BASE, quantization_config=quantization)
-    train, overlong = prepare_examples(tokenizer, read_jsonl("data/train.jsonl"), p["max_seq_length"],
+    records = read_jsonl("data/train.jsonl")
+    train, overlong = prepare_examples(tokenizer, records, p["max_seq_length"],
                                        p["overlong"], "data/train.jsonl")
     val, val_overlong = prepare_examples(tokenizer, read_jsonl("data/val.jsonl"), p["max_seq_length"],
                                          p["overlong"], "data/val.jsonl")
@@ -49,7 +54,7 @@ def main():
         raise PipelineError("data/train.jsonl: no training example fits max_seq_length "
                             f"{p['max_seq_length']}; raise finetune.max_seq_length or check earlier stages' "
                             "metrics for where the pairs were dropped.")
-    model = lora_model(model, p, init_adapter)
+    model = trainable_model(model, p, init_adapter)
     if p["gradient_checkpointing"]:
         model.enable_input_require_grads()
     run_id = fingerprint(p, params["student"], world_size(), file_digest("data/train.jsonl"),
@@ -72,14 +77,15 @@ def main():
     trainer.save_model(OUT)  # on every process: under FSDP the weights are gathered from all of them
     if not is_main_process():
         return
-    if p["merge"]:
+    write_json(f"{OUT}/{LAYOUT_FILE}", {**prompt_layout(records), "method": p["method"]})
+    if p["merge"] and p["method"] == "lora":
         merge_adapter(BASE, OUT, f"{OUT}/merged")
     train_curve, val_curve = curves_from_history(trainer.state.log_history)
     if start_loss is not None:
         val_curve.insert(0, {"step": 0, "val_loss": start_loss})
     write_json("plots/train_loss.json", train_curve)
     write_json("plots/val_loss.json", val_curve)
-    trainable, total = model.get_nb_trainable_parameters()
+    trainable, total = parameter_counts(model)
     write_json("metrics/train.json", {
         "train_loss": mean_train_loss(train_curve), "train_loss_last": train_curve[-1]["train_loss"],
         "val_loss": final_val,
@@ -93,7 +99,7 @@ def main():
         "peak_memory_mb": peak_memory_mb(), "peak_memory_of": "cuda" if torch.cuda.is_available() else "process rss",
     })
     shutil.rmtree(WORK, ignore_errors=True)  # the run finished: its checkpoints are no longer needed
-    print(f"finetune: {trainer.state.global_step} steps on {len(train)} examples, train loss "
+    print(f"finetune ({p['method']}): {trainer.state.global_step} steps on {len(train)} examples, train loss "
           f"{mean_train_loss(train_curve):.3f}, val loss {final_val if final_val is None else round(final_val, 3)}, "
           f"padding {padding:.1%}; {len(overlong) + len(val_overlong)} over-long examples skipped")
 

@@ -117,8 +117,9 @@ def test_quantization_needs_cuda_and_says_so():
         quantization_config({"quantization": "8bit"})
 
 
-def test_precision_auto_is_fp32_on_cpu():
-    assert mixed_precision({"precision": "auto"}, cuda=False) == (False, False)
+def test_precision_auto_is_bf16_on_a_cpu_that_has_it_else_fp32():
+    assert mixed_precision({"precision": "auto"}, cuda=False, cpu_bf16=False) == (False, False)
+    assert mixed_precision({"precision": "auto"}, cuda=False, cpu_bf16=True) == (True, False)
     assert mixed_precision({"precision": "bf16"}, cuda=False) == (True, False)
     with pytest.raises(PipelineError, match="finetune.precision"):
         mixed_precision({"precision": "fp8"})
@@ -271,3 +272,24 @@ def test_fsdp_config_is_a_valid_accelerate_config():
     config = load_config_from_file(str(ROOT / "configs" / "accelerate_fsdp.yaml"))
     assert config.distributed_type.value == "FSDP"
     assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"  # a whole adapter, standard PEFT format
+
+
+def test_full_fine_tune_trains_every_weight_and_evaluation_loads_it_beside_the_base(tmp_path, tiny_model):
+    import torch
+
+    from faqforge.evaluate import load_students
+    project = finetune_project(tmp_path, tiny_model, method="full", learning_rate=1e-3, max_steps=4)
+    out, metrics = run_stage(project)
+    assert "finetune (full)" in out and metrics["val_loss"] < metrics["val_loss_start"]
+    assert metrics["trainable_parameters"] == metrics["total_parameters"]
+    tuned = project / "models" / "adapter"
+    assert (tuned / "model.safetensors").exists() and not (tuned / "adapter_config.json").exists()
+    assert json.loads((tuned / "prompt.json").read_text())["method"] == "full"
+    models, _ = load_students(str(project / "models" / "base"), str(tuned))
+    assert models["base"] is not models["tuned"]
+    changed = [name for (name, a), (_, b) in zip(models["base"].named_parameters(), models["tuned"].named_parameters())
+               if not torch.equal(a, b)]
+    assert len(changed) > len(list(models["base"].parameters())) // 2   # not an adapter: the weights moved
+    with pytest.raises(PipelineError, match="finetune.method: full trains every weight"):
+        from faqforge.finetune import trainable_model
+        trainable_model(models["tuned"], {"method": "full", "quantization": "4bit"})
