@@ -4,7 +4,9 @@
 
 The tuned student (models/base/ + models/adapter/, from `dvc repro finetune`
 or `dvc pull`) answers the questions of data/eval/evalset.json greedily with
-the evaluate params (max_new_tokens, system prompt), first one question per
+the evaluate params (max_new_tokens, system prompt), each shown its top
+split.raft.passages passages of data/index/ as in the stage's tuned + retrieval
+arm (closed book with split.context closed_book), first one question per
 `generate` call (the baseline), then in the stage's batches (sorted by prompt
 length, left-padded). Target: batched at least 3x faster, identical answers.
 """
@@ -17,7 +19,8 @@ import torch
 from faqforge.generation import generate_chat
 from faqforge.io import load_params, read_evalset
 from faqforge.models import load_model
-from faqforge.split import question_messages
+from faqforge.prompts import question_messages
+from faqforge.retrieval import Retriever
 
 
 def main():
@@ -27,7 +30,11 @@ def main():
     if len(sys.argv) > 1:
         evalset = evalset[:int(sys.argv[1])]
     model, tokenizer = load_model("models/base", adapter="models/adapter")
-    chats = [question_messages(item["question"], params["split"]["system_prompt"]) for item in evalset]
+    split = params["split"]
+    questions = [item["question"] for item in evalset]
+    shown = (Retriever().search(questions, split["raft"]["passages"]) if split["context"] == "raft"
+             else [None] * len(questions))
+    chats = [question_messages(q, split["system_prompt"], passages) for q, passages in zip(questions, shown)]
     settings = {"max_new_tokens": p["max_new_tokens"], "temperature": 0.0}
     generate_chat(model, tokenizer, chats[:2], batch_size=2, **settings)  # warm-up, timed for neither
     timings, answers = {}, {}
@@ -38,7 +45,7 @@ def main():
     (one, one_s), (batched, batched_s) = [(answers[k], timings[k]) for k in timings]
     same = sum(a == b for a, b in zip(one, batched))
     tokens = sum(len(tokenizer(a, add_special_tokens=False).input_ids) for a in batched)
-    print(f"{len(chats)} questions, max_new_tokens {p['max_new_tokens']}, greedy, {torch.get_num_threads()} threads, "
+    print(f"{len(chats)} questions ({split['context']}), max_new_tokens {p['max_new_tokens']}, greedy, {torch.get_num_threads()} threads, "
           f"{tokens:,} answer tokens")
     for name, seconds in timings.items():
         print(f"{name:>16}: {seconds:6.1f} s ({tokens / seconds:6.1f} answer tokens/s)")

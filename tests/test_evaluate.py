@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from faqforge.evaluate import bootstrap_ci, compare, eval_metrics, rouge_scores
+from faqforge.evaluate import (ARM_NAMES, ARMS, COMPARISONS, answer_scores, bootstrap_ci, compare, eval_metrics,
+                               judge_controls, render_chart, render_report, retrieval_metrics, rouge_scores)
 from faqforge.io import PipelineError
 
 
@@ -35,12 +36,45 @@ def test_bootstrap_reproducible_and_covers_true_difference():
     assert ci[0] < 0.1 < ci[1] and ci[1] - ci[0] < 0.05
 
 
-def test_eval_metrics_nesting():
-    predictions = [{"scores": {"base": {"rouge1": 0, "rouge2": 0, "rougeL": 0},
-                               "tuned": {"rouge1": 1, "rouge2": 1, "rougeL": 1}}}] * 3
+ARM_SCORES = ("factual", "content_recall", "rougeL", "rougeL_precision", "rougeL_recall", "words")
+
+
+def arm_scores(value, **extra):
+    return {**{k: value for k in ARM_SCORES}, **extra}
+
+
+def four_arms(values):
+    """A prediction with one score per arm (the same value for every score)."""
+    return {"scores": {arm: arm_scores(v) for arm, v in zip(ARMS, values)}}
+
+
+def test_eval_metrics_give_every_arm_and_every_comparison():
+    predictions = [four_arms([0.0, 0.1, 0.4, 0.8]), four_arms([0.2, 0.1, 0.4, 0.6]), four_arms([0.1, 0.1, 0.1, 0.7])]
     metrics = eval_metrics(predictions, n_resamples=50)
-    assert metrics["n_questions"] == 3
-    assert metrics["rougeL"]["delta"] == 1 and metrics["rougeL"]["delta_ci95"] == [1, 1]
+    assert metrics["n_questions"] == 3 and list(metrics["arms"]) == list(ARMS)
+    assert metrics["arms"]["tuned_rag"]["factual"]["mean"] == pytest.approx(0.7)
+    assert metrics["arms"]["base_closed"]["factual"]["ci95"][0] <= 0.1 <= metrics["arms"]["base_closed"]["factual"]["ci95"][1]
+    assert set(metrics["comparisons"]) == {f"{a}_vs_{b}" for a, b in COMPARISONS}
+    vs_closed = metrics["comparisons"]["tuned_rag_vs_tuned_closed"]["factual"]
+    assert vs_closed["delta"] == pytest.approx(0.6) and vs_closed["delta_ci95"][0] > 0
+    assert vs_closed["win_rate"] == 1
+    vs_rag = metrics["comparisons"]["tuned_rag_vs_base_rag"]["factual"]
+    assert vs_rag["delta"] == pytest.approx((0.4 + 0.2 + 0.6) / 3)
+    assert "judge" not in metrics  # no controls judged, no judge section
+
+
+def test_answer_scores_strip_citations_and_check_the_cited_passage():
+    passages = [{"text": "Run dvc push to upload the outputs to the remote."},
+                {"text": "The adapter rank is finetune.lora_r, 16 by default."}]
+    good = answer_scores("The rank is set by finetune.lora_r and is 16.", "finetune.lora_r sets it: 16. [2]", passages)
+    assert good["cites"] == 1 and good["citation_supported"] == 1 and good["factual"] > 0.5
+    assert good["rougeL"] == answer_scores("The rank is set by finetune.lora_r and is 16.",
+                                           "finetune.lora_r sets it: 16.")["rougeL"]  # [2] is not compared
+    wrong_cite = answer_scores("The rank is 16.", "finetune.lora_r sets it: 16. [1]", passages)
+    assert wrong_cite["cites"] == 1 and wrong_cite["citation_supported"] == 0
+    assert answer_scores("x", "No citation here.", passages)["cites"] == 0
+    assert answer_scores("x", "Out of range [7].", passages)["citation_supported"] is None
+    assert "cites" not in answer_scores("x", "closed book [1]")
 
 
 def test_judge_scores_read_verdict_score_and_p_yes():
@@ -55,40 +89,62 @@ def test_judge_scores_read_verdict_score_and_p_yes():
     assert scores["judge_yes"] == 1 and scores["judge_p_yes"] == pytest.approx(2 / 3, abs=1e-4)
 
 
-def test_judge_metrics_hand_computed():
-    from faqforge.evaluate import judge_metrics
-    rows = [(1, 1, 5, 5), (0, 1, 2, 4), (0, 0, None, 1), (None, 1, 3, 3)]  # base yes, tuned yes, base, tuned score
-    predictions = [{"scores": {"base": {"judge_yes": by, "judge_score": bs},
-                               "tuned": {"judge_yes": ty, "judge_score": ts}}} for by, ty, bs, ts in rows]
-    metrics = judge_metrics(predictions, n_resamples=100)
-    assert (metrics["judged"], metrics["unreadable"]) == (3, 1)  # the 4th has no base verdict
-    assert metrics["base_yes_rate"] == pytest.approx(1 / 3) and metrics["tuned_yes_rate"] == pytest.approx(2 / 3)
-    assert metrics["yes_rate_delta"] == pytest.approx(1 / 3)
-    assert (metrics["win_rate"], metrics["tie_rate"], metrics["loss_rate"]) == pytest.approx((1 / 3, 2 / 3, 0))
-    # Scores pair up where both sides have one: items 1, 2 and 4.
-    assert metrics["score"]["base"] == pytest.approx(10 / 3) and metrics["score"]["tuned"] == 4
-    assert metrics["score"]["delta"] == pytest.approx(2 / 3)
+def test_judge_controls_decide_whether_the_judge_is_informative():
+    def with_controls(right, wrong):
+        return {**four_arms([0, 0, 0, 0]), "controls": {"right": {"judge_yes": right}, "wrong": {"judge_yes": wrong}}}
+    sharp = [with_controls(1, 0)] * 7 + [with_controls(1, 1)]
+    controls = judge_controls(sharp, min_accuracy=0.75)
+    assert controls["accuracy"] == pytest.approx(15 / 16) and controls["informative"]
+    assert (controls["right_yes_rate"], controls["wrong_yes_rate"]) == (1, 1 / 8)
+    says_yes = [with_controls(1, 1)] * 6 + [with_controls(None, 1)]
+    controls = judge_controls(says_yes, min_accuracy=0.75)
+    assert controls["accuracy"] == pytest.approx(6 / 13) and not controls["informative"]
+    assert controls["unreadable"] == 1
+    assert eval_metrics(says_yes, n_resamples=10)["judge"]["informative"] is False
 
 
-def test_eval_metrics_without_judge_and_compare_of_nothing():
-    assert compare([], []) is None
-    predictions = [{"scores": {"base": {"rouge1": 0, "rouge2": 0, "rougeL": 0},
-                               "tuned": {"rouge1": 1, "rouge2": 1, "rougeL": 1}}}]
-    assert "judge" not in eval_metrics(predictions, n_resamples=10)
+def test_retrieval_metrics_hand_computed():
+    hits = [[{"text": "dvc push uploads outputs", "chunk_id": "a"}], [{"text": "nothing related", "chunk_id": "b"}]]
+    metrics = retrieval_metrics(hits, ["dvc push uploads outputs", "The rank is 16."], hits, ["a", "c"])
+    assert metrics["eval_supported"] == 0.5 and metrics["eval_passage_factual"] == pytest.approx(0.5)
+    assert metrics["val_own_chunk_recall_at_k"] == 0.5 and metrics["val_pairs"] == 2
 
 
-def test_report_has_the_headline_and_the_biggest_changes_side_by_side():
-    from faqforge.evaluate import render_report
-    predictions = [{"index": i, "question": f"q{i}?", "reference": f"ref {i}", "base": f"base {i}",
-                    "tuned": f"tuned | {i}", "scores": {"base": {"rouge1": 0.5, "rouge2": 0.5, "rougeL": 0.5},
-                                                        "tuned": {"rouge1": r, "rouge2": r, "rougeL": r}}}
-                   for i, r in enumerate([0.9, 0.1, 0.5, 0.7])]
-    report = render_report(predictions, eval_metrics(predictions, n_resamples=50), k=2)
-    assert "| ROUGE-L | 0.500 | 0.550 | +0.050 |" in report
-    helped, hurt = report.split("## Where tuning helped most")[1].split("## Where tuning hurt most")
+def report_predictions(deltas):
+    answers = {arm: f"{arm} | answer" for arm in ARMS}
+    return [{"index": i, "question": f"q{i}?", "reference": f"ref {i}", "answers": answers, "retrieval_hit": i % 2 == 0,
+             "scores": {arm: arm_scores(0.5 + (d if arm == "tuned_rag" else 0)) for arm in ARMS}}
+            for i, d in enumerate(deltas)]
+
+
+def test_report_states_every_arm_the_verdict_and_ranks_by_the_factual_score(tmp_path):
+    predictions = report_predictions([0.4, -0.3, 0.0, 0.2])
+    metrics = eval_metrics(predictions, n_resamples=50)
+    report = render_report(predictions, metrics, k=2, chart="eval.png")
+    for arm in ARMS:
+        assert f"| {ARM_NAMES[arm]} | " in report
+    assert "![factual score per arm with its 95% interval](eval.png)" in report
+    assert "On the factual score, tuned + retrieval is not distinguishable from tuned, closed book" in report
+    helped, hurt = report.split("## Where tuned + retrieval (RAFT) helped most")[1].split("## Where it hurt most")
     assert helped.index("| 0 | q0?") < helped.index("| 3 | q3?") and "| 1 |" not in helped
     assert hurt.index("| 1 | q1?") < hurt.index("| 2 | q2?")
-    assert "tuned \\| 0" in report  # a | inside a cell does not break the table
+    assert "tuned_rag \\| answer" in report  # a | inside a cell does not break the table
+    chart = tmp_path / "eval.png"
+    render_chart(metrics, chart)
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 2000
+
+
+def test_report_marks_an_uninformative_judge():
+    predictions = report_predictions([0.1, 0.2])
+    for p in predictions:
+        for arm in ARMS:
+            p["scores"][arm]["judge_yes"] = 1
+        p["controls"] = {"right": {"judge_yes": 1}, "wrong": {"judge_yes": 1}}
+    metrics = eval_metrics(predictions, n_resamples=20)
+    metrics["judge"]["model"] = "embedded:tiny"
+    report = render_report(predictions, metrics)
+    assert "| 1.000 (not informative) |" in report
+    assert "The judge (embedded:tiny) was also shown" in report and "**not informative**" in report
 
 
 SERVED = {"base_url": None, "tuned_model": "chatbot", "base_model": "base", "api_key_env": "TEST_KEY"}
@@ -103,8 +159,10 @@ def test_served_models_answer_by_name_over_http(openai_server, monkeypatch):
     chats = [[{"role": "system", "content": "Be brief."},
               {"role": "user", "content": f"How do I configure option number {i} of the pipeline?"}] for i in range(3)]
     params = {**DECODING, "served": {**SERVED, "base_url": openai_server.base_url}}
-    base, tuned = served_answers(chats, params, {"backend": "local", "model": "embedded:smollm2-135m-instruct"})
-    assert [r["text"] for r in tuned] == [teacher_reply(c) for c in chats] == [r["text"] for r in base]
+    replies = served_answers({"base_closed": chats, "tuned_rag": chats}, params,
+                             {"backend": "local", "model": "embedded:smollm2-135m-instruct"})
+    assert [r["text"] for r in replies["tuned_rag"]] == [teacher_reply(c) for c in chats] == \
+        [r["text"] for r in replies["base_closed"]]
     asked = [(r["body"]["model"], r["body"]["temperature"], r["body"]["max_tokens"], r["auth"])
              for r in openai_server.requests]
     assert sorted(asked) == [("base", 0.0, 32, "Bearer secret")] * 3 + [("chatbot", 0.0, 32, "Bearer secret")] * 3
@@ -117,7 +175,7 @@ def test_a_failed_request_to_the_served_model_stops_the_evaluation():
     with OpenAIServer(faults=["404"]) as server:
         params = {**DECODING, "served": {**SERVED, "base_url": server.base_url}}
         with pytest.raises(PipelineError, match=r"evaluate.served: 1 of 2 requests .* for model 'base' failed"):
-            served_answers([[{"role": "user", "content": "q?"}]] * 2, params,
+            served_answers({"base_closed": [[{"role": "user", "content": "q?"}]] * 2}, params,
                            {"backend": "local", "model": "x", "max_retries": 0})
 
 
@@ -132,16 +190,63 @@ def test_judge_prompt_has_the_examples_as_turns_and_the_answer_last():
                                       "Answer to grade: Run make run."
 
 
-def test_report_names_the_judge_and_what_it_could_read():
-    from faqforge.evaluate import judge_metrics, render_report
-    rows = [(1, 1), (0, 1), (None, 0), (1, 0)]
-    predictions = [{"index": i, "question": "q?", "reference": "r", "base": "b", "tuned": "t",
-                    "scores": {"base": {"rouge1": 0, "rouge2": 0, "rougeL": 0, "judge_yes": by, "judge_score": None},
-                               "tuned": {"rouge1": 0, "rouge2": 0, "rougeL": 0, "judge_yes": ty, "judge_score": None}}}
-                   for i, (by, ty) in enumerate(rows)]
+
+
+JUDGED = [("How do I upload the outputs?", "Run dvc push after dvc remote add."),
+          ("Which rank does the adapter use?", "finetune.lora_r sets it, 16 by default."),
+          ("Where do documents go?", "Put them in data/docs/ and run dvc repro."),
+          ("How long may a chunk be?", "ingest.chunk_words caps it at 300 words.")]
+
+
+def judged_predictions(server, tmp_path):
+    from faqforge.evaluate import judge_answers
+    from faqforge.io import load_params
+    from faqforge.llm import Teacher
+    from test_llm import openai_params
+    predictions = [{"index": i, "question": q, "reference": r,
+                    "answers": {"base_closed": "I do not know.", "tuned_closed": "Use the settings file.",
+                                "base_rag": r.split(",")[0], "tuned_rag": r},
+                    "scores": {}} for i, (q, r) in enumerate(JUDGED)]
+    for p in predictions:
+        p["scores"] = {arm: answer_scores(p["reference"], answer) for arm, answer in p["answers"].items()}
+    judge = load_params("params.yaml", ["evaluate"])["evaluate"]["judge"]
+    judge_answers(Teacher(openai_params(server), cache_dir=tmp_path / "cache"), predictions, judge)
+    assert len(server.answered()) == len(JUDGED) * (len(ARMS) + 2)  # every arm, and two controls a question
+    assert all(r["body"]["logprobs"] and r["body"]["max_tokens"] == judge["max_tokens"] for r in server.answered())
+    return predictions
+
+
+def test_a_sharp_judge_over_http_passes_the_controls_and_separates_the_arms(tmp_path):
+    from openai_server import OpenAIServer
+    with OpenAIServer(sharp_judge=True) as server:
+        predictions = judged_predictions(server, tmp_path)
+    assert [p["controls"]["right"]["judge_yes"] for p in predictions] == [1] * 4
+    assert [p["controls"]["wrong"]["judge_yes"] for p in predictions] == [0] * 4
+    assert all(p["scores"]["tuned_rag"]["judge_p_yes"] > 0.8 for p in predictions)  # read from the logprobs
     metrics = eval_metrics(predictions, n_resamples=20)
-    assert metrics["judge"] == judge_metrics(predictions, 20)
-    metrics["judge"]["model"] = "openai:big-judge"
-    report = render_report(predictions, metrics)
-    assert "| judge YES rate | 0.667 | 0.667 | +0.000 |" in report and "| judge score (1-5) | - |" in report
-    assert "The judge (openai:big-judge) wrote a readable verdict on both answers for 3 of 4 questions" in report
+    assert metrics["judge"]["accuracy"] == 1 and metrics["judge"]["informative"]
+    assert metrics["arms"]["tuned_rag"]["judge_yes"]["mean"] == 1 and metrics["arms"]["base_closed"]["judge_yes"]["mean"] == 0
+    assert "It separates them" in render_report(predictions, metrics)
+
+
+def test_a_judge_that_says_yes_to_everything_is_marked_not_informative(tmp_path, openai_server):
+    predictions = judged_predictions(openai_server, tmp_path)
+    metrics = eval_metrics(predictions, n_resamples=20)
+    assert metrics["judge"]["wrong_yes_rate"] == 1 and metrics["judge"]["accuracy"] == 0.5
+    assert not metrics["judge"]["informative"]
+    assert "**not informative**" in render_report(predictions, metrics)
+
+
+def test_the_judge_grades_only_the_arms_asked_for_and_names_a_wrong_one(tmp_path, openai_server):
+    from faqforge.evaluate import judge_answers
+    from faqforge.io import load_params
+    from faqforge.llm import Teacher
+    from test_llm import openai_params
+    judge = {**load_params("params.yaml", ["evaluate"])["evaluate"]["judge"], "arms": ["tuned_rag"]}
+    predictions = [{"question": q, "reference": r, "answers": {arm: r for arm in ARMS},
+                    "scores": {arm: {} for arm in ARMS}} for q, r in JUDGED]
+    judge_answers(Teacher(openai_params(openai_server), cache_dir=tmp_path), predictions, judge)
+    assert len(openai_server.answered()) == len(JUDGED) * 3          # one arm and the two controls
+    assert all("judge_yes" in p["scores"]["tuned_rag"] and not p["scores"]["base_rag"] for p in predictions)
+    with pytest.raises(PipelineError, match="evaluate.judge.arms: 'tuned' is not an arm"):
+        judge_answers(None, predictions, {**judge, "arms": ["tuned"]})
