@@ -5,9 +5,12 @@
     python -m faqforge chat --base-url http://gpu-host:8000/v1 --model chatbot   # a served model
 
 Each question sees the conversation so far; /reset starts over, /quit (or
-Ctrl-D) leaves. Answers stream token by token. The system prompt is the one
-the model was trained with (params.yaml split.system_prompt), so the chat
-sees exactly the prompts evaluation saw.
+Ctrl-D) leaves. Answers stream token by token. The prompt is the one the
+student was trained with (models/adapter/prompt.json, else params.yaml): its
+system prompt and, for a RAFT student, the top passages of data/index/ for the
+question in the training layout, so the chat sees exactly the prompts
+evaluation saw. Under each answer a `Sources:` block names the passages it
+cites (document, section, pages). --passages 0 asks closed book.
 """
 
 import argparse
@@ -16,10 +19,10 @@ import sys
 import threading
 from pathlib import Path
 
-from faqforge.io import PipelineError, load_params
+from faqforge.io import PipelineError
 from faqforge.models import chat_prompt, load_model
 from faqforge.secrets import redact
-from faqforge.split import question_messages
+from faqforge.prompts import question_messages, sources, sources_block, trained_layout, with_passages
 
 PROMPT = "you> "
 
@@ -70,19 +73,25 @@ class ServedChat:
                                 f"{redact(str(e).splitlines()[0], [self.client.api_key])}") from None
 
 
-def answer(bot, messages, out):
-    """Stream one answer to `out`; returns its text."""
+def answer(bot, messages, out, retriever=None, k=0):
+    """Stream one answer to `out`, the question shown with the top k passages when
+    there is a retriever, then the sources it cites; returns the answer's text."""
+    prompt, shown = with_passages(messages, retriever, k)
     parts = []
-    for piece in bot.stream(messages):
+    for piece in bot.stream(prompt):
         parts.append(piece)
         out.write(piece)
         out.flush()
     out.write("\n")
-    return "".join(parts).strip()
+    text = "".join(parts).strip()
+    if shown:
+        out.write(sources_block(sources(text, shown)) + "\n")
+    return text
 
 
-def converse(bot, system_prompt, read=input, out=sys.stdout):
-    """The interactive loop: a multi-turn conversation until /quit or end of input."""
+def converse(bot, system_prompt, read=input, out=sys.stdout, retriever=None, k=0):
+    """The interactive loop: a multi-turn conversation until /quit or end of input.
+    Earlier turns stay as asked; only the newest question is shown its passages."""
     start = [{"role": "system", "content": system_prompt}] if system_prompt else []
     history = list(start)
     out.write("Ask a question; /reset starts over, /quit leaves.\n")
@@ -101,13 +110,7 @@ def converse(bot, system_prompt, read=input, out=sys.stdout):
         if not line:
             continue
         history.append({"role": "user", "content": line})
-        history.append({"role": "assistant", "content": answer(bot, history, out)})
-
-
-def default_system_prompt():
-    if not Path("params.yaml").exists():
-        return None
-    return load_params(sections=["split"])["split"]["system_prompt"]
+        history.append({"role": "assistant", "content": answer(bot, history, out, retriever, k)})
 
 
 def main(argv=None):
@@ -118,13 +121,24 @@ def main(argv=None):
     parser.add_argument("--adapter", default="models/adapter", help="local: the LoRA adapter ('' for none)")
     parser.add_argument("--base-url", help="chat with a model behind this OpenAI-compatible /v1 URL instead")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="with --base-url: the key's variable")
-    parser.add_argument("--system", help="system prompt (default: params.yaml split.system_prompt)")
+    parser.add_argument("--system", help="system prompt (default: the one the student was trained with)")
+    parser.add_argument("--passages", type=int, help="passages shown with each question (default: as the student "
+                                                     "was trained, split.raft.passages for RAFT; 0: closed book)")
+    parser.add_argument("--index", default="data/index", help="the retrieval index (`dvc repro index` builds it)")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 answers greedily")
     parser.add_argument("--seed", type=int, default=0, help="local: sampling seed when --temperature > 0")
     args = parser.parse_args(argv)
     try:
-        system_prompt = args.system if args.system is not None else default_system_prompt()
+        layout = trained_layout(args.adapter)
+        system_prompt = args.system if args.system is not None else layout["system_prompt"]
+        k = args.passages if args.passages is not None else layout["passages"]
+        if k < 0:
+            raise PipelineError(f"--passages {k}: give 0 (closed book) or more")
+        retriever = None
+        if k:
+            from faqforge.retrieval import Retriever
+            retriever = Retriever(args.index)
         if args.base_url:
             if not args.model:
                 raise PipelineError("--base-url needs --model, the name the server serves (e.g. chatbot)")
@@ -133,13 +147,13 @@ def main(argv=None):
             bot = LocalChat(args.model or "models/base", args.adapter, args.max_new_tokens, args.temperature,
                             args.seed)
         if args.question:
-            answer(bot, question_messages(args.question, system_prompt), sys.stdout)
+            answer(bot, question_messages(args.question, system_prompt), sys.stdout, retriever, k)
         else:
             try:
                 import readline  # noqa: F401  line editing and history for input()
             except ImportError:
                 pass
-            converse(bot, system_prompt)
+            converse(bot, system_prompt, retriever=retriever, k=k)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

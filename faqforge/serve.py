@@ -11,6 +11,19 @@ seed, max_tokens, logprobs/top_logprobs and response_format json_schema
 (guided decoding, faqforge.guided). Requests that arrive together are answered
 in one batch (up to --batch-size, waiting at most --max-wait-ms for company),
 so concurrent clients share the forward passes.
+
+Retrieval: for a student trained with passages (RAFT; its prompt.json says so)
+the server shows each question the top --passages passages of --index in the
+training layout, fills in the training system prompt when a request has none,
+and returns the passages the answer cites in a `sources` field next to the
+choice's message. A request whose last user turn already holds passages (a
+client that built the prompt, e.g. `faqforge chat`) is answered as it is.
+
+    python -m faqforge serve --generator-url http://gpu-host:8000/v1
+
+forwards the built prompt to an OpenAI-compatible generator (vLLM serving the
+adapter, say) instead of running a model in-process: the deployment gets
+retrieval and sources without a model in this process.
 """
 
 import argparse
@@ -27,6 +40,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from faqforge.guided import schema_of, string_array_shape
 from faqforge.io import PipelineError
+from faqforge.prompts import sources, trained_layout, with_passages
+from faqforge.secrets import redact
 
 SAMPLING_DEFAULTS = {"max_tokens": 256, "temperature": 1.0, "top_p": 1.0, "seed": 0, "top_logprobs": None}
 
@@ -154,6 +169,68 @@ class ModelServer:
                 "model": model_name, "choices": [choice], "usage": usage}
 
 
+FORWARDED = ("model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop",
+             "logprobs", "top_logprobs", "response_format", "n", "presence_penalty", "frequency_penalty")
+
+
+class Forwarder:
+    """Answers by forwarding each request to an OpenAI-compatible generator
+    (vLLM, a hosted API, another faqforge serve); errors come back with the
+    generator's status."""
+
+    def __init__(self, base_url, api_key_env=None, models=None):
+        import openai
+        self.api_key = os.environ.get(api_key_env or "") or "none"
+        self.client = openai.OpenAI(base_url=base_url, api_key=self.api_key, max_retries=2)
+        self.base_url = base_url
+        try:
+            self.names = list(models) if models else [m.id for m in self.client.models.list()]
+        except openai.OpenAIError as e:
+            raise PipelineError(f"--generator-url {base_url}: cannot list its models ({self._why(e)}); "
+                                "give them with --generator-models") from None
+
+    def _why(self, error):
+        return f"{type(error).__name__}: {redact(str(error).splitlines()[0], [self.api_key])}"
+
+    def model_names(self):
+        return self.names
+
+    def complete(self, body):
+        import openai
+        if body.get("model") not in self.names:
+            raise BadRequest(404, f"model {body.get('model')!r} is not served; choose one of {self.names}")
+        if body.get("stream"):
+            raise BadRequest(400, "stream is not supported; ask without it")
+        try:
+            reply = self.client.chat.completions.create(**{k: body[k] for k in FORWARDED if k in body})
+        except openai.APIStatusError as e:
+            raise BadRequest(e.status_code, f"generator {self.base_url}: {self._why(e)}") from None
+        except openai.OpenAIError as e:
+            raise BadRequest(502, f"generator {self.base_url}: {self._why(e)}") from None
+        return reply.model_dump(exclude_none=True)
+
+
+class Retrieving:
+    """Wraps a server (ModelServer or Forwarder): each question is shown its top
+    k passages in the training layout, and the reply gets their `sources`."""
+
+    def __init__(self, inner, retriever, k, system_prompt=None):
+        self.inner, self.retriever, self.k, self.system_prompt = inner, retriever, k, system_prompt
+
+    def model_names(self):
+        return self.inner.model_names()
+
+    def complete(self, body):
+        messages = body.get("messages")
+        if not (isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages)):
+            return self.inner.complete(body)  # the inner server says what is wrong
+        messages, shown = with_passages(messages, self.retriever, self.k, self.system_prompt)
+        reply = self.inner.complete({**body, "messages": messages})
+        for choice in reply.get("choices", []):
+            choice["sources"] = sources(choice["message"].get("content") or "", shown) if shown else []
+        return reply
+
+
 class JsonHandler(BaseHTTPRequestHandler):
     """A quiet keep-alive HTTP/1.1 handler that answers JSON promptly."""
 
@@ -250,19 +327,42 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=8, help="requests answered together at most")
     parser.add_argument("--max-wait-ms", type=float, default=20, help="how long a request waits for company")
     parser.add_argument("--api-key-env", help="require `Authorization: Bearer $VAR` (the variable's name)")
+    parser.add_argument("--passages", type=int, help="passages shown with each question (default: as the adapter "
+                                                     "was trained, from its prompt.json; 0: no retrieval)")
+    parser.add_argument("--index", default="data/index", help="the retrieval index (`dvc repro index` builds it)")
+    parser.add_argument("--layout-from", help="the adapter whose prompt.json gives the system prompt and passages "
+                                              "(default: the first --lora-modules path, else models/adapter)")
+    parser.add_argument("--generator-url", help="forward the built prompts to this OpenAI-compatible /v1 server "
+                                                "instead of loading a model")
+    parser.add_argument("--generator-models", nargs="*", help="with --generator-url: the model names it serves "
+                                                              "(default: its GET /v1/models)")
+    parser.add_argument("--generator-key-env", help="with --generator-url: the variable holding its API key")
     args = parser.parse_args(argv)
     try:
         api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
         if args.api_key_env and not api_key:
             raise PipelineError(f"--api-key-env {args.api_key_env}: that environment variable is empty")
-        model_server = ModelServer(args.model, parse_lora_modules(args.lora_modules), args.served_model_name,
-                                   args.batch_size, args.max_wait_ms)
+        adapters = parse_lora_modules(args.lora_modules)
+        layout = trained_layout(args.layout_from or next(iter(adapters.values()), "models/adapter"))
+        k = layout["passages"] if args.passages is None else args.passages
+        if k < 0:
+            raise PipelineError(f"--passages {k}: give 0 (no retrieval) or more")
+        if args.generator_url:
+            model_server = Forwarder(args.generator_url, args.generator_key_env, args.generator_models)
+        else:
+            model_server = ModelServer(args.model, adapters, args.served_model_name, args.batch_size,
+                                       args.max_wait_ms)
+        if k:
+            from faqforge.retrieval import Retriever
+            model_server = Retrieving(model_server, Retriever(args.index), k, layout["system_prompt"])
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     server = make_http_server(model_server, args.host, args.port, api_key)
     host, port = server.server_address[:2]
     print(f"serving {', '.join(model_server.model_names())} on http://{host}:{port}/v1", flush=True)
+    if k:
+        print(f"each question is shown its top {k} passages of {args.index}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -8,7 +8,10 @@ import time
 
 from conftest import ROOT
 from faqforge.chat import answer, converse
+from faqforge.prompts import question_turn
+from faqforge.retrieval import Retriever, build_index
 from openai_server import teacher_reply
+from test_retrieval import CHUNKS, PARAMS
 
 QUESTION = "How do I run the whole pipeline with make run on a laptop?"
 
@@ -84,12 +87,13 @@ def test_chat_in_a_terminal_answers_resets_and_quits(tiny_model, tmp_path):
         os.close(controller)
 
 
-def test_one_shot_question_streams_from_a_served_model(openai_server):
+def test_one_shot_question_streams_from_a_served_model(openai_server, tmp_path):
     """--base-url: the answer arrives as server-sent events from a real HTTP server."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TEST_KEY": "secret"}
     result = subprocess.run([sys.executable, "-m", "faqforge", "chat", "--base-url", openai_server.base_url,
                              "--model", "test-teacher", "--api-key-env", "TEST_KEY", "--system", "Be brief.",
-                             "--question", QUESTION], capture_output=True, text=True, env=env, timeout=60)
+                             "--question", QUESTION], capture_output=True, text=True, env=env, timeout=60,
+                            cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     expected = teacher_reply([{"role": "system", "content": "Be brief."}, {"role": "user", "content": QUESTION}])
     assert result.stdout.strip() == expected.strip() and len(expected.split()) > 3
@@ -103,8 +107,56 @@ def test_answer_writes_as_it_streams():
     assert out.getvalue() == "answer 1\n"
 
 
-def test_unreachable_server_is_a_clear_error():
+def test_unreachable_server_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "faqforge", "chat", "--base-url", "http://127.0.0.1:9/v1",
                              "--model", "chatbot", "--question", "hi"], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120, cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.startswith("error: http://127.0.0.1:9/v1")
+
+
+class CitingBot(RecordingBot):
+    def stream(self, messages):
+        self.seen.append([dict(m) for m in messages])
+        yield "Run dvc push after adding a remote. [1]"
+
+
+def test_answer_shows_the_question_its_passages_and_prints_the_sources(tmp_path):
+    build_index(CHUNKS, PARAMS, tmp_path / "index")
+    retriever, bot, out = Retriever(tmp_path / "index"), CitingBot(), io.StringIO()
+    question = "How do I upload my outputs to a remote?"
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": question}]
+    assert answer(bot, messages, out, retriever, 2) == "Run dvc push after adding a remote. [1]"
+    shown = retriever.search([question], 2)[0]
+    assert bot.seen[0] == [messages[0], {"role": "user", "content": question_turn(question, shown)}]
+    assert shown[0]["doc"] == "data/docs/remote-storage.txt"
+    assert out.getvalue() == "Run dvc push after adding a remote. [1]\nSources:\n  [1] remote-storage.txt, Remotes\n"
+    lines = iter(["Which Python version is needed?", question, "/quit"])
+    converse(bot, "Be brief.", read=lambda prompt: next(lines),
+             out=io.StringIO(), retriever=retriever, k=2)
+    second = bot.seen[-1]  # only the newest question is shown passages; the earlier one stays as asked
+    assert second[1] == {"role": "user", "content": "Which Python version is needed?"}
+    assert second[-1]["content"].startswith("Answer the question from the passages below")
+
+
+def test_chat_retrieves_as_the_student_was_trained_and_prints_sources(tmp_path, openai_server):
+    """No --passages: the adapter's prompt.json says RAFT with 2 passages and its system prompt."""
+    import json
+    build_index(CHUNKS, PARAMS, tmp_path / "data" / "index")
+    (tmp_path / "models" / "adapter").mkdir(parents=True)
+    (tmp_path / "models" / "adapter" / "prompt.json").write_text(json.dumps(
+        {"system_prompt": "Answer from the passages.", "context": "raft", "passages": 2}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    question = "How do I upload my outputs to a remote?"
+    result = subprocess.run([sys.executable, "-m", "faqforge", "chat", "--base-url", openai_server.base_url,
+                             "--model", "test-teacher", "--question", question], capture_output=True, text=True,
+                            env=env, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sent = openai_server.requests[-1]["body"]["messages"]
+    assert sent[0] == {"role": "system", "content": "Answer from the passages."}
+    assert sent[1]["content"].count("\n[") == 2 and sent[1]["content"].endswith(f"Question: {question}")
+    answer_text, block = result.stdout.rsplit("Sources", 1)
+    assert answer_text.strip() and "  [1] remote-storage.txt, Remotes" in block
+    missing = subprocess.run([sys.executable, "-m", "faqforge", "chat", "--base-url", openai_server.base_url,
+                              "--model", "m", "--passages", "2", "--index", "nowhere", "--question", "q"],
+                             capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert missing.returncode == 1 and "nowhere/index.json: no retrieval index there" in missing.stderr

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 from faqforge.llm import Teacher
-from faqforge.serve import ModelServer, make_http_server
+from faqforge.serve import ModelServer, Retrieving, make_http_server
 
 QUESTION = [{"role": "user", "content": "How do I add a document?"}]
 
@@ -106,7 +106,8 @@ def test_serve_command_runs_and_checks_its_arguments(tiny_model, adapter, tmp_pa
                           "--lora-modules", f"chatbot={tmp_path}"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and "adapter_config.json not found" in bad.stderr
     process = subprocess.Popen([sys.executable, "-m", "faqforge", "serve", "--model", tiny_model, "--port", "0",
-                                "--lora-modules", f"chatbot={adapter}"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                                "--lora-modules", f"chatbot={adapter}", "--passages", "0"], stdout=subprocess.PIPE,
+                               text=True, cwd=ROOT)
     try:
         line = process.stdout.readline()
         assert line.startswith("serving tiny-model") or "chatbot" in line
@@ -117,3 +118,73 @@ def test_serve_command_runs_and_checks_its_arguments(tiny_model, adapter, tmp_pa
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def start_serve(*args, cwd):
+    """`python -m faqforge serve` on a free port; returns the process and its /v1 URL."""
+    process = subprocess.Popen([sys.executable, "-m", "faqforge", "serve", "--port", "0", *args], cwd=cwd,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    line = process.stdout.readline()
+    if not line.startswith("serving"):
+        process.kill()
+        raise AssertionError(f"serve did not start: {line}{process.stderr.read()}")
+    return process, line.split(" on ")[1].strip()
+
+
+def test_serve_forwards_the_built_prompt_to_a_generator_and_returns_sources(tmp_path, openai_server):
+    """--generator-url: no model in-process; the second server gets the training layout, the client the sources."""
+    import openai
+    from openai_server import teacher_reply
+
+    from faqforge.prompts import question_messages
+    from faqforge.retrieval import Retriever, build_index
+    from test_retrieval import CHUNKS, PARAMS
+    build_index(CHUNKS, PARAMS, tmp_path / "data" / "index")
+    layout = tmp_path / "adapter"
+    layout.mkdir()
+    (layout / "prompt.json").write_text(json.dumps({"system_prompt": "Answer from the passages.", "context": "raft",
+                                                    "passages": 2}))
+    process, url = start_serve("--generator-url", openai_server.base_url, "--layout-from", str(layout), cwd=tmp_path)
+    try:
+        assert "top 2 passages of data/index" in process.stdout.readline()
+        client = openai.OpenAI(base_url=url, api_key="none")
+        question = "How do I upload my outputs to a remote?"
+        reply = client.chat.completions.create(model="test-teacher", messages=[{"role": "user", "content": question}],
+                                               temperature=0, max_tokens=40)
+        forwarded = openai_server.requests[-1]["body"]
+        shown = Retriever(tmp_path / "data" / "index").search([question], 2)[0]
+        # The generator got exactly the prompt training used: system prompt, passages, question.
+        assert forwarded["messages"] == question_messages(question, "Answer from the passages.", shown)
+        assert (forwarded["model"], forwarded["temperature"], forwarded["max_tokens"]) == ("test-teacher", 0, 40)
+        assert reply.choices[0].message.content == teacher_reply(forwarded["messages"])
+        sources = reply.choices[0].model_extra["sources"]
+        assert sources and {s["doc"] for s in sources} == {"data/docs/remote-storage.txt"}
+        assert all(s["source"] == "remote-storage.txt, Remotes" and s["text"] for s in sources)
+        with pytest.raises(openai.NotFoundError, match="not served"):
+            client.chat.completions.create(model="nope", messages=[{"role": "user", "content": question}])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_in_process_serving_with_retrieval_returns_sources_and_keeps_built_prompts(tiny_model, tmp_path):
+    from faqforge.prompts import question_turn
+    from faqforge.retrieval import Retriever, build_index
+    from test_retrieval import CHUNKS, PARAMS
+    build_index(CHUNKS, PARAMS, tmp_path / "index")
+    retriever = Retriever(tmp_path / "index")
+    inner = ModelServer(tiny_model, name="tiny", batch_size=2, max_wait_ms=5)
+    seen = []
+    complete = inner.complete
+    inner.complete = lambda body: seen.append(body["messages"]) or complete(body)
+    server = Retrieving(inner, retriever, 2, "Be brief.")
+    question = "Which Python version is needed for installing?"
+    reply = server.complete({"model": "tiny", "messages": [{"role": "user", "content": question}], "max_tokens": 4})
+    assert reply["choices"][0]["sources"] and reply["choices"][0]["sources"][0]["doc"] == "data/docs/installation.txt"
+    assert seen[0][0] == {"role": "system", "content": "Be brief."}
+    built = question_turn(question, retriever.search([question], 2)[0])
+    assert seen[0][1]["content"] == built
+    server.complete({"model": "tiny", "messages": [{"role": "system", "content": "Mine."},
+                                                   {"role": "user", "content": built}], "max_tokens": 4})
+    assert seen[1] == [{"role": "system", "content": "Mine."}, {"role": "user", "content": built}]  # as sent
