@@ -155,7 +155,7 @@ def test_init_adapter_must_be_an_adapter_outside_the_output(tmp_path):
 # The stage itself, in a small project with the tiny student: interrupted and
 # resumed, continued from an adapter, merged, and run in two processes.
 
-STAGE_PARAMS = {"max_steps": 12, "batch_size": 4, "eval_every": 4, "save_every": 4, "max_seq_length": 256,
+STAGE_PARAMS = {"method": "lora", "max_steps": 12, "batch_size": 4, "eval_every": 4, "save_every": 4, "max_seq_length": 256,
                 "lora_dropout": 0.0, "learning_rate": 5e-3, "warmup_steps": 0}
 
 

@@ -61,10 +61,11 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     assert all(r["kind"] in ("oracle", "no_oracle", "refusal") and r["passages"] for r in train)
     assert any(r["kind"] == "oracle" and r["messages"][-1]["content"].endswith(f"[{r['oracle']}]") for r in train)
     assert train[0]["messages"][1]["content"].startswith("Answer the question from the passages below")
-    assert (project / "models/adapter/adapter_config.json").exists()
-    assert (project / "models/adapter/adapter_model.safetensors").exists()
+    # finetune.method full (the default): the whole fine-tuned checkpoint, with its prompt layout.
+    assert (project / "models/adapter/model.safetensors").exists()
+    assert not (project / "models/adapter/adapter_config.json").exists()
     layout = json.loads((project / "models/adapter/prompt.json").read_text())
-    assert layout["context"] == "raft" and layout["passages"] == 3 and layout["method"] == "lora"
+    assert layout["context"] == "raft" and layout["passages"] == 3 and layout["method"] == "full"
     assert (project / "models/base/model.safetensors").exists()
     metrics = json.loads((project / "metrics/eval.json").read_text())
     assert metrics["n_questions"] == 8 and list(metrics["arms"]) == ["base_closed", "tuned_closed", "base_rag",

@@ -45,7 +45,9 @@ def assert_same_results(project, reference, extra_cache_entries=False):
     `extra_cache_entries` the cache may also hold answers to requests the final
     data no longer needs (a faulty run's data asked about other pairs)."""
     assert data_files(project) == data_files(reference)
-    adapter, expected = (load_file(p / "models/adapter/adapter_model.safetensors") for p in (project, reference))
+    weights = next(name for name in ("adapter_model.safetensors", "model.safetensors")  # lora | full
+                   if (reference / "models/adapter" / name).exists())
+    adapter, expected = (load_file(p / "models/adapter" / weights) for p in (project, reference))
     assert adapter.keys() == expected.keys()
     for name in adapter:
         torch.testing.assert_close(adapter[name], expected[name], rtol=0, atol=1e-6)
