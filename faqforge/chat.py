@@ -33,8 +33,11 @@ class LocalChat:
     def __init__(self, model_spec, adapter, max_new_tokens, temperature, seed=0):
         self.seed = seed
         if adapter and not (Path(adapter) / "adapter_config.json").exists():
-            raise PipelineError(f"--adapter {adapter}: no adapter_config.json there; train one with "
-                                "`dvc repro finetune`, or pass --adapter '' to chat with the base model.")
+            if not (Path(adapter) / "config.json").exists():
+                raise PipelineError(f"--adapter {adapter}: neither a LoRA adapter (adapter_config.json) nor a "
+                                    "fine-tuned checkpoint (config.json) there; train one with `dvc repro "
+                                    "finetune`, or pass --adapter '' to chat with the base model.")
+            model_spec, adapter = adapter, None  # finetune.method full: the checkpoint is the model
         self.model, self.tokenizer = load_model(model_spec, adapter=adapter)
         self.sampling = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0}
         if temperature > 0:
@@ -118,7 +121,8 @@ def main(argv=None):
     parser.add_argument("--question", help="answer this one question and exit")
     parser.add_argument("--model", help="local: the base model (default models/base); "
                                         "with --base-url: the served model's name (e.g. chatbot)")
-    parser.add_argument("--adapter", default="models/adapter", help="local: the LoRA adapter ('' for none)")
+    parser.add_argument("--adapter", default="models/adapter", help="local: the fine-tuned student, a LoRA adapter "
+                                                                    "or a full checkpoint ('' for the base alone)")
     parser.add_argument("--base-url", help="chat with a model behind this OpenAI-compatible /v1 URL instead")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="with --base-url: the key's variable")
     parser.add_argument("--system", help="system prompt (default: the one the student was trained with)")

@@ -1,6 +1,7 @@
 """An OpenAI-compatible HTTP server for a local base model and named LoRA adapters.
 
-    python -m faqforge serve --lora-modules chatbot=models/adapter
+    python -m faqforge serve --lora-modules chatbot=models/adapter          # finetune.method lora
+    python -m faqforge serve --model models/adapter --served-model-name chatbot   # finetune.method full
     curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \
          -d '{"model": "chatbot", "messages": [{"role": "user", "content": "How do I add documents?"}]}'
 
@@ -310,6 +311,9 @@ def parse_lora_modules(items):
         if not sep or not name or not path:
             raise PipelineError(f"--lora-modules {item!r}: write it as name=path, e.g. chatbot=models/adapter")
         if not os.path.exists(os.path.join(path, "adapter_config.json")):
+            if os.path.exists(os.path.join(path, "config.json")):
+                raise PipelineError(f"--lora-modules {item!r}: {path} is a full fine-tune (finetune.method full), "
+                                    f"not an adapter: serve it with --model {path} --served-model-name {name}")
             raise PipelineError(f"--lora-modules {item!r}: {path}/adapter_config.json not found; "
                                 "train one with `dvc repro finetune`")
         adapters[name] = path
@@ -330,8 +334,9 @@ def main(argv=None):
     parser.add_argument("--passages", type=int, help="passages shown with each question (default: as the adapter "
                                                      "was trained, from its prompt.json; 0: no retrieval)")
     parser.add_argument("--index", default="data/index", help="the retrieval index (`dvc repro index` builds it)")
-    parser.add_argument("--layout-from", help="the adapter whose prompt.json gives the system prompt and passages "
-                                              "(default: the first --lora-modules path, else models/adapter)")
+    parser.add_argument("--layout-from", help="the student whose prompt.json gives the system prompt and passages "
+                                              "(default: the first --lora-modules path, else --model or "
+                                              "models/adapter when it has one, else params.yaml)")
     parser.add_argument("--generator-url", help="forward the built prompts to this OpenAI-compatible /v1 server "
                                                 "instead of loading a model")
     parser.add_argument("--generator-models", nargs="*", help="with --generator-url: the model names it serves "
@@ -343,7 +348,8 @@ def main(argv=None):
         if args.api_key_env and not api_key:
             raise PipelineError(f"--api-key-env {args.api_key_env}: that environment variable is empty")
         adapters = parse_lora_modules(args.lora_modules)
-        layout = trained_layout(args.layout_from or next(iter(adapters.values()), "models/adapter"))
+        layout = trained_layout(args.layout_from or next(iter(adapters.values()), None) or next(
+            (m for m in (args.model, "models/adapter") if os.path.exists(os.path.join(m, "prompt.json"))), None))
         k = layout["passages"] if args.passages is None else args.passages
         if k < 0:
             raise PipelineError(f"--passages {k}: give 0 (no retrieval) or more")

@@ -160,3 +160,17 @@ def test_chat_retrieves_as_the_student_was_trained_and_prints_sources(tmp_path, 
                               "--model", "m", "--passages", "2", "--index", "nowhere", "--question", "q"],
                              capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
     assert missing.returncode == 1 and "nowhere/index.json: no retrieval index there" in missing.stderr
+
+
+def test_a_full_fine_tune_is_chatted_with_as_the_model_itself(tiny_model, tmp_path):
+    """finetune.method full leaves a checkpoint, not an adapter, in models/adapter: chat loads it as the model."""
+    from faqforge.chat import LocalChat
+    bot = LocalChat("models/base-that-is-not-read", tiny_model, max_new_tokens=2, temperature=0.0)
+    assert bot.model.name_or_path == tiny_model and not hasattr(bot.model, "peft_config")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = subprocess.run([sys.executable, "-m", "faqforge", "chat", "--adapter", str(empty), "--passages", "0",
+                             "--question", "q"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1 and "neither a LoRA adapter (adapter_config.json) nor a fine-tuned checkpoint" \
+        in result.stderr

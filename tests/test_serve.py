@@ -105,6 +105,9 @@ def test_serve_command_runs_and_checks_its_arguments(tiny_model, adapter, tmp_pa
     bad = subprocess.run([sys.executable, "-m", "faqforge", "serve", "--model", tiny_model,
                           "--lora-modules", f"chatbot={tmp_path}"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and "adapter_config.json not found" in bad.stderr
+    full = subprocess.run([sys.executable, "-m", "faqforge", "serve", "--model", tiny_model,
+                           "--lora-modules", f"chatbot={tiny_model}"], capture_output=True, text=True, cwd=ROOT)
+    assert full.returncode == 1 and f"serve it with --model {tiny_model} --served-model-name chatbot" in full.stderr
     process = subprocess.Popen([sys.executable, "-m", "faqforge", "serve", "--model", tiny_model, "--port", "0",
                                 "--lora-modules", f"chatbot={adapter}", "--passages", "0"], stdout=subprocess.PIPE,
                                text=True, cwd=ROOT)
