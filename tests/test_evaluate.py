@@ -209,7 +209,7 @@ def judged_predictions(server, tmp_path):
                     "scores": {}} for i, (q, r) in enumerate(JUDGED)]
     for p in predictions:
         p["scores"] = {arm: answer_scores(p["reference"], answer) for arm, answer in p["answers"].items()}
-    judge = load_params("params.yaml", ["evaluate"])["evaluate"]["judge"]
+    judge = {**load_params("params.yaml", ["evaluate"])["evaluate"]["judge"], "arms": list(ARMS)}
     judge_answers(Teacher(openai_params(server), cache_dir=tmp_path / "cache"), predictions, judge)
     assert len(server.answered()) == len(JUDGED) * (len(ARMS) + 2)  # every arm, and two controls a question
     assert all(r["body"]["logprobs"] and r["body"]["max_tokens"] == judge["max_tokens"] for r in server.answered())

@@ -83,11 +83,13 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     assert generate["pairs"] > 0 and generate["teacher"]["calls"] == len(chunks)
     predictions = [json.loads(line) for line in (project / "data/eval/predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 8 and all(len(p["passages"]) == 3 for p in predictions)
-    # The judge (the test server says YES to every answer) graded the 4 arms and the 2 controls over HTTP,
-    # so its controls show it cannot tell right from wrong.
-    assert metrics["teacher"]["calls"] == 8 * 6 and metrics["judge"]["judged"] == 16
+    # The judge (the test server says YES to every answer) graded the two retrieval arms (evaluate.judge.arms)
+    # and the 2 controls over HTTP, so its controls show it cannot tell right from wrong.
+    assert metrics["teacher"]["calls"] == 8 * 4 and metrics["judge"]["judged"] == 16
     assert metrics["judge"]["wrong_yes_rate"] == 1 and not metrics["judge"]["informative"]
-    assert all(p["scores"]["tuned_rag"]["judge_yes"] == 1 and p["judge"]["base_closed"] for p in predictions)
+    assert all(set(p["judge"]) == {"base_rag", "tuned_rag", "right", "wrong"} for p in predictions)
+    assert all(p["scores"]["tuned_rag"]["judge_yes"] == 1 and "judge_yes" not in p["scores"]["base_closed"]
+               for p in predictions)
     report = (project / "reports/eval.md").read_text()
     assert "| tuned + retrieval (RAFT) |" in report and "**not informative**" in report and "(eval.png)" in report
     assert (project / "reports/eval.png").read_bytes()[:4] == b"\x89PNG"

@@ -160,7 +160,7 @@ def test_whole_pipeline_through_a_server_failing_30_percent_accounts_for_everyth
             assert teacher["retries"] > 0
             assert teacher["errors"] == len([d for d in errors if d["dropped_by"] == stage])
         predictions = read_jsonl(project / "data/eval/predictions.jsonl")
-        judged = {"base_closed", "tuned_closed", "base_rag", "tuned_rag", "right", "wrong"}  # 4 arms, 2 controls
+        judged = {"base_rag", "tuned_rag", "right", "wrong"}  # evaluate.judge.arms and the 2 controls
         assert all(set(x["judge"]) == judged for x in predictions)  # a verdict or an error, each
         assert errors and all("teacher error" in d["why"] and d["message"] for d in errors)
         assert all("Bearer [REDACTED]" in d["message"] for d in errors if "Authorization" in d["message"])
