@@ -30,10 +30,14 @@ def split_key(pair, by):
     return pair.get("group") or pair.get("cluster") or pair["id"]
 
 
+def _uniform(text):
+    """A stable number in [0, 1) per text: the same text always draws the same."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
 def in_validation(key, val_fraction, seed):
     """A stable coin flip per key: the same key always lands on the same side."""
-    digest = hashlib.sha256(f"{seed}:{key}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < val_fraction
+    return _uniform(f"{seed}:{key}") < val_fraction
 
 
 def to_messages(pair, system_prompt, passages=None, answer=None):
@@ -61,7 +65,7 @@ def oracle_passage(pair, passages_of_chunk):
 
 
 def _coin(seed, key, salt):
-    return int.from_bytes(hashlib.sha256(f"{salt}:{seed}:{key}".encode("utf-8")).digest()[:8], "big") / 2**64
+    return _uniform(f"{salt}:{seed}:{key}")
 
 
 def raft_records(pairs, retriever, system_prompt, params, seed):

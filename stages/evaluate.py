@@ -16,7 +16,7 @@ plots/eval_per_question.json, reports/eval.md and its chart reports/eval.png.
 
 from faqforge.evaluate import (ARMS, answer_scores, eval_metrics, judge_answers, local_answers, render_chart,
                                render_report, retrieval_metrics, served_answers)
-from faqforge.factual import factual_scores
+from faqforge.factual import supported
 from faqforge.io import load_params, read_evalset, read_jsonl, write_json, write_jsonl, write_text
 from faqforge.llm import Teacher
 from faqforge.prompts import question_messages
@@ -46,8 +46,7 @@ def main():
                   for arm in ARMS}
         predictions.append({"index": i, "question": item["question"], "reference": item["answer"],
                             "answers": answers, "scores": scores,
-                            "retrieval_hit": factual_scores(item["answer"], " ".join(h["text"] for h in shown))[
-                                "factual"] >= 0.5,
+                            "retrieval_hit": supported(item["answer"], " ".join(h["text"] for h in shown)),
                             "passages": [{key: h.get(key) for key in ("passage_id", "doc", "section", "pages",
                                                                        "score")} for h in shown]})
     teacher = Teacher(params["teacher"], cache_dir="cache/llm/evaluate")
