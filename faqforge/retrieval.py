@@ -9,8 +9,11 @@ indexes them in data/index/:
           TEI, Ollama, a hosted API) or a local sentence-transformers checkpoint
   hybrid  both, fused by reciprocal rank (score = sum of 1 / (rrf_k + rank))
 
-Every hit is a passage with its provenance: chunk id, document, section and
-pages. data/index/index.json records how the index was built, so whoever
+What is indexed is each passage with its section path in front (`with_section`,
+on by default): a heading names what its passages are about in words a question
+uses ("Installing", "Remote storage"), which the passages themselves often
+leave out. The text shown to the model is the passage alone. Every hit is a
+passage with its provenance: chunk id, document, section and pages. data/index/index.json records how the index was built, so whoever
 queries it later (evaluate, chat, serve) embeds questions the same way.
 """
 
@@ -55,6 +58,13 @@ def chunk_passages(chunk, max_words):
     return [{"passage_id": f"{chunk['chunk_id']}:{n}", "chunk_id": chunk["chunk_id"], "doc": chunk["doc"],
              "section": chunk.get("section"), "pages": chunk.get("pages"), "text": text}
             for n, text in enumerate(pieces)]
+
+
+def indexed_text(passage, with_section=True):
+    """What the index sees of a passage: its section path (the headings above
+    it, `Guide > Installing`) and its text, or the text alone."""
+    section = passage.get("section") if with_section else None
+    return f"{section}\n{passage['text']}" if section else passage["text"]
 
 
 # --- lexical ---------------------------------------------------------------------------
@@ -204,9 +214,10 @@ def build_index(chunks, params, directory=INDEX):
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     write_jsonl(directory / "passages.jsonl", passages)
-    texts = [p["text"] for p in passages]
+    with_section = params["with_section"]
+    texts = [indexed_text(p, with_section) for p in passages]
     manifest = {"method": method, "passages": len(passages), "chunks": len(chunks),
-                "passage_words": params["passage_words"], "rrf_k": params["rrf_k"]}
+                "passage_words": params["passage_words"], "with_section": with_section, "rrf_k": params["rrf_k"]}
     if method in ("bm25", "hybrid"):
         bm = params["bm25"]
         Bm25(bm["stopwords"], bm["stemmer"], bm["k1"], bm["b"]).build(texts).save(directory / "bm25")

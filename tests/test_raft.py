@@ -12,7 +12,7 @@ from faqforge.prompts import REFUSAL, citations, question_messages
 from faqforge.records import grounding_score
 from faqforge.retrieval import Retriever, build_index
 
-INDEX = {"method": "bm25", "passage_words": 40, "rrf_k": 60,
+INDEX = {"method": "bm25", "passage_words": 40, "with_section": True, "rrf_k": 60,
          "bm25": {"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
          "dense": {"model": None, "base_url": None, "api_key_env": "X", "batch_size": 8}}
 RAFT = {"passages": 3, "oracle_p": 0.8, "refusal_share": 0.05}

@@ -7,7 +7,7 @@ from faqforge.io import PipelineError
 from faqforge.prompts import REFUSAL, cite, citations, question_messages, source_label, sources, strip_citations
 from faqforge.retrieval import Retriever, build_index, chunk_passages, reciprocal_rank_fusion
 
-PARAMS = {"method": "bm25", "passage_words": 20, "rrf_k": 60,
+PARAMS = {"method": "bm25", "passage_words": 20, "with_section": True, "rrf_k": 60,
           "bm25": {"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
           "dense": {"model": None, "base_url": None, "api_key_env": "OPENAI_API_KEY", "batch_size": 8}}
 
@@ -47,6 +47,18 @@ def test_bm25_finds_the_passage_by_stem_and_folded_accents(tmp_path):
     assert hits[1][0]["chunk_id"] == "c3"                  # élève / modèle found without accents
     assert hits[2][0]["passage_id"] == "c1:0"              # installing -> installs, stemmed
     assert retriever.search(["zzzz qqqq"], 3) == [[]]       # nothing shares a word: no hits, not random ones
+
+
+def test_the_section_path_is_indexed_but_not_shown(tmp_path):
+    """"Fine-tuning" is only in c3's heading: found through it with with_section, not without."""
+    question = ["How does fine-tuning work?"]
+    on = build_index(CHUNKS, PARAMS, tmp_path / "on")
+    hits = Retriever(tmp_path / "on").search(question, 1)[0]
+    assert on["with_section"] is True and hits[0]["chunk_id"] == "c3"
+    shown = {p["passage_id"]: p["text"] for p in chunk_passages(CHUNKS[2], PARAMS["passage_words"])}
+    assert hits[0]["text"] == shown[hits[0]["passage_id"]]  # the passage alone, no heading
+    build_index(CHUNKS, {**PARAMS, "with_section": False}, tmp_path / "off")
+    assert Retriever(tmp_path / "off").search(question, 1) == [[]]
 
 
 def test_unknown_method_and_missing_index_are_clear_errors(tmp_path):
