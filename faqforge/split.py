@@ -5,19 +5,22 @@ passages (retrieval-augmented fine-tuning, RAFT): the passage of the pair's own
 chunk that holds its answer (the oracle, kept with probability `oracle_p`) and
 hard distractors, the best passages of other documents for the question, in a
 shuffled order; the answer cites the oracle's number (and with a quoted pair,
-generate.answer_style quoted, starts with the quote: `"..." [2] answer`). A
-share of extra records shows distractors only and answers that the documents
-do not say.
+generate.answer_style quoted, starts with the quote: `"..." [2] answer`). With
+`split.raft.target: evidence` the answer is instead the oracle's own sentences
+that support the pair's answer, copied verbatim (`evidence`). A share of extra
+records shows distractors only and answers that the documents do not say.
 """
 
 import hashlib
 import math
 import random
+import re
 from pathlib import PurePosixPath
 
 from faqforge.io import PipelineError
 from faqforge.prompts import REFUSAL, cite, question_messages
-from faqforge.records import QUOTE, dropped, grounding_score, pair_prompt, pair_response, quote_in_text
+from faqforge.records import (QUOTE, content_words, dropped, grounding_score, pair_prompt, pair_response,
+                              quote_in_text)
 
 DOCS = "data/docs"
 TOP_SOURCE = "docs"  # the source of documents directly in data/docs/
@@ -52,6 +55,27 @@ def to_messages(pair, system_prompt, passages=None, answer=None):
 
 
 CONTEXTS = ("closed_book", "raft")
+TARGETS = ("answer", "evidence")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def evidence(answer, passage_text, max_sentences=2):
+    """The sentences of a passage that state the answer, verbatim and in passage
+    order: the one sharing most of the answer's content words, then up to
+    `max_sentences - 1` more that each add at least two words of it not yet
+    covered. None when no sentence shares any."""
+    wanted = content_words(answer)
+    candidates = [s.strip() for s in _SENTENCE.split(passage_text) if s.strip()]
+    chosen, covered = [], set()
+    while len(chosen) < max_sentences:
+        gains = [(len((content_words(c) & wanted) - covered), -len(c), i) for i, c in enumerate(candidates)
+                 if i not in chosen]
+        best = max(gains, default=(0, 0, None))
+        if best[0] < (1 if not chosen else 2):
+            break
+        chosen.append(best[2])
+        covered |= content_words(candidates[best[2]]) & wanted
+    return " ".join(candidates[i] for i in sorted(chosen)) or None
 
 
 def oracle_passage(pair, passages_of_chunk):
@@ -68,18 +92,24 @@ def _coin(seed, key, salt):
     return _uniform(f"{salt}:{seed}:{key}")
 
 
-def raft_records(pairs, retriever, system_prompt, params, seed):
-    """RAFT records for `pairs` (params: the split.raft section): per pair one
-    record with `passages` passages: the oracle with probability `oracle_p`,
+def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
+    """RAFT records for `pairs` (params: the split.raft section): per pair
+    `draws` records (the first as with one; each further one draws its
+    distractors from the best 3k, their order and its oracle coin anew, and
+    carries `draw`: 2, 3, ...) with `passages` passages: the oracle with probability `oracle_p`,
     else one more distractor (the answer then stays, without a citation, as
     in the RAFT recipe); distractors are the best passages for the question
-    from other documents than the pair's. For a `refusal_share` of the pairs,
-    one more record shows distractors that do not hold the answer and answers
+    from other documents than the pair's. The answer is the pair's (`target:
+    answer`) or the oracle's sentences that state it (`target: evidence`, the
+    pair's answer where none does). For a `refusal_share` of the pairs, one
+    more record shows distractors that do not hold the answer and answers
     REFUSAL. Every record carries `kind` (oracle, no_oracle, refusal), the
     passage ids and the oracle's number."""
-    k = params["passages"]
+    k, target = params["passages"], params["target"]
     if k < 1:
         raise PipelineError(f"params.yaml: split.raft.passages must be at least 1, got {k}")
+    if target not in TARGETS:
+        raise PipelineError(f"params.yaml: split.raft.target: {target!r} is not one of {', '.join(TARGETS)}")
     by_chunk = {}
     for passage in retriever.passages:
         by_chunk.setdefault(passage["chunk_id"], []).append(passage)
@@ -91,17 +121,23 @@ def raft_records(pairs, retriever, system_prompt, params, seed):
         rng = random.Random(f"raft:{seed}:{pair['id']}")
         others = _distractors(pair, hits, retriever.passages, k, rng)
         oracle = oracle_passage(pair, by_chunk.get(pair.get("chunk_id"), []))
-        with_oracle = oracle is not None and _coin(seed, pair["id"], "oracle") < params["oracle_p"]
-        shown = others[:k - 1] + [oracle] if with_oracle else others[:k]
-        rng.shuffle(shown)
-        if with_oracle:
-            n = shown.index(oracle) + 1
-            quote = pair.get(QUOTE) if quote_in_text(pair.get(QUOTE) or "", oracle["text"]) else None
-            record = to_messages(pair, system_prompt, shown, cite(pair_response(pair), n, quote))
-        else:
-            n = None
-            record = to_messages(pair, system_prompt, shown)
-        records.append(_raft_fields(record, pair, shown, "oracle" if with_oracle else "no_oracle", n))
+        stated = evidence(pair_response(pair), oracle["text"]) if oracle and target == "evidence" else None
+        for draw in range(1, draws + 1):
+            salt = "oracle" if draw == 1 else f"oracle{draw}"
+            with_oracle = oracle is not None and _coin(seed, pair["id"], salt) < params["oracle_p"]
+            pool = others if draw == 1 else rng.sample(others[:3 * k], min(k, len(others[:3 * k])))
+            shown = pool[:k - 1] + [oracle] if with_oracle else pool[:k]
+            rng.shuffle(shown)
+            if with_oracle:
+                n = shown.index(oracle) + 1
+                quote = pair.get(QUOTE) if quote_in_text(pair.get(QUOTE) or "", oracle["text"]) else None
+                answer = cite(stated, n) if stated else cite(pair_response(pair), n, quote)
+            else:
+                n, answer = None, stated
+            record = to_messages(pair if draw == 1 else {**pair, "id": f"{pair['id']}~draw{draw}"}, system_prompt,
+                                 shown, answer)
+            record = _raft_fields(record, pair, shown, "oracle" if with_oracle else "no_oracle", n)
+            records.append(record if draw == 1 else {**record, "draw": draw, "pair_id": pair["id"]})
         if _coin(seed, pair["id"], "refusal") < params["refusal_share"]:
             shown = _unrelated(pair, others, retriever.passages, k, rng)
             if not shown:  # every passage holds this answer: no refusal to teach

@@ -37,9 +37,11 @@ def main():
     out = {stage: read_jsonl(path) for stage, path in stages.items()}
     dropped = {stage: read_jsonl(f"data/{stage}_dropped.jsonl") for stage in STAGES}
     by_id = {p["id"]: p for p in out["augment"]}
-    # RAFT refusal examples (split.raft.refusal_share) reuse a pair's question: counted apart, not as pairs.
+    # RAFT refusal examples (split.raft.refusal_share) and further draws of a pair (split.raft.draws)
+    # reuse a pair's question: counted apart, not as pairs.
     records = {name: read_jsonl(f"data/{name}.jsonl") for name in ("train", "val")}
-    train = [by_id[r.get("copy_of", r["id"])] for r in records["train"] if r.get("kind") != "refusal"]
+    train = [by_id[r.get("copy_of", r["id"])] for r in records["train"] if r.get("kind") != "refusal"
+             and "draw" not in r]
     val = [by_id[r["id"]] for r in records["val"] if r.get("kind") != "refusal"]
     refusals = sum(r.get("kind") == "refusal" for r in records["train"])
     ingested = [r for r in ingest_report if r["status"] == "ingested"]

@@ -27,7 +27,7 @@ def main():
     if context == "raft":
         from faqforge.retrieval import Retriever
         retriever = Retriever()
-        train_records = raft_records(train, retriever, p["system_prompt"], p["raft"], p["seed"])
+        train_records = raft_records(train, retriever, p["system_prompt"], p["raft"], p["seed"], p["raft"]["draws"])
         val_records = raft_records(val, retriever, p["system_prompt"], p["raft"], p["seed"])
     else:
         train_records = [to_messages(x, p["system_prompt"]) for x in train]

@@ -15,7 +15,7 @@ from faqforge.retrieval import Retriever, build_index
 INDEX = {"method": "bm25", "passage_words": 40, "with_section": True, "rrf_k": 60,
          "bm25": {"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
          "dense": {"model": None, "base_url": None, "api_key_env": "X", "batch_size": 8}}
-RAFT = {"passages": 3, "oracle_p": 0.8, "refusal_share": 0.05}
+RAFT = {"passages": 3, "oracle_p": 0.8, "refusal_share": 0.05, "target": "answer", "draws": 1}
 SYSTEM = "You are the help assistant."
 TOPICS = {"backup": "snapshots are copied to the cold storage vault",
           "upload": "files larger than the quota are rejected by the gateway",
@@ -121,6 +121,58 @@ def test_quoted_pairs_answer_with_the_quote_and_the_passage_that_holds_it(built)
     for record, pair in zip(records, quoted):
         if record["kind"] == "no_oracle":   # the quote is not shown: the answer alone
             assert record["messages"][-1]["content"] == pair["answer"]
+
+
+def test_evidence_is_the_passage_sentences_that_state_the_answer_verbatim():
+    from faqforge.split import evidence
+    passage = ("Run make setup once. A vLLM server started without --api-key accepts any key, so you do not "
+               "need to set the environment variable. Logs go to stderr.")
+    garbled = "The server is started with --api-key. The server accepts any key. You need the variable."
+    assert evidence(garbled, passage) == ("A vLLM server started without --api-key accepts any key, so you do "
+                                          "not need to set the environment variable.")
+    # A second sentence joins only when it adds two words of the answer the first lacks; passage order kept.
+    two = "Übersetzungen laufen über Nacht. Der Export startet um 6 Uhr als CSV-Datei."
+    assert evidence("Der Export ist eine CSV-Datei, Übersetzungen laufen nachts über Nacht.", two) == two
+    assert evidence("Der Export ist eine CSV-Datei.", two) == "Der Export startet um 6 Uhr als CSV-Datei."
+    assert evidence("Nothing in common here.", passage) is None
+
+
+def test_evidence_targets_copy_the_oracle_sentence_and_cite_it(built):
+    from faqforge.split import raft_records
+    retriever, pairs = built
+    reworded = [{**p, "answer": p["answer"].replace("For ", "Regarding ").replace(" every ", " about every ")}
+                for p in pairs[:40]]
+    records = raft_records(reworded, retriever, SYSTEM, {**RAFT, "target": "evidence", "refusal_share": 0}, seed=0)
+    by_id = {p["passage_id"]: p for p in retriever.passages}
+    assert {r["kind"] for r in records} == {"oracle", "no_oracle"}
+    for record, pair in zip(records, pairs[:40]):
+        answer = record["messages"][-1]["content"]
+        fact = pair["answer"]                      # the chunk's own sentence, not the re-worded answer
+        if record["kind"] == "oracle":
+            n = record["oracle"]
+            assert answer == f"{fact} [{n}]" and fact in by_id[record["passages"][n - 1]]["text"]
+        else:
+            assert answer == fact
+    with pytest.raises(Exception, match="split.raft.target: 'quote' is not one of answer, evidence"):
+        raft_records(pairs, retriever, SYSTEM, {**RAFT, "target": "quote"}, seed=0)
+
+
+def test_further_draws_show_the_pair_again_with_other_distractors_and_order(built):
+    from faqforge.split import raft_records
+    retriever, pairs = built
+    one = raft_records(pairs, retriever, SYSTEM, {**RAFT, "refusal_share": 0}, seed=0)
+    two = raft_records(pairs, retriever, SYSTEM, {**RAFT, "refusal_share": 0}, seed=0, draws=2)
+    assert [r for r in two if "draw" not in r] == one                  # the first draw is the single draw
+    again = [r for r in two if r.get("draw") == 2]
+    assert len(again) == len(pairs) and all(r["id"] == f"{r['pair_id']}~draw2" for r in again)
+    first = {r["id"]: r for r in one}
+    changed = sum(r["passages"] != first[r["pair_id"]]["passages"] for r in again)
+    assert changed > 0.5 * len(again)                                   # other distractors or another order
+    for record in again:
+        pair = next(p for p in pairs if p["id"] == record["pair_id"])
+        assert record["messages"][:-1][-1]["content"].endswith(f"Question: {pair['question']}")
+        if record["kind"] == "oracle":
+            assert citations(record["messages"][-1]["content"]) == [record["oracle"]]
 
 
 def run_split(tmp_path, context):
