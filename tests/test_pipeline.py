@@ -115,7 +115,7 @@ def test_data_report_shows_the_whole_funnel_and_a_clean_eval_audit(pipeline_run)
     rows = [line.split(" | ")[0].strip("| ") for line in funnel.splitlines() if line.startswith("| ")][1:]
     assert rows == ["ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split"]
     records = [json.loads(line) for line in (project / "data/train.jsonl").read_text().splitlines()]
-    train = sum(r.get("kind") != "refusal" for r in records)  # refusal examples are counted apart
+    train = sum(r.get("kind") != "refusal" and "draw" not in r for r in records)  # refusals, further draws apart
     assert "| split | " in funnel and f" {train} train, " in funnel
     assert "An independent check (character trigrams" in report and "flags **0**" in report
     for doc in DOCS:
