@@ -13,8 +13,9 @@ What is indexed is each passage with its section path in front (`with_section`,
 on by default): a heading names what its passages are about in words a question
 uses ("Installing", "Remote storage"), which the passages themselves often
 leave out. The text shown to the model is the passage alone. Every hit is a
-passage with its provenance: chunk id, document, section and pages. data/index/index.json records how the index was built, so whoever
-queries it later (evaluate, chat, serve) embeds questions the same way.
+passage with its provenance: chunk id, document, section and pages.
+data/index/index.json records how the index was built, so whoever queries it
+later (evaluate, chat, serve) embeds questions the same way.
 """
 
 import json

@@ -96,8 +96,8 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
     """RAFT records for `pairs` (params: the split.raft section): per pair
     `draws` records (the first as with one; each further one draws its
     distractors from the best 3k, their order and its oracle coin anew, and
-    carries `draw`: 2, 3, ...) with `passages` passages: the oracle with probability `oracle_p`,
-    else one more distractor (the answer then stays, without a citation, as
+    carries `draw`: 2, 3, ...) with `passages` passages: the oracle with
+    probability `oracle_p`, else one more distractor (the answer then stays, without a citation, as
     in the RAFT recipe); distractors are the best passages for the question
     from other documents than the pair's. The answer is the pair's (`target:
     answer`) or the oracle's sentences that state it (`target: evidence`, the
@@ -125,7 +125,8 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
         for draw in range(1, draws + 1):
             salt = "oracle" if draw == 1 else f"oracle{draw}"
             with_oracle = oracle is not None and _coin(seed, pair["id"], salt) < params["oracle_p"]
-            pool = others if draw == 1 else rng.sample(others[:3 * k], min(k, len(others[:3 * k])))
+            near = others[:3 * k]
+            pool = others if draw == 1 else rng.sample(near, min(k, len(near)))
             shown = pool[:k - 1] + [oracle] if with_oracle else pool[:k]
             rng.shuffle(shown)
             if with_oracle:
