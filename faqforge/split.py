@@ -3,9 +3,11 @@
 With `split.context: raft` each record's user turn also holds retrieved
 passages (retrieval-augmented fine-tuning, RAFT): the passage of the pair's own
 chunk that holds its answer (the oracle, kept with probability `oracle_p`) and
-hard distractors, the best passages of other documents for the question, in a
-shuffled order; the answer cites the oracle's number (and with a quoted pair,
-generate.answer_style quoted, starts with the quote: `"..." [2] answer`). With
+hard distractors, the best passages of other documents for the question, in
+the order the retriever ranks them for the question (`order: retrieved`, as at
+answer time) or shuffled (`order: shuffled`, as in the RAFT recipe); the answer
+cites the oracle's number (and with a quoted pair, generate.answer_style
+quoted, starts with the quote: `"..." [2] answer`). With
 `split.raft.target: evidence` the answer is instead the oracle's own sentences
 that support the pair's answer, copied verbatim (`evidence`). A share of extra
 records shows distractors only and answers that the documents do not say.
@@ -56,6 +58,7 @@ def to_messages(pair, system_prompt, passages=None, answer=None):
 
 CONTEXTS = ("closed_book", "raft")
 TARGETS = ("answer", "evidence")
+ORDERS = ("retrieved", "shuffled")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -103,13 +106,17 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
     answer`) or the oracle's sentences that state it (`target: evidence`, the
     pair's answer where none does). For a `refusal_share` of the pairs, one
     more record shows distractors that do not hold the answer and answers
-    REFUSAL. Every record carries `kind` (oracle, no_oracle, refusal), the
-    passage ids and the oracle's number."""
-    k, target = params["passages"], params["target"]
+    REFUSAL. The passages are shown in the retriever's order for the question
+    (`order: retrieved`) or shuffled (`order: shuffled`). Every record carries
+    `kind` (oracle, no_oracle, refusal), the passage ids and the oracle's
+    number."""
+    k, target, order = params["passages"], params["target"], params["order"]
     if k < 1:
         raise PipelineError(f"params.yaml: split.raft.passages must be at least 1, got {k}")
     if target not in TARGETS:
         raise PipelineError(f"params.yaml: split.raft.target: {target!r} is not one of {', '.join(TARGETS)}")
+    if order not in ORDERS:
+        raise PipelineError(f"params.yaml: split.raft.order: {order!r} is not one of {', '.join(ORDERS)}")
     by_chunk = {}
     for passage in retriever.passages:
         by_chunk.setdefault(passage["chunk_id"], []).append(passage)
@@ -119,6 +126,7 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
     records = []
     for pair, hits in zip(pairs, ranked):
         rng = random.Random(f"raft:{seed}:{pair['id']}")
+        arrange = _arranger(order, hits, k, rng)
         others = _distractors(pair, hits, retriever.passages, k, rng)
         oracle = oracle_passage(pair, by_chunk.get(pair.get("chunk_id"), []))
         stated = evidence(pair_response(pair), oracle["text"]) if oracle and target == "evidence" else None
@@ -127,8 +135,7 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
             with_oracle = oracle is not None and _coin(seed, pair["id"], salt) < params["oracle_p"]
             near = others[:3 * k]
             pool = others if draw == 1 else rng.sample(near, min(k, len(near)))
-            shown = pool[:k - 1] + [oracle] if with_oracle else pool[:k]
-            rng.shuffle(shown)
+            shown = arrange(pool[:k - 1] + [oracle], oracle) if with_oracle else arrange(pool[:k])
             if with_oracle:
                 n = shown.index(oracle) + 1
                 quote = pair.get(QUOTE) if quote_in_text(pair.get(QUOTE) or "", oracle["text"]) else None
@@ -143,10 +150,33 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
             shown = _unrelated(pair, others, retriever.passages, k, rng)
             if not shown:  # every passage holds this answer: no refusal to teach
                 continue
-            rng.shuffle(shown)
+            shown = arrange(shown)
             refusal = to_messages({**pair, "id": f"{pair['id']}~refusal"}, system_prompt, shown, REFUSAL)
             records.append(_raft_fields(refusal, pair, shown, "refusal", None))
     return records
+
+
+def _arranger(order, hits, k, rng):
+    """How a record's passages are ordered, `arrange(shown, oracle=None)`: as
+    the retriever ranked them for the question (`hits`; passages it did not rank
+    after, as drawn), or shuffled with `rng`. In the retriever's order an oracle
+    it would not have shown in its top k takes a random place: at answer time
+    that passage is not there at all, so its place teaches nothing, and put last
+    it would teach the model that the last passage answers."""
+    if order == "shuffled":
+        def shuffled(shown, oracle=None):
+            rng.shuffle(shown)
+            return shown
+        return shuffled
+    rank = {p["passage_id"]: i for i, p in enumerate(hits)}
+
+    def retrieved(shown, oracle=None):
+        ordered = sorted(shown, key=lambda p: rank.get(p["passage_id"], len(rank)))
+        if oracle is not None and rank.get(oracle["passage_id"], math.inf) >= k:
+            ordered.remove(oracle)
+            ordered.insert(rng.randrange(len(ordered) + 1), oracle)
+        return ordered
+    return retrieved
 
 
 def _distractors(pair, ranked, pool, k, rng):

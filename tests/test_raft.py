@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from faqforge.retrieval import Retriever, build_index
 INDEX = {"method": "bm25", "passage_words": 40, "with_section": True, "rrf_k": 60,
          "bm25": {"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
          "dense": {"model": None, "base_url": None, "api_key_env": "X", "batch_size": 8}}
-RAFT = {"passages": 3, "oracle_p": 0.8, "refusal_share": 0.05, "target": "answer", "draws": 1}
+RAFT = {"passages": 3, "oracle_p": 0.8, "refusal_share": 0.05, "target": "answer", "draws": 1, "order": "shuffled"}
 SYSTEM = "You are the help assistant."
 TOPICS = {"backup": "snapshots are copied to the cold storage vault",
           "upload": "files larger than the quota are rejected by the gateway",
@@ -173,6 +174,40 @@ def test_further_draws_show_the_pair_again_with_other_distractors_and_order(buil
         assert record["messages"][:-1][-1]["content"].endswith(f"Question: {pair['question']}")
         if record["kind"] == "oracle":
             assert citations(record["messages"][-1]["content"]) == [record["oracle"]]
+
+
+def test_retrieved_order_shows_the_passages_as_the_retriever_ranks_them(built):
+    from faqforge.split import raft_records
+    retriever, pairs = built
+    records = raft_records(pairs, retriever, SYSTEM, {**RAFT, "order": "retrieved", "refusal_share": 0.2}, seed=0)
+    ranking = retriever.search([p["question"] for p in pairs], len(retriever.passages))
+    rank = {p["question"]: {h["passage_id"]: h["rank"] for h in hits} for p, hits in zip(pairs, ranking)}
+    kinds = Counter()
+    for record in records:
+        ranks = [rank[record["question"]].get(i, len(retriever.passages)) for i in record["passages"]]  # unranked: last
+        if record["kind"] == "oracle" and ranks[record["oracle"] - 1] > RAFT["passages"]:
+            del ranks[record["oracle"] - 1]    # an oracle outside the retriever's top k: placed at random
+            kinds["oracle missed"] += 1
+        else:
+            kinds[record["kind"]] += 1
+        assert ranks == sorted(ranks), record["id"]
+    # These questions name their topic, so the oracle is in the retriever's top k and kept in its place.
+    assert kinds["oracle"] > 0.9 * (kinds["oracle"] + kinds["oracle missed"])
+    assert kinds["no_oracle"] >= 10 and kinds["refusal"] >= 10
+    with pytest.raises(Exception, match="split.raft.order: 'random' is not one of retrieved, shuffled"):
+        raft_records(pairs, retriever, SYSTEM, {**RAFT, "order": "random"}, seed=0)
+
+
+def test_an_oracle_the_retriever_misses_is_not_always_shown_last(built):
+    """Shown last, it would teach the model that the last passage answers; at answer time
+    the retriever does not show it at all."""
+    from faqforge.split import raft_records
+    retriever, pairs = built
+    vague = [{**p, "question": f"What should I know? ({p['id']})"} for p in pairs]   # matches no passage
+    records = raft_records(vague, retriever, SYSTEM, {**RAFT, "order": "retrieved", "oracle_p": 1.0,
+                                                      "refusal_share": 0}, seed=0)
+    assert {r["oracle"] for r in records} == {1, 2, 3}
+    assert max(sum(r["oracle"] == n for r in records) for n in (1, 2, 3)) < 0.5 * len(records)
 
 
 def run_split(tmp_path, context):
