@@ -16,7 +16,8 @@ from faqforge.models import chat_prompt
 
 @torch.inference_mode()
 def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperature=0.0,
-                  top_p=1.0, batch_size=8, seed=0, desc="generating", schemas=None, no_repeat_ngram=0, top_logprobs=None, on_result=None):
+                  top_p=1.0, batch_size=8, seed=0, desc="generating", schemas=None, no_repeat_ngram=0, top_logprobs=None,
+                  on_result=None, static_cache=True):
     """Answer each conversation (a list of chat messages); returns one dict per input.
 
     Conversations are sorted by prompt length and batched with left padding, so a
@@ -28,6 +29,11 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
     and the k most likely tokens with theirs (the OpenAI API's shape).
     `on_result(i, result)` is called as each batch finishes, so a caller can keep
     what is done before the whole list is.
+    With `static_cache` (and a model that supports it) the key/value cache is
+    allocated once per batch for the prompt plus `max_new_tokens`, instead of
+    transformers' default cache, which grows by concatenation and copies itself
+    at every step: the same tokens, decoding about a fifth faster here
+    (bench/generation.py). Not compiled: a batch's shapes change with its prompts.
     """
     shapes = [string_array_shape(s) if s is not None else None for s in (schemas or [None] * len(conversations))]
     prompts = [chat_prompt(tokenizer, messages) for messages in conversations]
@@ -40,6 +46,8 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
     torch.manual_seed(seed)
     stop_ids = {tokenizer.eos_token_id, *_stop_ids(model)}
+    if static_cache and getattr(model, "_can_compile_fullgraph", False):  # the models with a static cache
+        sampling.update(cache_implementation="static", disable_compile=True)
     n_batches = math.ceil(len(order) / batch_size)
     for b in tqdm(range(n_batches), desc=desc, unit="batch", disable=n_batches < 2):
         idx = order[b * batch_size:(b + 1) * batch_size]

@@ -36,3 +36,23 @@ def test_batched_generation_matches_one_by_one(tiny_model):
     single = [generate_chat(model, tokenizer, [c], max_new_tokens=6)[0] for c in chats]
     assert [r["text"] for r in batched] == [r["text"] for r in single]
     assert all(r["prompt_tokens"] > 0 and r["completion_tokens"] <= 6 for r in batched)
+
+
+def test_the_static_cache_gives_the_default_caches_tokens(tiny_model, monkeypatch):
+    from transformers import StaticCache
+    model, tokenizer = load_model(tiny_model)
+    chats = [[{"role": "user", "content": "Hello there, how are you today?"}],
+             [{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Wie spät ist es in Köln?"}]]
+    default = generate_chat(model, tokenizer, chats, max_new_tokens=12, batch_size=2, static_cache=False,
+                            top_logprobs=2)
+    caches = []
+    real = type(model).forward
+
+    def forward(self, *args, **kwargs):                 # which cache each decoding step used
+        caches.append(type(kwargs.get("past_key_values")))
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(type(model), "forward", forward)
+    static = generate_chat(model, tokenizer, chats, max_new_tokens=12, batch_size=2, top_logprobs=2)
+    assert caches and set(caches) == {StaticCache}      # the default path ran with a static cache
+    assert [r["text"] for r in static] == [r["text"] for r in default]
+    assert [[t["token"] for t in r["logprobs"]] for r in static] == [[t["token"] for t in r["logprobs"]] for r in default]
