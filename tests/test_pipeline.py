@@ -65,7 +65,8 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     assert (project / "models/adapter/model.safetensors").exists()
     assert not (project / "models/adapter/adapter_config.json").exists()
     layout = json.loads((project / "models/adapter/prompt.json").read_text())
-    assert layout["context"] == "raft" and layout["passages"] == 3 and layout["method"] == "full"
+    k = yaml.safe_load((project / "params.yaml").read_text())["split"]["raft"]["passages"]
+    assert layout["context"] == "raft" and layout["passages"] == k and layout["method"] == "full"
     assert (project / "models/base/model.safetensors").exists()
     metrics = json.loads((project / "metrics/eval.json").read_text())
     assert metrics["n_questions"] == 8 and list(metrics["arms"]) == ["base_closed", "tuned_closed", "base_rag",
@@ -76,13 +77,13 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
             assert 0 <= lo <= scores[name]["mean"] <= hi <= 1
     comparison = metrics["comparisons"]["tuned_rag_vs_tuned_closed"]["factual"]
     assert comparison["delta_ci95"][0] <= comparison["delta"] <= comparison["delta_ci95"][1]
-    assert 0 <= metrics["retrieval"]["eval_supported"] <= 1 and metrics["retrieval"]["k"] == 3
+    assert 0 <= metrics["retrieval"]["eval_supported"] <= 1 and metrics["retrieval"]["k"] == k
     train_metrics = json.loads((project / "metrics/train.json").read_text())
     assert train_metrics["steps"] == 4 and train_metrics["trainable_parameters"] > 0
     generate = json.loads((project / "metrics/generate.json").read_text())
     assert generate["pairs"] > 0 and generate["teacher"]["calls"] == len(chunks)
     predictions = [json.loads(line) for line in (project / "data/eval/predictions.jsonl").read_text().splitlines()]
-    assert len(predictions) == 8 and all(len(p["passages"]) == 3 for p in predictions)
+    assert len(predictions) == 8 and all(len(p["passages"]) == k for p in predictions)
     # The judge (the test server says YES to every answer) graded the two retrieval arms (evaluate.judge.arms)
     # and the 2 controls over HTTP, so its controls show it cannot tell right from wrong.
     assert metrics["teacher"]["calls"] == 8 * 4 and metrics["judge"]["judged"] == 16
