@@ -100,9 +100,9 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
     `draws` records (the first as with one; each further one draws its
     distractors from the best 3k, their order and its oracle coin anew, and
     carries `draw`: 2, 3, ...) with `passages` passages: the oracle with
-    probability `oracle_p`, else one more distractor (the answer then stays, without a citation, as
-    in the RAFT recipe); distractors are the best passages for the question
-    from other documents than the pair's. The answer is the pair's (`target:
+    probability `oracle_p`, else one more distractor (the answer then stays,
+    without a citation, as in the RAFT recipe); distractors are the best
+    passages for the question from other documents than the pair's. The answer is the pair's (`target:
     answer`) or the oracle's sentences that state it (`target: evidence`, the
     pair's answer where none does). For a `refusal_share` of the pairs, one
     more record shows distractors that do not hold the answer and answers
