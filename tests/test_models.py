@@ -44,7 +44,7 @@ def test_the_static_cache_gives_the_default_caches_tokens(tiny_model, monkeypatc
     chats = [[{"role": "user", "content": "Hello there, how are you today?"}],
              [{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Wie spät ist es in Köln?"}]]
     default = generate_chat(model, tokenizer, chats, max_new_tokens=12, batch_size=2, static_cache=False,
-                            top_logprobs=2)
+                            top_logprobs=2, shared_prefix=False)
     caches = []
     real = type(model).forward
 
@@ -52,7 +52,49 @@ def test_the_static_cache_gives_the_default_caches_tokens(tiny_model, monkeypatc
         caches.append(type(kwargs.get("past_key_values")))
         return real(self, *args, **kwargs)
     monkeypatch.setattr(type(model), "forward", forward)
-    static = generate_chat(model, tokenizer, chats, max_new_tokens=12, batch_size=2, top_logprobs=2)
+    static = generate_chat(model, tokenizer, chats, max_new_tokens=12, batch_size=2, top_logprobs=2,
+                           shared_prefix=False)
     assert caches and set(caches) == {StaticCache}      # the default path ran with a static cache
     assert [r["text"] for r in static] == [r["text"] for r in default]
     assert [[t["token"] for t in r["logprobs"]] for r in static] == [[t["token"] for t in r["logprobs"]] for r in default]
+
+
+def test_a_shared_prompt_prefix_is_read_once_and_gives_the_same_tokens(tiny_model, monkeypatch):
+    from transformers import StaticCache
+
+    import faqforge.generation as generation
+    model, tokenizer = load_model(tiny_model)
+    system = {"role": "system", "content": "You answer questions about faqforge from the passages you are "
+                                           "given, in one sentence, and cite the passage you used."}
+    chats = [[system, {"role": "user", "content": q}]
+             for q in ["How do I push data to the remote?", "Hi", "Wie spät ist es in Köln?", "What is LoRA?"]]
+    unshared = generate_chat(model, tokenizer, chats, max_new_tokens=12, batch_size=3, top_logprobs=2,
+                             shared_prefix=False)
+    reads = []
+    real = generation._prefix_cache
+
+    def prefix_cache(model, prefix, rows, *args):      # what each batch read in once, into which cache
+        cache = real(model, prefix, rows, *args)
+        reads.append((len(prefix), rows, type(cache)))
+        return cache
+    monkeypatch.setattr(generation, "_prefix_cache", prefix_cache)
+    shared = generate_chat(model, tokenizer, chats, max_new_tokens=12, batch_size=3, top_logprobs=2)
+    system_tokens = len(tokenizer(system["content"], add_special_tokens=False).input_ids)
+    # the first batch of 3 shares the system turn and more; the last batch has one row: nothing to share
+    assert len(reads) == 1 and reads[0][0] >= system_tokens and reads[0][1:] == (3, StaticCache)
+    assert [r["text"] for r in shared] == [r["text"] for r in unshared]
+    assert [r["prompt_tokens"] for r in shared] == [r["prompt_tokens"] for r in unshared]
+    for a, b in zip(shared, unshared):
+        assert [t["token"] for t in a["logprobs"]] == [t["token"] for t in b["logprobs"]]
+        assert [t["logprob"] for t in a["logprobs"]] == pytest.approx([t["logprob"] for t in b["logprobs"]], abs=1e-4)
+
+
+def test_rows_keep_their_own_tokens_after_the_shared_prefix():
+    from faqforge.generation import _common_prefix, _padded
+    assert _common_prefix([[1, 2, 3, 4], [1, 2, 3, 9, 9]]) == 3
+    assert _common_prefix([[1, 2, 3], [1, 2, 3]]) == 2          # each row keeps one token of its own
+    assert _common_prefix([[5, 2], [1, 2]]) == 0
+    batch = _padded([[1, 2, 3, 4], [1, 2, 3, 9, 9, 9]], 3, 0)
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 0, 0, 4], [1, 2, 3, 9, 9, 9]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 1], [1, 1, 1, 1, 1, 1]]
+    assert _padded([[7], [8, 9]], 0, 0)["input_ids"].tolist() == [[0, 7], [8, 9]]   # plain left padding
