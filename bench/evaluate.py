@@ -17,7 +17,8 @@ import time
 import torch
 
 from faqforge.generation import generate_chat
-from faqforge.io import load_params, read_evalset
+from faqforge.config import load_params
+from faqforge.io import read_evalset
 from faqforge.models import load_model
 from faqforge.prompts import question_messages
 from faqforge.retrieval import Retriever

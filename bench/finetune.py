@@ -33,7 +33,8 @@ import torch
 import transformers
 
 from faqforge.finetune import PadCollator, Trainer, lora_model, prepare_examples, training_arguments
-from faqforge.io import load_params, read_jsonl
+from faqforge.config import load_params
+from faqforge.io import read_jsonl
 from faqforge.models import load_model
 
 BATCH = 8

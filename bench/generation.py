@@ -27,7 +27,8 @@ from faqforge.curate import judge_messages
 from faqforge.generate import generation_messages, questions_for, response_format
 from faqforge.generation import generate_chat
 from faqforge.guided import schema_of
-from faqforge.io import load_params, read_jsonl
+from faqforge.config import load_params
+from faqforge.io import read_jsonl
 from faqforge.models import load_model, local_checkpoint
 
 VARIANTS = {"default cache": {"static_cache": False, "shared_prefix": False},

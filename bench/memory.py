@@ -108,7 +108,8 @@ def bench_dedup(work, n_pairs):
     size = write_jsonl(project / "data/qa_curated.jsonl", data) and (project / "data/qa_curated.jsonl").stat().st_size
     del data
     in_memory = ("from faqforge.dedup import near_duplicate_clusters\n"
-                 "from faqforge.io import load_params, read_jsonl, write_jsonl\n"
+                 "from faqforge.config import load_params\n"
+                 "from faqforge.io import read_jsonl, write_jsonl\n"
                  "p = load_params(sections=['dedup'])['dedup']\n"
                  "kept, dropped = near_duplicate_clusters(read_jsonl('data/qa_curated.jsonl'), p['scorer'], "
                  "p['threshold'], p['answer_threshold'], p['prefer'])\n"

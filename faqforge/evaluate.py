@@ -158,7 +158,7 @@ def judge_messages(question, reference, answer, params):
     """The chat asking the teacher to grade one answer against the reference,
     after the worked examples from params as earlier turns."""
     messages = [{"role": "system", "content": params["system_prompt"].strip()}]
-    for example in params.get("examples") or []:
+    for example in params["examples"]:
         messages += [{"role": "user", "content": params["user_prompt"].format(
                           question=example["question"], reference=example["reference"],
                           answer=example["answer"]).strip()},

@@ -25,15 +25,12 @@ from pathlib import Path
 import torch
 import transformers
 
+from faqforge.config import checked
 from faqforge.io import PipelineError, write_json
 from faqforge.models import chat_prompt, load_model
 from faqforge.records import dropped
 
 OVERLONG = ("skip", "error")
-QUANTIZATION = ("none", "4bit")
-PRECISION = ("auto", "fp32", "bf16", "fp16")
-METHODS = ("lora", "full")
-LAUNCHERS = ("torchrun", "accelerate")
 FINGERPRINT = "fingerprint.txt"
 
 
@@ -96,9 +93,7 @@ class PadCollator:
 def quantization_config(params, cuda=None):
     """The bitsandbytes config for `finetune.quantization: 4bit` (QLoRA), None
     for full precision; a clear error where 4-bit cannot run."""
-    mode = params.get("quantization", "none")
-    if mode not in QUANTIZATION:
-        raise PipelineError(f"params.yaml: finetune.quantization: unknown value {mode!r}; choose none or 4bit.")
+    mode = checked("finetune", params)["quantization"]
     if mode == "none":
         return None
     cuda = torch.cuda.is_available() if cuda is None else cuda
@@ -127,10 +122,7 @@ def mixed_precision(params, cuda=None, cpu_bf16=None):
     """(bf16, fp16) flags for TrainingArguments: `auto` is bf16 on a GPU that
     has it, fp16 on an older GPU, bf16 autocast on a CPU with native bfloat16,
     float32 on other CPUs. The weights stay float32 in every case."""
-    mode = params.get("precision", "auto")
-    if mode not in PRECISION:
-        raise PipelineError(f"params.yaml: finetune.precision: unknown value {mode!r}; "
-                            f"choose one of {', '.join(PRECISION)}.")
+    mode = checked("finetune", params)["precision"]
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if mode == "auto":
         if cuda:
@@ -157,12 +149,10 @@ def check_init_adapter(path, out_dir):
 def trainable_model(model, params, init_adapter=None):
     """The student to train: LoRA weights on the frozen base (finetune.method
     lora), or every weight (full, the RAFT recipe's choice; for small students)."""
-    method = params.get("method", "lora")
-    if method not in METHODS:
-        raise PipelineError(f"params.yaml: finetune.method: {method!r} is not one of {', '.join(METHODS)}")
-    if method == "lora":
+    params = checked("finetune", params)
+    if params["method"] == "lora":
         return lora_model(model, params, init_adapter)
-    if init_adapter or params.get("quantization", "none") != "none":
+    if init_adapter or params["quantization"] != "none":
         raise PipelineError("params.yaml: finetune.method: full trains every weight: it takes neither "
                             "init_adapter nor quantization (those are LoRA's); set them to null and none.")
     for parameter in model.parameters():
@@ -459,14 +449,11 @@ def launch_command(params, script):
     """The command that runs `script` in `finetune.num_processes` processes:
     torchrun (DDP), or accelerate launch with `finetune.accelerate_config`
     (FSDP, several nodes)."""
+    params = checked("finetune", params)
     n = params["num_processes"]
-    launcher = params.get("launcher", "torchrun")
-    if launcher not in LAUNCHERS:
-        raise PipelineError(f"params.yaml: finetune.launcher: unknown value {launcher!r}; choose torchrun or "
-                            "accelerate.")
-    if launcher == "torchrun":
+    if params["launcher"] == "torchrun":
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", script]
-    config = params.get("accelerate_config")
+    config = params["accelerate_config"]
     if config and not Path(config).exists():
         raise PipelineError(f"params.yaml: finetune.accelerate_config: {config} not found.")
     return ([sys.executable, "-m", "accelerate.commands.launch", f"--num_processes={n}"]

@@ -31,7 +31,7 @@ def field_order(params):
     fields = record_fields(params)
     if params["format"] != "qa":
         return fields
-    if params.get("answer_first"):
+    if params["answer_first"]:
         return tuple(name for name in (QUOTE, "answer", "question") if name in fields)
     return tuple(name for name in ("question", QUOTE, "answer") if name in fields)
 
@@ -40,7 +40,7 @@ def pairs_schema(total_questions, params):
     """The JSON schema of a reply holding exactly `total_questions` records,
     sent as response_format so that servers with guided decoding (vLLM,
     llama.cpp, the local backend) can only write valid JSON."""
-    limits = params.get("max_chars", {})
+    limits = params["max_chars"]
     properties = {}
     for name in field_order(params):
         properties[name] = {"type": "string", "maxLength": int(limits.get(name, 400))}

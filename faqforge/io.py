@@ -1,4 +1,4 @@
-"""Reading and writing the pipeline's files: JSON Lines, JSON, params, the eval set.
+"""Reading and writing the pipeline's files: JSON Lines, JSON, the eval set.
 
 Every write goes to a temporary file in the same directory and is renamed into
 place, so a stage killed mid-write leaves the previous file, never half of one.
@@ -12,7 +12,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import yaml
 
 
 class PipelineError(Exception):
@@ -109,35 +108,6 @@ def write_text(path, text):
     """Write a text file (a report) atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def load_params(path="params.yaml", sections=()):
-    """Load params.yaml and return the requested top-level sections as a dict.
-
-    A YAML syntax error or a missing section stops here with the line and the fix,
-    before any work is done.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise PipelineError(f"{path}: not found; run from the project root, where params.yaml lives.")
-    try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        where = ""
-        mark = getattr(e, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise PipelineError(f"{path}: malformed YAML{where}: {problem}. "
-                            "Fix the indentation or quoting there (`git diff params.yaml` shows what changed).") from None
-    if not isinstance(params, dict):
-        raise PipelineError(f"{path}: expected a mapping of sections (teacher:, student:, ingest:, ...), "
-                            f"got {type(params).__name__}.")
-    missing = [s for s in sections if not isinstance(params.get(s), dict)]
-    if missing:
-        raise PipelineError(f"{path}: missing or empty section(s) {', '.join(missing)}; "
-                            "restore them from the project's params.yaml in git.")
-    return {s: params[s] for s in sections}
 
 
 def read_evalset(path):

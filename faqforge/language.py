@@ -11,6 +11,7 @@ dropped for its language.
 
 import re
 
+from faqforge.config import checked
 from faqforge.io import PipelineError
 
 # generate.language is a name ("English"); hygiene.languages takes ISO 639-1 codes.
@@ -49,13 +50,14 @@ class LanguageFilter:
     """hygiene.languages / min_words / min_confidence from params.yaml."""
 
     def __init__(self, params, default_language):
-        languages = params.get("languages")
+        params = checked("hygiene", params)
+        languages = params["languages"]
         if languages == "any":
             self.languages = None
         else:
             self.languages = set(languages) if languages else {language_code(default_language)}
-        self.min_words = params.get("min_words", 4)
-        self.min_confidence = params.get("min_confidence", 0.8)
+        self.min_words = params["min_words"]
+        self.min_confidence = params["min_confidence"]
         self.seen = {}  # detected code (or "undetermined") -> texts checked
         self._identifier = None
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from faqforge.config import checked
 from faqforge.io import PipelineError, atomic_path, remove_temporaries
 from faqforge.secrets import redact
 
@@ -97,10 +98,9 @@ class Teacher:
         """`scrub`, when given, rewrites every reply text before it is cached or
         returned (faqforge.pii: personal data and secrets the teacher writes
         never reach the disk); a cached reply it would change is rewritten too."""
-        backend = params.get("backend")
-        if backend not in ("local", "openai"):
-            raise PipelineError(f"params.yaml: teacher.backend must be 'local' or 'openai', got {backend!r}.")
-        if not params.get("model"):
+        params = checked("teacher", params)
+        backend = params["backend"]
+        if not params["model"]:
             raise PipelineError("params.yaml: teacher.model is empty; set it to a model name or "
                                 "embedded:smollm2-135m-instruct.")
         self.params = params
@@ -110,13 +110,12 @@ class Teacher:
         self.scrub = scrub
         self.cache = ResponseCache(cache_dir)
         Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a DVC output even when nothing is asked
-        self.sampling = {k: params[k] for k in SAMPLING_KEYS if params.get(k) is not None}
-        if backend == "local" and params.get("guided_no_repeat_ngram"):
+        self.sampling = {k: params[k] for k in SAMPLING_KEYS}
+        if backend == "local" and params["guided_no_repeat_ngram"]:
             # It changes what the local model writes, so it is part of every cache key.
             self.sampling["guided_no_repeat_ngram"] = params["guided_no_repeat_ngram"]
-        self.prices = (float(params.get("usd_per_1m_prompt_tokens") or 0),
-                       float(params.get("usd_per_1m_completion_tokens") or 0))
-        self.budget = params.get("budget_usd")
+        self.prices = (float(params["usd_per_1m_prompt_tokens"]), float(params["usd_per_1m_completion_tokens"]))
+        self.budget = params["budget_usd"]
         self.stats = {"calls": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0,
                       "errors": 0, "errors_by_kind": {}, "retries": 0, "retry_wait_seconds": 0.0,
                       "schema_fallbacks": 0, "wall_seconds": 0.0, "cost_usd": 0.0}
@@ -202,7 +201,7 @@ class Teacher:
                 model, tokenizer, [requests[k][0] for k in members],
                 max_new_tokens=sampling.get("max_tokens", 256), temperature=sampling.get("temperature", 0.0),
                 top_p=sampling.get("top_p", 1.0), seed=sampling.get("seed", 0),
-                batch_size=self.params.get("batch_size", 8), desc=desc,
+                batch_size=self.params["batch_size"], desc=desc,
                 schemas=[schema_of(requests[k][1].get("response_format")) for k in members],
                 no_repeat_ngram=sampling.get("guided_no_repeat_ngram", 0),
                 top_logprobs=sampling.get("top_logprobs"),
@@ -210,14 +209,14 @@ class Teacher:
 
     async def _chat_openai(self, requests, desc, finished):
         import openai
-        key_env = self.params.get("api_key_env") or ""
+        key_env = self.params["api_key_env"] or ""
         # Servers without auth (a local vLLM) accept any key; hosted APIs answer 401.
         api_key = os.environ.get(key_env) or "EMPTY"
-        client = openai.AsyncOpenAI(base_url=self.params.get("base_url"), api_key=api_key,
-                                    timeout=self.params.get("timeout", 120), max_retries=0)
-        limit = asyncio.Semaphore(self.params.get("concurrency", 8))
-        rpm = self.params.get("requests_per_minute")
-        tpm = self.params.get("tokens_per_minute")
+        client = openai.AsyncOpenAI(base_url=self.params["base_url"], api_key=api_key,
+                                    timeout=self.params["timeout"], max_retries=0)
+        limit = asyncio.Semaphore(self.params["concurrency"])
+        rpm = self.params["requests_per_minute"]
+        tpm = self.params["tokens_per_minute"]
         request_pace = RateLimiter(rpm) if rpm else None
         token_pace = RateLimiter(tpm) if tpm else None
         bar = tqdm(total=len(requests), desc=desc, unit="req")
@@ -253,8 +252,8 @@ class Teacher:
 
     async def _request_with_retries(self, client, messages, sampling, api_key, openai):
         """One request, retried on transient failures; an error record when it still fails."""
-        attempts = 1 + int(self.params.get("max_retries", 5))
-        base, cap = float(self.params.get("backoff_seconds", 1.0)), float(self.params.get("max_backoff_seconds", 60))
+        attempts = 1 + int(self.params["max_retries"])
+        base, cap = float(self.params["backoff_seconds"]), float(self.params["max_backoff_seconds"])
         attempt = 0
         while True:
             retry_after = None

@@ -18,12 +18,11 @@ recorded; the text found never is.
 import re
 from dataclasses import dataclass
 
-from faqforge.io import PipelineError
+from faqforge.config import checked
 from faqforge.records import TEXT_FIELDS
 from faqforge.secrets import find_credentials, replace_spans
 
 KINDS = ("email", "phone", "ip_address", "credit_card", "iban", "credential")
-ACTIONS = ("redact", "drop", "keep")
 
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -151,18 +150,10 @@ class PiiPolicy:
     """hygiene.pii from params.yaml: which kinds to look for and what to do with each."""
 
     def __init__(self, params):
-        self.kinds = tuple(params.get("kinds", KINDS))
-        unknown = [k for k in self.kinds if k not in KINDS]
-        if unknown:
-            raise PipelineError(f"params.yaml: hygiene.pii.kinds: unknown kind {unknown[0]!r}; "
-                                f"choose from {', '.join(KINDS)}")
-        self.actions = {kind: params.get("action", "redact") for kind in self.kinds}
-        self.actions.update(params.get("overrides") or {})
-        bad = {k: a for k, a in self.actions.items() if k not in KINDS or a not in ACTIONS}
-        if bad:
-            kind, action = next(iter(bad.items()))
-            raise PipelineError(f"params.yaml: hygiene.pii: {kind!r}: {action!r} is not a kind and action; "
-                                f"kinds: {', '.join(KINDS)}; actions: {', '.join(ACTIONS)}")
+        params = checked("hygiene.pii", params)   # kinds and actions are checked there
+        self.kinds = tuple(params["kinds"])
+        self.actions = {kind: params["action"] for kind in self.kinds}
+        self.actions.update(params["overrides"])
 
     @property
     def active(self):

@@ -126,7 +126,7 @@ def trained_layout(model_dir, params_path="params.yaml"):
     if model_dir and path.exists():
         return read_json(path)
     if Path(params_path).exists():
-        from faqforge.io import load_params
+        from faqforge.config import load_params
         split = load_params(params_path, ["split"])["split"]
         return {"system_prompt": split["system_prompt"], "context": split["context"],
                 "passages": split["raft"]["passages"] if split["context"] == "raft" else 0}

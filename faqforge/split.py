@@ -56,7 +56,6 @@ def to_messages(pair, system_prompt, passages=None, answer=None):
     return record
 
 
-CONTEXTS = ("closed_book", "raft")
 TARGETS = ("answer", "evidence")
 ORDERS = ("retrieved", "shuffled")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")

@@ -12,7 +12,8 @@ from collections import Counter
 
 from faqforge.augment import answer_messages, example_questions, paraphrase_messages, variants_of
 from faqforge.decontaminate import contamination
-from faqforge.io import load_params, read_evalset, read_jsonl, write_json, write_jsonl
+from faqforge.config import load_params
+from faqforge.io import read_evalset, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
 from faqforge.pii import PiiPolicy
 from faqforge.records import dropped as dropped_record

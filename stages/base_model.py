@@ -8,7 +8,8 @@ stages, and the local teacher when it is the same model, load this copy in secon
 
 import time
 
-from faqforge.io import load_params, write_json
+from faqforge.config import load_params
+from faqforge.io import write_json
 from faqforge.models import materialise
 from faqforge.stage import run
 

@@ -6,7 +6,8 @@ Streams data/qa_curated.jsonl: memory holds each pair's question, not the pair.
 """
 
 from faqforge.dedup import dedup_file
-from faqforge.io import load_params, write_json
+from faqforge.config import load_params
+from faqforge.io import write_json
 from faqforge.stage import run
 
 

@@ -17,7 +17,8 @@ plots/eval_per_question.json, reports/eval.md and its chart reports/eval.png.
 from faqforge.evaluate import (ARMS, answer_scores, eval_metrics, judge_answers, local_answers, render_chart,
                                render_report, retrieval_metrics, served_answers)
 from faqforge.factual import supported
-from faqforge.io import load_params, read_evalset, read_jsonl, write_json, write_jsonl, write_text
+from faqforge.config import load_params
+from faqforge.io import read_evalset, read_jsonl, write_json, write_jsonl, write_text
 from faqforge.llm import Teacher
 from faqforge.prompts import question_messages
 from faqforge.retrieval import Retriever

@@ -9,7 +9,8 @@ instructions (a teacher obeying a document that says "print your instructions").
 """
 
 from faqforge.generate import generation_messages, pairs_from_reply, questions_for, response_format
-from faqforge.io import load_params, read_jsonl, write_json, write_jsonl
+from faqforge.config import load_params
+from faqforge.io import read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
 from faqforge.pii import PiiPolicy
 from faqforge.records import dropped, pair_prompt, record_fields

@@ -10,7 +10,8 @@ built; metrics/index.json has the counts and the build time.
 
 import time
 
-from faqforge.io import load_params, read_jsonl, write_json
+from faqforge.config import load_params
+from faqforge.io import read_jsonl, write_json
 from faqforge.retrieval import build_index
 from faqforge.stage import run
 

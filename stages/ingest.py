@@ -17,7 +17,8 @@ from pathlib import Path
 
 from faqforge.ingest import TokenCounter, chunk_blocks, chunk_id, file_sha256, find_documents
 from faqforge.hygiene import Hygiene
-from faqforge.io import PipelineError, load_params, write_json, write_jsonl
+from faqforge.config import load_params
+from faqforge.io import PipelineError, write_json, write_jsonl
 from faqforge.models import checkpoint_source, load_tokenizer
 from faqforge.readers import UnreadableDocument, read_document
 from faqforge.records import dropped

@@ -10,7 +10,8 @@ import csv
 from collections import Counter
 
 from faqforge.decontaminate import AUDIT_ANSWER_CONTAINMENT, AUDIT_QUESTION_JACCARD, audit
-from faqforge.io import atomic_path, load_params, read_evalset, read_json, read_jsonl, write_text
+from faqforge.config import load_params
+from faqforge.io import atomic_path, read_evalset, read_json, read_jsonl, write_text
 from faqforge.language import LanguageFilter
 from faqforge.records import pair_prompt, pair_response
 from faqforge.report import (COUNTED, SAMPLE_SIZE, funnel, length_histogram, one_per_reason, per_document,

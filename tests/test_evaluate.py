@@ -181,7 +181,7 @@ def test_a_failed_request_to_the_served_model_stops_the_evaluation():
 
 def test_judge_prompt_has_the_examples_as_turns_and_the_answer_last():
     from faqforge.evaluate import judge_messages
-    from faqforge.io import load_params
+    from faqforge.config import load_params
     params = load_params("params.yaml", ["evaluate"])["evaluate"]["judge"]
     messages = judge_messages("How do I run it?", "Use make run.", "Run make run.", params)
     assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * len(params["examples"]) + ["user"]
@@ -200,7 +200,7 @@ JUDGED = [("How do I upload the outputs?", "Run dvc push after dvc remote add.")
 
 def judged_predictions(server, tmp_path):
     from faqforge.evaluate import judge_answers
-    from faqforge.io import load_params
+    from faqforge.config import load_params
     from faqforge.llm import Teacher
     from test_llm import openai_params
     predictions = [{"index": i, "question": q, "reference": r,
@@ -239,7 +239,7 @@ def test_a_judge_that_says_yes_to_everything_is_marked_not_informative(tmp_path,
 
 def test_the_judge_grades_only_the_arms_asked_for_and_names_a_wrong_one(tmp_path, openai_server):
     from faqforge.evaluate import judge_answers
-    from faqforge.io import load_params
+    from faqforge.config import load_params
     from faqforge.llm import Teacher
     from test_llm import openai_params
     judge = {**load_params("params.yaml", ["evaluate"])["evaluate"]["judge"], "arms": ["tuned_rag"]}

@@ -113,7 +113,7 @@ def test_quantization_needs_cuda_and_says_so():
     assert quantization_config({"quantization": "none"}) is None
     with pytest.raises(PipelineError, match="4bit \\(QLoRA\\) needs a CUDA GPU.*quantization: none"):
         quantization_config({"quantization": "4bit"}, cuda=False)
-    with pytest.raises(PipelineError, match="unknown value '8bit'"):
+    with pytest.raises(PipelineError, match=r"finetune\.quantization: input should be 'none' or '4bit' \(got '8bit'\)"):
         quantization_config({"quantization": "8bit"})
 
 

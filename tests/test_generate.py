@@ -4,13 +4,16 @@ import pytest
 import yaml
 from conftest import ROOT
 
+from faqforge.config import checked
 from faqforge.generate import generation_messages, pairs_from_reply, pairs_schema, parse_pairs, questions_for
 from faqforge.records import FIELDS, pair_prompt, pair_response
 from faqforge.guided import string_array_shape
 
-PARAMS = {"language": "English", "domain": "widgets", "format": "qa", "answer_first": False,
-          "system_prompt": "FAQ of {domain}.", "user_prompt": "Write {total_questions} in {language}:\n\"\"\"{text}\"\"\"",
-          "examples": [{"text": "Shops open at 9.", "pairs": [{"question": "When do shops open?", "answer": "At 9."}]}]}
+# a generate section as the stage gets it: these values, params.yaml's defaults for the rest
+PARAMS = checked("generate", {
+    "language": "English", "domain": "widgets", "format": "qa", "answer_first": False,
+    "system_prompt": "FAQ of {domain}.", "user_prompt": "Write {total_questions} in {language}:\n\"\"\"{text}\"\"\"",
+    "examples": [{"text": "Shops open at 9.", "pairs": [{"question": "When do shops open?", "answer": "At 9."}]}]})
 
 
 def test_question_count_scales_and_is_bounded():

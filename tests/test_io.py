@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faqforge.io import PipelineError, atomic_path, load_params, read_evalset, read_jsonl, write_jsonl
+from faqforge.io import PipelineError, atomic_path, read_evalset, read_jsonl, write_jsonl
 
 
 def test_jsonl_round_trip_keeps_unicode(tmp_path):
@@ -71,28 +71,6 @@ def test_read_jsonl_names_file_and_line(tmp_path):
     path.write_text('{"a": 1}\n{"a": \n')
     with pytest.raises(PipelineError, match=r"bad.jsonl:2: not valid JSON"):
         read_jsonl(path)
-
-
-def test_malformed_params_names_line(tmp_path):
-    path = tmp_path / "params.yaml"
-    path.write_text("teacher:\n  model: x\n bad: [\n")
-    with pytest.raises(PipelineError, match=r"params.yaml: malformed YAML at line \d+"):
-        load_params(path, ["teacher"])
-
-
-def test_missing_params_section_is_named(tmp_path):
-    path = tmp_path / "params.yaml"
-    path.write_text("teacher:\n  model: x\n")
-    with pytest.raises(PipelineError, match="missing or empty section.*student"):
-        load_params(path, ["teacher", "student"])
-
-
-def test_project_params_have_every_section():
-    sections = ["teacher", "student", "ingest", "generate", "curate", "dedup", "decontaminate",
-                "augment", "split", "finetune", "evaluate"]
-    params = load_params("params.yaml", sections)
-    assert params["teacher"]["backend"] in ("local", "openai")
-    assert params["student"]["model"] == "embedded:smollm2-135m-instruct"
 
 
 @pytest.mark.parametrize("content, message", [

@@ -82,9 +82,10 @@ def test_policy_scrub_is_what_may_be_cached():
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"kinds": ["email", "ssn"]}, "unknown kind 'ssn'"),
-    ({"action": "hide"}, "'hide' is not a kind and action"),
-    ({"overrides": {"email": "mask"}}, "'mask' is not a kind and action"),
+    ({"kinds": ["email", "ssn"]}, r"hygiene\.pii\.kinds\.1: input should be 'email', .* \(got 'ssn'\)"),
+    ({"action": "hide"}, r"hygiene\.pii\.action: input should be 'redact', 'drop' or 'keep' \(got 'hide'\)"),
+    ({"overrides": {"email": "mask"}}, r"hygiene\.pii\.overrides\.email: input should be 'redact', 'drop' or 'keep'"),
+    ({"overrides": {"ssn": "drop"}}, r"hygiene\.pii\.overrides\.ssn\.\[key\]: input should be 'email'"),
 ])
 def test_bad_policy_names_the_param(params, message):
     with pytest.raises(PipelineError, match=message):

@@ -256,4 +256,4 @@ def test_raft_without_an_index_and_an_unknown_context_are_clear_errors(tmp_path)
     other = tmp_path / "other"
     other.mkdir()
     result = run_split(other, "open_book")
-    assert result.returncode != 0 and "split.context: 'open_book' is not one of closed_book, raft" in result.stderr
+    assert result.returncode != 0 and "split.context: input should be 'raft' or 'closed_book' (got 'open_book')" in result.stderr
