@@ -129,6 +129,38 @@ def test_data_report_shows_the_whole_funnel_and_a_clean_eval_audit(pipeline_run)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("key, value, stale", [
+    # the teacher's transport knobs: how fast and where answers come, not which
+    ("teacher.concurrency", 3, []), ("teacher.timeout", 30, []), ("teacher.max_retries", 9, []),
+    ("teacher.requests_per_minute", 60, []), ("teacher.budget_usd", 5.0, []), ("teacher.batch_size", 4, []),
+    ("teacher.base_url", "http://127.0.0.1:9/v1", []),
+    ("teacher.context_window", 4096, ["ingest"]),            # what ingest's chunk budget reads with max_tokens auto
+    ("teacher.temperature", 0.5, ["generate", "curate", "augment", "evaluate"]),
+    ("dedup.threshold", 80, ["dedup"]),
+    ("curate.judge.system_prompt", "Judge the pair.", ["curate"]),
+    ("evaluate.judge.user_prompt", "Q: {question} R: {reference} A: {answer}", ["evaluate"]),
+])
+def test_a_param_change_makes_stale_only_the_stages_that_read_it(pipeline_run, key, value, stale):
+    """dvc status after one change: only the stages that read it have changed (what follows
+    them reruns through their outputs, test_dag_has_the_eleven_stages_in_order)."""
+    project, _ = pipeline_run
+    params_path = project / "params.yaml"
+    before = params_path.read_text()
+    params = yaml.safe_load(before)
+    *path, last = key.split(".")
+    section = params
+    for part in path:
+        section = section[part]
+    section[last] = value
+    try:
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+        status = json.loads(sh(project, "dvc", "status", "--json").stdout)
+        assert sorted(status) == sorted(stale), status
+    finally:
+        params_path.write_text(before)
+
+
+@pytest.mark.slow
 def test_second_repro_runs_nothing_and_param_change_reruns_only_downstream(pipeline_run, server):
     project, _ = pipeline_run
     again = sh(project, "dvc", "repro")
