@@ -1,5 +1,5 @@
 # make run   - set up .venv if missing, then run the whole pipeline (dvc repro)
-# make test  - set up .venv if missing, then run the test suite
+# make test  - set up .venv if missing, then lint (ruff) and run the test suite
 # make setup - only set up .venv
 PYTHON ?= python3.11
 VENV := .venv
@@ -21,6 +21,7 @@ run: $(STAMP)
 	. $(BIN)/activate && dvc repro
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 clean-venv:

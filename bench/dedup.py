@@ -36,13 +36,13 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from datasketch import MinHash, MinHashLSH  # noqa: E402
 from rapidfuzz import fuzz, process  # noqa: E402
-from synthetic import document_questions, near_copy, short_token_edit  # noqa: E402
-from synthetic import pairs as synthetic_pairs  # noqa: E402
 
 from faqforge.decontaminate import contamination  # noqa: E402
 from faqforge.dedup import near_duplicate_clusters, near_duplicate_neighbours  # noqa: E402
 from faqforge.fuzzy import similar_pairs  # noqa: E402
 from faqforge.records import normalise  # noqa: E402
+from synthetic import document_questions, near_copy, short_token_edit  # noqa: E402
+from synthetic import pairs as synthetic_pairs  # noqa: E402
 
 SAMPLE = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -152,7 +152,8 @@ def decontamination_bench(n):
         edited = short_token_edit(q, rng)
         if edited:
             leaks["short-token edit"].append((k, edited, "Some other answer."))
-        kind = "short answer copied (< 13 words)" if len(normalise(a).split()) < 13 else "long answer copied (13+ words)"
+        short = len(normalise(a).split()) < 13
+        kind = "short answer copied (< 13 words)" if short else "long answer copied (13+ words)"
         leaks[kind].append((k, "What should I know here?", f"As the guide says: {a}"))
     print("\n## decontamination against the 44 eval items")
     print("| planted leak | caught |")

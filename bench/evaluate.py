@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from faqforge.generation import generate_chat
 from faqforge.config import load_params
+from faqforge.generation import generate_chat
 from faqforge.io import read_evalset
 from faqforge.models import load_model
 from faqforge.prompts import question_messages
@@ -46,8 +46,8 @@ def main():
     (one, one_s), (batched, batched_s) = [(answers[k], timings[k]) for k in timings]
     same = sum(a == b for a, b in zip(one, batched))
     tokens = sum(len(tokenizer(a, add_special_tokens=False).input_ids) for a in batched)
-    print(f"{len(chats)} questions ({split['context']}), max_new_tokens {p['max_new_tokens']}, greedy, {torch.get_num_threads()} threads, "
-          f"{tokens:,} answer tokens")
+    print(f"{len(chats)} questions ({split['context']}), max_new_tokens {p['max_new_tokens']}, greedy, "
+          f"{torch.get_num_threads()} threads, {tokens:,} answer tokens")
     for name, seconds in timings.items():
         print(f"{name:>16}: {seconds:6.1f} s ({tokens / seconds:6.1f} answer tokens/s)")
     print(f"batched / one at a time: {one_s / batched_s:.1f}x faster (target >= 3x); identical answers: "

@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 import transformers
 
-from faqforge.finetune import PadCollator, Trainer, lora_model, prepare_examples, training_arguments
 from faqforge.config import load_params
+from faqforge.finetune import PadCollator, Trainer, lora_model, prepare_examples, training_arguments
 from faqforge.io import read_jsonl
 from faqforge.models import load_model
 

@@ -23,11 +23,11 @@ import time
 
 import torch
 
+from faqforge.config import load_params
 from faqforge.curate import judge_messages
 from faqforge.generate import generation_messages, questions_for, response_format
 from faqforge.generation import generate_chat
 from faqforge.guided import schema_of
-from faqforge.config import load_params
 from faqforge.io import read_jsonl
 from faqforge.models import load_model, local_checkpoint
 

@@ -97,9 +97,8 @@ def bench_ingest(work, gib):
 
 
 def bench_dedup(work, n_pairs):
-    from synthetic import pairs as synthetic_pairs
-
     from faqforge.io import write_jsonl
+    from synthetic import pairs as synthetic_pairs
     project = scratch_project(work / "dedup")
     data = synthetic_pairs(n_pairs, 0.1, seed=1)
     reason = ("The answer is stated in the text and every fact in it is supported. " * 60)[:4000]

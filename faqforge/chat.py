@@ -21,8 +21,8 @@ from pathlib import Path
 
 from faqforge.io import PipelineError
 from faqforge.models import chat_prompt, load_model
-from faqforge.secrets import redact
 from faqforge.prompts import question_messages, sources, sources_block, trained_layout, with_passages
+from faqforge.secrets import redact
 
 PROMPT = "you> "
 

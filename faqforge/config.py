@@ -12,14 +12,14 @@ together). What each knob does is documented next to it in params.yaml.
 import difflib
 import re
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from faqforge.io import PipelineError
 
-Number = Union[int, float]   # a YAML number kept as written (120 stays 120, 1.0 stays 1.0)
+Number = int | float   # a YAML number kept as written (120 stays 120, 1.0 stays 1.0)
 
 
 class Section(BaseModel):
@@ -111,8 +111,8 @@ class CurateRules(Section):
     max_answer_chars: int = 600
     require_question_mark: bool = True
     repeated_words: int = Field(4, ge=0)
-    reject_patterns: list[str] = [r"\b(the|this|given|above|provided) (text|passage|document|excerpt|context|article)\b",
-                                  r"\bas an ai\b"]
+    reject_patterns: list[str] = [
+        r"\b(the|this|given|above|provided) (text|passage|document|excerpt|context|article)\b", r"\bas an ai\b"]
 
 
 class CurateExample(Section):
@@ -311,8 +311,8 @@ def read_yaml(path="params.yaml"):
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise PipelineError(f"{path}: malformed YAML{where}: {problem}. "
-                            "Fix the indentation or quoting there (`git diff params.yaml` shows what changed).") from None
+        raise PipelineError(f"{path}: malformed YAML{where}: {problem}. Fix the indentation or quoting "
+                            "there (`git diff params.yaml` shows what changed).") from None
     if not isinstance(params, dict):
         raise PipelineError(f"{path}: expected a mapping of sections (teacher:, student:, ingest:, ...), "
                             f"got {type(params).__name__}.")

@@ -345,7 +345,8 @@ class Trainer(transformers.Trainer):
                                                  reduction="sum")
         count = num_items_in_batch if num_items_in_batch is not None else (targets != -100).sum()
         loss = loss / count
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None and self.model_accepts_loss_kwargs:
+        if (self.args.average_tokens_across_devices and num_items_in_batch is not None
+                and self.model_accepts_loss_kwargs):
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())  # as transformers' own compute_loss
         return (loss, outputs) if return_outputs else loss
 

@@ -14,8 +14,9 @@ from faqforge.records import FIELDS, OPTIONAL, QUOTE, dropped, inside_quotes, no
 _OBJECT = re.compile(r"\{[^{}]*\}", re.S)
 _STRING = r'"((?:[^"\\]|\\.)*)"'
 _TRAILING_COMMA = re.compile(r",\s*([\]}])")
-_QA_LINES = re.compile(r"(?:^|\n)\s*(?:\d+[.)]\s*)?Q(?:uestion)?\s*[:.]\s*(.+?)\s*\n\s*A(?:nswer)?\s*[:.]\s*(.+?)(?=\n\s*(?:\d+[.)]\s*)?Q(?:uestion)?\s*[:.]|\Z)",
-                       re.S | re.I)
+_QUESTION_LABEL = r"\n\s*(?:\d+[.)]\s*)?Q(?:uestion)?\s*[:.]"   # "Q:", "2. Question." ...
+_QA_LINES = re.compile(rf"(?:^|\n)\s*(?:\d+[.)]\s*)?Q(?:uestion)?\s*[:.]\s*(.+?)\s*\n\s*A(?:nswer)?\s*[:.]\s*(.+?)"
+                       rf"(?={_QUESTION_LABEL}|\Z)", re.S | re.I)
 
 
 def questions_for(n_tokens, tokens_per_question, min_questions, max_questions):

@@ -15,15 +15,14 @@ from transformers.cache_utils import DynamicLayer
 from faqforge.guided import JsonSchemaGuide, string_array_shape
 from faqforge.models import chat_prompt
 
-
 # Below this many shared prompt tokens a batch is read in whole: the saving would not pay for the extra pass.
 MIN_SHARED_PREFIX = 16
 
 
 @torch.inference_mode()
-def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperature=0.0,
-                  top_p=1.0, batch_size=8, seed=0, desc="generating", schemas=None, no_repeat_ngram=0, top_logprobs=None,
-                  on_result=None, static_cache=True, shared_prefix=True):
+def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperature=0.0, top_p=1.0, batch_size=8,
+                  seed=0, desc="generating", schemas=None, no_repeat_ngram=0, top_logprobs=None, on_result=None,
+                  static_cache=True, shared_prefix=True):
     """Answer each conversation (a list of chat messages); returns one dict per input.
 
     Conversations are sorted by prompt length and batched with left padding, so a

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 
-
 class PipelineError(Exception):
     """A problem the user can fix: the message names the file and the fix."""
 

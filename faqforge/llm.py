@@ -185,8 +185,8 @@ class Teacher:
         return results
 
     def _chat_local(self, requests, desc, finished):
-        from faqforge.guided import schema_of
         from faqforge.generation import generate_chat
+        from faqforge.guided import schema_of
         from faqforge.models import load_model, local_checkpoint
         if self._local is None:
             self._local = load_model(local_checkpoint(self.params["model"], self.base_dir))

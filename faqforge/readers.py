@@ -401,7 +401,7 @@ def strip_repeated_lines(pages):
         counts.update({key(ln) for ln in lines[:3] + lines[-3:]})
     repeated = {k for k, n in counts.items() if len(pages) >= 3 and n >= max(3, len(pages) / 2)}
     cleaned = []
-    for page, lines in zip(pages, edges):
+    for page, _lines in zip(pages, edges):
         keep = []
         for n, line in enumerate(page.splitlines()):
             near_edge = n < 3 or n >= len(page.splitlines()) - 3

@@ -20,7 +20,8 @@ your""".split())
 FIELDS = {"qa": ("question", "answer"), "instruction": ("instruction", "input", "output")}
 QUOTE = "quote"  # generate.answer_style quoted: the chunk's supporting sentence, verbatim, beside the answer
 OPTIONAL = {"input"}  # may be empty: an instruction that needs no input
-TEXT_FIELDS = tuple(dict.fromkeys([name for fields in FIELDS.values() for name in fields] + [QUOTE]))  # every text field
+# every text field
+TEXT_FIELDS = tuple(dict.fromkeys([name for fields in FIELDS.values() for name in fields] + [QUOTE]))
 ANSWER_STYLES = ("plain", "quoted")
 
 

@@ -139,8 +139,8 @@ def render_hygiene(pii_rows, language_drops, keep, limit=40):
         for d in drops:
             by_code[d["why"].split()[1]] = by_code.get(d["why"].split()[1], 0) + 1
         unit = "chunks" if stage == "ingest" else "pairs"
-        out.append(f"- {stage}: {len(drops)} {unit} dropped" + (f" ({', '.join(f'{c}: {n}' for c, n in sorted(by_code.items()))})"
-                                                                if by_code else ""))
+        codes = ", ".join(f"{c}: {n}" for c, n in sorted(by_code.items()))
+        out.append(f"- {stage}: {len(drops)} {unit} dropped" + (f" ({codes})" if by_code else ""))
     return "\n".join(out) + "\n"
 
 

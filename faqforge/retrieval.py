@@ -150,6 +150,7 @@ class Embedder:
 
     def _remote(self, batch):
         import openai
+
         from faqforge.secrets import redact
         key = os.environ.get(self.api_key_env or "") or "none"
         client = openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=3)

@@ -10,6 +10,7 @@ the message still says what was there.
 
 import re
 
+
 def _secretish(value):
     """A value that looks generated, not a word: it has a digit, a symbol or mixed case."""
     return (any(c.isdigit() for c in value) or not value.isalnum()

@@ -21,8 +21,7 @@ from pathlib import PurePosixPath
 
 from faqforge.io import PipelineError
 from faqforge.prompts import REFUSAL, cite, question_messages
-from faqforge.records import (QUOTE, content_words, dropped, grounding_score, pair_prompt, pair_response,
-                              quote_in_text)
+from faqforge.records import QUOTE, content_words, dropped, grounding_score, pair_prompt, pair_response, quote_in_text
 
 DOCS = "data/docs"
 TOP_SOURCE = "docs"  # the source of documents directly in data/docs/
@@ -237,7 +236,7 @@ def mix_settings(mix, sources):
 
 
 def _rank(seed, key):
-    return int.from_bytes(hashlib.sha256(f"mix:{seed}:{key}".encode("utf-8")).digest()[:8], "big") / 2**64
+    return int.from_bytes(hashlib.sha256(f"mix:{seed}:{key}".encode()).digest()[:8], "big") / 2**64
 
 
 def mix_sources(train, mix, seed, by="group"):

@@ -11,8 +11,8 @@ no number, code span or file name.
 from collections import Counter
 
 from faqforge.augment import answer_messages, example_questions, paraphrase_messages, variants_of
-from faqforge.decontaminate import contamination
 from faqforge.config import load_params
+from faqforge.decontaminate import contamination
 from faqforge.io import read_evalset, read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
 from faqforge.pii import PiiPolicy

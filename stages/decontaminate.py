@@ -5,8 +5,8 @@
 
 from collections import Counter
 
-from faqforge.decontaminate import contamination
 from faqforge.config import load_params
+from faqforge.decontaminate import contamination
 from faqforge.io import read_evalset, read_jsonl, write_json, write_jsonl
 from faqforge.stage import run
 

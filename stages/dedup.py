@@ -5,8 +5,8 @@
 Streams data/qa_curated.jsonl: memory holds each pair's question, not the pair.
 """
 
-from faqforge.dedup import dedup_file
 from faqforge.config import load_params
+from faqforge.dedup import dedup_file
 from faqforge.io import write_json
 from faqforge.stage import run
 

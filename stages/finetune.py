@@ -20,12 +20,30 @@ import subprocess
 import sys
 import time
 
-from faqforge.finetune import (PadCollator, Trainer, check_init_adapter, curves_from_history,
-                               file_digest, final_validation, fingerprint, is_main_process, launch_command,
-                               mean_train_loss, merge_adapter, parameter_counts, peak_memory_mb, prepare_examples,
-                               prompt_layout, quantization_config, resume_point, trainable_model,
-                               training_arguments, validation_start, world_size)
 from faqforge.config import load_params
+from faqforge.finetune import (
+    PadCollator,
+    Trainer,
+    check_init_adapter,
+    curves_from_history,
+    file_digest,
+    final_validation,
+    fingerprint,
+    is_main_process,
+    launch_command,
+    mean_train_loss,
+    merge_adapter,
+    parameter_counts,
+    peak_memory_mb,
+    prepare_examples,
+    prompt_layout,
+    quantization_config,
+    resume_point,
+    trainable_model,
+    training_arguments,
+    validation_start,
+    world_size,
+)
 from faqforge.io import PipelineError, read_jsonl, write_json
 from faqforge.models import load_model
 from faqforge.prompts import LAYOUT_FILE

@@ -8,8 +8,8 @@ reply, and so does a pair that copies the prompt: one of its worked examples, or
 instructions (a teacher obeying a document that says "print your instructions").
 """
 
-from faqforge.generate import generation_messages, pairs_from_reply, questions_for, response_format
 from faqforge.config import load_params
+from faqforge.generate import generation_messages, pairs_from_reply, questions_for, response_format
 from faqforge.io import read_jsonl, write_json, write_jsonl
 from faqforge.llm import Teacher
 from faqforge.pii import PiiPolicy

@@ -15,9 +15,9 @@ huge file costs time, not memory.
 from collections import Counter
 from pathlib import Path
 
-from faqforge.ingest import TokenCounter, chunk_blocks, chunk_id, file_sha256, find_documents
-from faqforge.hygiene import Hygiene
 from faqforge.config import load_params
+from faqforge.hygiene import Hygiene
+from faqforge.ingest import TokenCounter, chunk_blocks, chunk_id, file_sha256, find_documents
 from faqforge.io import PipelineError, write_json, write_jsonl
 from faqforge.models import checkpoint_source, load_tokenizer
 from faqforge.readers import UnreadableDocument, read_document

@@ -9,13 +9,26 @@ plots/data_lengths.csv and plots/data_per_doc.csv.
 import csv
 from collections import Counter
 
-from faqforge.decontaminate import AUDIT_ANSWER_CONTAINMENT, AUDIT_QUESTION_JACCARD, audit
 from faqforge.config import load_params
+from faqforge.decontaminate import AUDIT_ANSWER_CONTAINMENT, AUDIT_QUESTION_JACCARD, audit
 from faqforge.io import atomic_path, read_evalset, read_json, read_jsonl, write_text
 from faqforge.language import LanguageFilter
 from faqforge.records import pair_prompt, pair_response
-from faqforge.report import (COUNTED, SAMPLE_SIZE, funnel, length_histogram, one_per_reason, per_document,
-                             percentiles, render, render_hygiene, render_mix, stable_sample, words, yielded)
+from faqforge.report import (
+    COUNTED,
+    SAMPLE_SIZE,
+    funnel,
+    length_histogram,
+    one_per_reason,
+    per_document,
+    percentiles,
+    render,
+    render_hygiene,
+    render_mix,
+    stable_sample,
+    words,
+    yielded,
+)
 from faqforge.split import source_of
 from faqforge.stage import run
 
@@ -74,11 +87,13 @@ def main():
             f"stage's rule")
     write_text("reports/data.md", render(
         rows, histogram, lengths, documents, stable_sample(train, SAMPLE_SIZE),
-        {**{s: one_per_reason(x) for s, x in dropped.items()}, "ingest": one_per_reason(not_ingested + dropped["ingest"])},
+        {**{s: one_per_reason(x) for s, x in dropped.items()},
+         "ingest": one_per_reason(not_ingested + dropped["ingest"])},
         (len(train) + len(val), flagged, rule),
         sections=[render_mix(read_json("metrics/split.json").get("mix", {}), Counter(source_of(p["doc"]) for p in val)),
                   render_hygiene({s: read_jsonl(f"data/{s}_pii.jsonl") for s in ("ingest", "curate")},
-                                 {s: [x for x in dropped[s] if x["reason"] == "language"] for s in ("ingest", "curate")},
+                                 {s: [x for x in dropped[s] if x["reason"] == "language"]
+                                  for s in ("ingest", "curate")},
                                  LanguageFilter(params["hygiene"], params["generate"]["language"]).languages_kept())]))
     write_csv("plots/data_funnel.csv", [{"stage": r["stage"], "pairs_out": int(r["out"].split()[0]),
                                          "dropped": r["dropped"]} for r in rows])

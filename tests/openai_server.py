@@ -176,7 +176,7 @@ class OpenAIServer:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 words = re.findall(r"\S+\s*", teacher_reply(body["messages"], server.pii_in_replies, server.sharp_judge))
-                for k, piece in enumerate(words + [None]):
+                for piece in words + [None]:
                     delta = {"role": "assistant", "content": piece} if piece is not None else {}
                     chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0,
                              "model": body["model"], "choices": [{"index": 0, "delta": delta,

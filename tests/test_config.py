@@ -2,6 +2,7 @@ import json
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from faqforge.config import SECTIONS, load_config, load_params, read_yaml
 from faqforge.io import PipelineError
@@ -80,7 +81,7 @@ def test_a_value_outside_its_choices_or_type_is_named(tmp_path):
 def test_sections_are_frozen_and_typed():
     config = load_config("params.yaml", ["split", "teacher"])
     assert config["split"].raft.passages == 2 and config["teacher"].backend == "local"
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         config["split"].raft.passages = 3
 
 

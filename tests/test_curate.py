@@ -1,8 +1,8 @@
 import pytest
 
 from faqforge.curate import judge_keeps, rule_violation
-from faqforge.verdict import parse_verdict
 from faqforge.records import grounding_score
+from faqforge.verdict import parse_verdict
 
 RULES = {"min_question_chars": 10, "max_question_chars": 200, "min_answer_chars": 3, "max_answer_chars": 40,
          "require_question_mark": True, "reject_patterns": [r"\bthe text\b"], "repeated_words": 3}

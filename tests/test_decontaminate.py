@@ -5,14 +5,13 @@ import random
 
 import pytest
 import yaml
-from synthetic import near_copy
-from synthetic import pairs as synthetic_pairs
 
+from conftest import ROOT
 from faqforge import decontaminate
 from faqforge.decontaminate import audit, contamination, ngrams
 from faqforge.records import normalise
-
-from conftest import ROOT
+from synthetic import near_copy
+from synthetic import pairs as synthetic_pairs
 
 EVALSET = json.loads((ROOT / "data/eval/evalset.json").read_text())
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["decontaminate"]

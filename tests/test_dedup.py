@@ -1,15 +1,14 @@
 import pytest
 import yaml
 from rapidfuzz import fuzz
-from synthetic import document_questions
-from synthetic import pairs as synthetic_pairs
 
+from conftest import ROOT
 from faqforge import fuzzy
 from faqforge.dedup import DEFAULT_PREFER, dedup_file, near_duplicate_clusters
 from faqforge.io import PipelineError, read_jsonl, write_jsonl
 from faqforge.records import normalise
-
-from conftest import ROOT
+from synthetic import document_questions
+from synthetic import pairs as synthetic_pairs
 
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["dedup"]
 INSTALL = ["How do I install faqforge?", "How do I install faqforge on Windows?",

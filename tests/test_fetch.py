@@ -16,11 +16,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from pdf_factory import make_pdf
-from test_ingest import run_ingest
-
 from faqforge.fetch import read_sources, target_for
 from faqforge.io import PipelineError
+from pdf_factory import make_pdf
+from test_ingest import run_ingest
 
 ENGLISH = "The teacher writes questions and answers from every chunk of every document in the folder."
 
@@ -79,7 +78,7 @@ class DocServer:
                 self.send_response(200)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header("ETag", '"%s"' % hashlib.md5(body).hexdigest())
+                self.send_header("ETag", f'"{hashlib.md5(body).hexdigest()}"')
                 self.end_headers()
                 if not head:
                     self.wfile.write(body)

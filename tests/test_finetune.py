@@ -12,9 +12,18 @@ import torch
 import yaml
 
 from conftest import ROOT
-from faqforge.finetune import (PadCollator, Trainer, check_init_adapter, launch_command, mixed_precision,
-                               prepare_examples, quantization_config, resume_point, tokenize_example,
-                               training_arguments)
+from faqforge.finetune import (
+    PadCollator,
+    Trainer,
+    check_init_adapter,
+    launch_command,
+    mixed_precision,
+    prepare_examples,
+    quantization_config,
+    resume_point,
+    tokenize_example,
+    training_arguments,
+)
 from faqforge.io import PipelineError
 from faqforge.models import chat_prompt, load_model
 

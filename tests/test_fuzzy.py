@@ -9,14 +9,13 @@ import random
 
 import pytest
 from rapidfuzz import fuzz
-from synthetic import document_questions, near_copy
-from synthetic import pairs as synthetic_pairs
 
+from conftest import ROOT
 from faqforge import fuzzy
 from faqforge.fuzzy import similar_pairs
 from faqforge.records import normalise
-
-from conftest import ROOT
+from synthetic import document_questions, near_copy
+from synthetic import pairs as synthetic_pairs
 
 TYPO = ["How do I configure remotes?", "how do i configure remote", "Configure remotes?", "Configur remote?",
         "Where are checkpoints stored?", "Where are checkpoint stored?", "Whre ar chekpoints stord?",

@@ -2,12 +2,12 @@ import json
 
 import pytest
 import yaml
-from conftest import ROOT
 
+from conftest import ROOT
 from faqforge.config import checked
 from faqforge.generate import generation_messages, pairs_from_reply, pairs_schema, parse_pairs, questions_for
-from faqforge.records import FIELDS, pair_prompt, pair_response
 from faqforge.guided import string_array_shape
+from faqforge.records import FIELDS, pair_prompt, pair_response
 
 # a generate section as the stage gets it: these values, params.yaml's defaults for the rest
 PARAMS = checked("generate", {

@@ -7,12 +7,11 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from faqforge.hygiene import Hygiene
+from faqforge.language import LanguageFilter
 from project import read_jsonl
 from test_ingest import run_ingest
 from test_pii import DOCUMENT, PLANTED
-
-from faqforge.hygiene import Hygiene
-from faqforge.language import LanguageFilter
 
 FRENCH = ("Le pipeline découpe chaque document en morceaux, puis le professeur écrit des questions et des "
           "réponses à partir de chaque morceau. Les paires sont ensuite vérifiées, nettoyées et dédoublonnées "
@@ -97,8 +96,8 @@ def test_short_technical_pairs_are_undetermined_not_dropped():
 
 
 def leaked_values():
-    from openai_server import LEAKED_CONTACTS
     from faqforge.pii import find_pii
+    from openai_server import LEAKED_CONTACTS
     return [LEAKED_CONTACTS[f.start:f.end] for f in find_pii(LEAKED_CONTACTS)]
 
 

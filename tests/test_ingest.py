@@ -9,8 +9,14 @@ import yaml
 
 from conftest import ROOT
 from faqforge.ingest import chunk_blocks, chunk_id, find_documents, split_to_budget
-from faqforge.readers import (UnreadableDocument, clean_text, detect_encoding, read_document, read_markdown,
-                              strip_repeated_lines)
+from faqforge.readers import (
+    UnreadableDocument,
+    clean_text,
+    detect_encoding,
+    read_document,
+    read_markdown,
+    strip_repeated_lines,
+)
 from pdf_factory import make_pdf
 
 
@@ -313,7 +319,7 @@ def test_binary_file_with_text_extension(tmp_path):
 
 
 def test_detect_encoding_cut_utf8_character_at_window_edge():
-    assert detect_encoding("aé".encode("utf-8")[:-1]) == "utf-8"
+    assert detect_encoding("aé".encode()[:-1]) == "utf-8"
 
 
 def test_symlink_outside_docs_is_not_read(tmp_path):

@@ -1,6 +1,7 @@
 import subprocess
 
 import yaml
+
 from conftest import ROOT
 
 FOLDERS = ["bench", "cache", "configs", "data", "faqforge", "metrics", "models", "plots", "reports", "stages", "tests"]

@@ -2,9 +2,9 @@ import json
 import math
 
 import pytest
-from openai_server import UPSTREAM_TOKEN, OpenAIServer
 
 from faqforge.llm import Teacher, request_key
+from openai_server import UPSTREAM_TOKEN, OpenAIServer
 
 MESSAGES = [{"role": "user", "content": 'Write 2 questions:\n"""Run dvc push to upload the cache to the remote storage."""'}]
 

@@ -1,7 +1,7 @@
 import pytest
 
-from faqforge.io import PipelineError, write_json
 from faqforge.generation import generate_chat
+from faqforge.io import PipelineError, write_json
 from faqforge.models import checkpoint_source, embedded_gguf, load_model, local_checkpoint
 
 

@@ -102,12 +102,12 @@ def test_every_llm_stage_and_finetune_sigkilled_at_a_random_point_end_like_an_un
             try:
                 if stage == "finetune":
                     k = rng.randint(1, 3)  # of max_steps 4, a checkpoint every step
-                    wait_for(lambda: (project / f"cache/finetune/checkpoint-{k}/trainer_state.json").exists(),
+                    wait_for(lambda k=k: (project / f"cache/finetune/checkpoint-{k}/trainer_state.json").exists(),
                              process, f"finetune checkpoint-{k} (seed {seed})")
                     time.sleep(rng.uniform(0, 0.2))  # into the next step, before the run can end
                 else:
                     k = rng.randint(1, sizes[stage] - 3)  # two requests in flight may land together
-                    wait_for(lambda: len(list((project / "cache/llm" / stage).rglob("*.json"))) >= k,
+                    wait_for(lambda stage=stage, k=k: len(list((project / "cache/llm" / stage).rglob("*.json"))) >= k,
                              process, f"{k} answers cached by {stage} (seed {seed})")
             finally:
                 os.killpg(process.pid, signal.SIGKILL)

@@ -1,5 +1,13 @@
-from faqforge.report import (funnel, length_histogram, one_per_reason, per_document, percentiles, render,
-                             stable_sample, top_reasons)
+from faqforge.report import (
+    funnel,
+    length_histogram,
+    one_per_reason,
+    per_document,
+    percentiles,
+    render,
+    stable_sample,
+    top_reasons,
+)
 
 
 def pair(i, doc="data/docs/a.md", q="How do I push data?", a="Run dvc push to upload the cache."):

@@ -4,7 +4,7 @@ import pytest
 
 from faqforge.factual import factual_scores, key_terms
 from faqforge.io import PipelineError
-from faqforge.prompts import REFUSAL, cite, citations, question_messages, source_label, sources, strip_citations
+from faqforge.prompts import REFUSAL, citations, cite, question_messages, source_label, sources, strip_citations
 from faqforge.retrieval import Retriever, build_index, chunk_passages, reciprocal_rank_fusion
 
 PARAMS = {"method": "bm25", "passage_words": 20, "with_section": True, "rrf_k": 60,

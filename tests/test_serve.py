@@ -138,10 +138,10 @@ def start_serve(*args, cwd):
 def test_serve_forwards_the_built_prompt_to_a_generator_and_returns_sources(tmp_path, openai_server):
     """--generator-url: no model in-process; the second server gets the training layout, the client the sources."""
     import openai
-    from openai_server import teacher_reply
 
     from faqforge.prompts import question_messages
     from faqforge.retrieval import Retriever, build_index
+    from openai_server import teacher_reply
     from test_retrieval import CHUNKS, PARAMS
     build_index(CHUNKS, PARAMS, tmp_path / "data" / "index")
     layout = tmp_path / "adapter"
