@@ -19,8 +19,8 @@ import tempfile
 from faqforge.factual import factual_scores, supported
 from faqforge.generation import generate_chat
 from faqforge.io import PipelineError
-from faqforge.llm import Teacher
-from faqforge.models import load_model
+from faqforge.llm import ResponseCache, Teacher, request_key
+from faqforge.models import checkpoint_fingerprint, load_model
 from faqforge.prompts import citations, strip_citations
 from faqforge.verdict import parse_verdict
 
@@ -111,21 +111,48 @@ def load_students(base="models/base", trained="models/adapter"):
     return {"base": load_model(base)[0], "tuned": tuned}, tokenizer
 
 
-def local_answers(arm_chats, params, base="models/base", trained="models/adapter"):
-    """{arm: replies} from the students in-process, in batches; an arm name
-    starting with base_ answers with the adapter disabled."""
+def local_answers(arm_chats, params, base="models/base", trained="models/adapter", cache_dir=None):
+    """({arm: replies}, stats) from the students in-process, in batches; an arm
+    name starting with base_ answers with the adapter disabled. With `cache_dir`
+    each answer is kept under a hash of the checkpoint's files, the prompt and the
+    decoding settings, so a rerun that changes none of them (a report change, a
+    forced rerun) generates nothing and loads no model; `stats` counts answers,
+    cache hits and the tokens generated."""
     import contextlib
-    models, tokenizer = load_students(base, trained)
+    from pathlib import Path
     settings = {"max_new_tokens": params["max_new_tokens"], "temperature": params["temperature"],
-                "batch_size": params["batch_size"], "seed": params["seed"]}
-    replies = {}
+                "seed": params["seed"]}
+    adapter = (Path(trained) / "adapter_config.json").exists()
+    fingerprints = {"base": checkpoint_fingerprint(base)}
+    fingerprints["tuned"] = (fingerprints["base"] + "+" if adapter else "") + checkpoint_fingerprint(trained)
+    cache = ResponseCache(cache_dir) if cache_dir else None
+    replies, keys, missing = {}, {}, {}
     for arm, chats in arm_chats.items():
+        model_id = f"student:{fingerprints[arm.split('_')[0]]}"
+        keys[arm] = [request_key(model_id, chat, settings) for chat in chats]
+        replies[arm] = [cache.get(key) if cache else None for key in keys[arm]]
+        missing[arm] = [i for i, reply in enumerate(replies[arm]) if reply is None]
+    stats = {"answers": sum(len(c) for c in arm_chats.values()), "generated": sum(len(m) for m in missing.values()),
+             "generated_tokens": 0}
+    stats["cache_hits"] = stats["answers"] - stats["generated"]
+    if not stats["generated"]:
+        return replies, stats
+    models, tokenizer = load_students(base, trained)
+    for arm, todo in missing.items():
+        if not todo:
+            continue
         side = arm.split("_")[0]
         model = models[side]
-        off = model.disable_adapter() if side == "base" and models["base"] is models["tuned"] else contextlib.nullcontext()
-        with off:
-            replies[arm] = generate_chat(model, tokenizer, chats, desc=f"{arm} answers", **settings)
-    return replies
+        shared = side == "base" and models["base"] is models["tuned"]
+        with model.disable_adapter() if shared else contextlib.nullcontext():
+            answers = generate_chat(model, tokenizer, [arm_chats[arm][i] for i in todo], desc=f"{arm} answers",
+                                    batch_size=params["batch_size"], **settings)
+        for i, answer in zip(todo, answers):
+            replies[arm][i] = answer
+            stats["generated_tokens"] += answer["completion_tokens"]
+            if cache:
+                cache.put(keys[arm][i], answer)
+    return replies, stats
 
 
 def served_answers(arm_chats, params, teacher_params):
@@ -320,7 +347,8 @@ def render_report(predictions, metrics, k=5, chart=None):
     verdict = verdict_line(metrics)
     if verdict:
         lines += [verdict, ""]
-    lines += ["| arm | factual | 95% CI | content recall | ROUGE-L F1 | ROUGE-L P / R | words | judge YES | cites | citation holds |",
+    lines += ["| arm | factual | 95% CI | content recall | ROUGE-L F1 | ROUGE-L P / R | words | judge YES | cites "
+              "| citation holds |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for arm in arms:
         m = metrics["arms"][arm]
@@ -344,8 +372,9 @@ def render_report(predictions, metrics, k=5, chart=None):
                   "can state. A wrong answer to a supported question is a reading miss; to an unsupported one, a "
                   "retrieval miss (column `hit` below)."]
         if retrieval.get("val_own_chunk_recall_at_k") is not None:
+            k = retrieval["k"]
             lines.append(f"For the {retrieval['val_pairs']} validation pairs, the pair's own chunk is among the top "
-                         f"{retrieval['k']} for {retrieval['val_own_chunk_recall_at_k']:.0%} (recall@{retrieval['k']}).")
+                         f"{k} for {retrieval['val_own_chunk_recall_at_k']:.0%} (recall@{k}).")
     if judge:
         lines += ["", "## The judge", ""]
         if judge.get("accuracy") is None:

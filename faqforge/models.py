@@ -11,6 +11,7 @@ Reading a GGUF dequantises it (about 25 s for the embedded model); `materialise`
 saves the result once as a safetensors checkpoint that later loads in seconds.
 """
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -136,6 +137,25 @@ def local_checkpoint(spec, base_dir="models/base"):
             materialise(spec, cached)
         return str(cached)
     return spec
+
+
+# What a saved checkpoint's answers depend on: weights, configs, tokenizer, chat template.
+FINGERPRINTED = (".safetensors", ".json", ".jinja", ".model", ".txt")
+
+
+def checkpoint_fingerprint(directory):
+    """A content hash of a checkpoint directory's files that decide what it writes
+    (not training_args.bin, not sub-folders such as merged/): the same weights and
+    tokenizer give the same fingerprint wherever and whenever they were saved."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).iterdir()):
+        if path.is_file() and path.suffix in FINGERPRINTED:
+            digest.update(path.name.encode() + b"\0")
+            with open(path, "rb") as f:
+                while block := f.read(1 << 22):
+                    digest.update(block)
+            digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def chat_prompt(tokenizer, messages):

@@ -8,16 +8,27 @@ data/index/ in the layout the student was trained with (faqforge.prompts). The
 base answers come from the same model with the adapter disabled (LoRA) or from
 models/base (a full fine-tune). With evaluate.served.base_url set, the arms
 answer from an OpenAI-compatible server by name instead (e.g. vLLM serving the
-adapter as `chatbot`). Scores: the factual score, ROUGE, citations, and the
-teacher as judge (cached in cache/llm/evaluate/), checked on known-right and
-known-wrong controls. Writes data/eval/predictions.jsonl, metrics/eval.json,
+adapter as `chatbot`). In-process answers are cached by content (the
+checkpoint's files, the prompt, the decoding) in cache/llm/evaluate/, beside
+the judge's verdicts, so a rerun that changes none of them generates nothing.
+Scores: the factual score, ROUGE, citations, and the teacher as judge, checked
+on known-right and known-wrong controls. Writes data/eval/predictions.jsonl, metrics/eval.json,
 plots/eval_per_question.json, reports/eval.md and its chart reports/eval.png.
 """
 
-from faqforge.evaluate import (ARMS, answer_scores, eval_metrics, judge_answers, local_answers, render_chart,
-                               render_report, retrieval_metrics, served_answers)
-from faqforge.factual import supported
 from faqforge.config import load_params
+from faqforge.evaluate import (
+    ARMS,
+    answer_scores,
+    eval_metrics,
+    judge_answers,
+    local_answers,
+    render_chart,
+    render_report,
+    retrieval_metrics,
+    served_answers,
+)
+from faqforge.factual import supported
 from faqforge.io import read_evalset, read_jsonl, write_json, write_jsonl, write_text
 from faqforge.llm import Teacher
 from faqforge.prompts import question_messages
@@ -25,6 +36,7 @@ from faqforge.retrieval import Retriever
 from faqforge.stage import run
 
 EVALSET = "data/eval/evalset.json"
+CACHE = "cache/llm/evaluate"
 CHART = "reports/eval.png"
 
 
@@ -39,7 +51,10 @@ def main():
     hits = retriever.search(questions, k)
     chats = {arm: [question_messages(q, system_prompt, h if arm.endswith("_rag") else None)
                    for q, h in zip(questions, hits)] for arm in ARMS}
-    replies = served_answers(chats, p, params["teacher"]) if p["served"]["base_url"] else local_answers(chats, p)
+    if p["served"]["base_url"]:
+        replies, students = served_answers(chats, p, params["teacher"]), None
+    else:  # cached by content beside the judge's verdicts: a rerun that changes no input generates nothing
+        replies, students = local_answers(chats, p, cache_dir=CACHE)
     predictions = []
     for i, (item, shown) in enumerate(zip(evalset, hits)):
         answers = {arm: replies[arm][i]["text"] for arm in ARMS}
@@ -50,7 +65,7 @@ def main():
                             "retrieval_hit": supported(item["answer"], " ".join(h["text"] for h in shown)),
                             "passages": [{key: h.get(key) for key in ("passage_id", "doc", "section", "pages",
                                                                        "score")} for h in shown]})
-    teacher = Teacher(params["teacher"], cache_dir="cache/llm/evaluate")
+    teacher = Teacher(params["teacher"], cache_dir=CACHE)
     if p["judge"]["enabled"]:
         judge_answers(teacher, predictions, p["judge"])
     write_jsonl("data/eval/predictions.jsonl", predictions)
@@ -65,6 +80,8 @@ def main():
     served = p["served"]
     metrics["models"] = ({side: f"{served[side + '_model']} at {served['base_url']}" for side in ("base", "tuned")}
                          if served["base_url"] else {"base": "models/base", "tuned": "models/adapter"})
+    if students:
+        metrics["students"] = students
     metrics["teacher"] = teacher.stats
     write_json("metrics/eval.json", metrics)
     render_chart(metrics, CHART)

@@ -2,8 +2,20 @@ import math
 
 import pytest
 
-from faqforge.evaluate import (ARM_NAMES, ARMS, COMPARISONS, answer_scores, bootstrap_ci, compare, eval_metrics,
-                               judge_controls, render_chart, render_report, retrieval_metrics, rouge_scores)
+from faqforge.evaluate import (
+    ARM_NAMES,
+    ARMS,
+    COMPARISONS,
+    answer_scores,
+    bootstrap_ci,
+    compare,
+    eval_metrics,
+    judge_controls,
+    render_chart,
+    render_report,
+    retrieval_metrics,
+    rouge_scores,
+)
 from faqforge.io import PipelineError
 
 
@@ -152,9 +164,8 @@ DECODING = {"max_new_tokens": 32, "temperature": 0.0, "seed": 0}
 
 
 def test_served_models_answer_by_name_over_http(openai_server, monkeypatch):
-    from openai_server import teacher_reply
-
     from faqforge.evaluate import served_answers
+    from openai_server import teacher_reply
     monkeypatch.setenv("TEST_KEY", "secret")
     chats = [[{"role": "system", "content": "Be brief."},
               {"role": "user", "content": f"How do I configure option number {i} of the pipeline?"}] for i in range(3)]
@@ -169,9 +180,8 @@ def test_served_models_answer_by_name_over_http(openai_server, monkeypatch):
 
 
 def test_a_failed_request_to_the_served_model_stops_the_evaluation():
-    from openai_server import OpenAIServer
-
     from faqforge.evaluate import served_answers
+    from openai_server import OpenAIServer
     with OpenAIServer(faults=["404"]) as server:
         params = {**DECODING, "served": {**SERVED, "base_url": server.base_url}}
         with pytest.raises(PipelineError, match=r"evaluate.served: 1 of 2 requests .* for model 'base' failed"):
@@ -180,8 +190,8 @@ def test_a_failed_request_to_the_served_model_stops_the_evaluation():
 
 
 def test_judge_prompt_has_the_examples_as_turns_and_the_answer_last():
-    from faqforge.evaluate import judge_messages
     from faqforge.config import load_params
+    from faqforge.evaluate import judge_messages
     params = load_params("params.yaml", ["evaluate"])["evaluate"]["judge"]
     messages = judge_messages("How do I run it?", "Use make run.", "Run make run.", params)
     assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * len(params["examples"]) + ["user"]
@@ -199,8 +209,8 @@ JUDGED = [("How do I upload the outputs?", "Run dvc push after dvc remote add.")
 
 
 def judged_predictions(server, tmp_path):
-    from faqforge.evaluate import judge_answers
     from faqforge.config import load_params
+    from faqforge.evaluate import judge_answers
     from faqforge.llm import Teacher
     from test_llm import openai_params
     predictions = [{"index": i, "question": q, "reference": r,
@@ -238,8 +248,8 @@ def test_a_judge_that_says_yes_to_everything_is_marked_not_informative(tmp_path,
 
 
 def test_the_judge_grades_only_the_arms_asked_for_and_names_a_wrong_one(tmp_path, openai_server):
-    from faqforge.evaluate import judge_answers
     from faqforge.config import load_params
+    from faqforge.evaluate import judge_answers
     from faqforge.llm import Teacher
     from test_llm import openai_params
     judge = {**load_params("params.yaml", ["evaluate"])["evaluate"]["judge"], "arms": ["tuned_rag"]}
@@ -250,3 +260,29 @@ def test_the_judge_grades_only_the_arms_asked_for_and_names_a_wrong_one(tmp_path
     assert all("judge_yes" in p["scores"]["tuned_rag"] and not p["scores"]["base_rag"] for p in predictions)
     with pytest.raises(PipelineError, match="evaluate.judge.arms: 'tuned' is not an arm"):
         judge_answers(None, predictions, {**judge, "arms": ["tuned"]})
+
+
+def test_student_answers_are_cached_by_content(tmp_path, tiny_model, monkeypatch):
+    import shutil
+
+    import faqforge.evaluate as evaluate
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    shutil.copytree(tiny_model, base)
+    shutil.copytree(tiny_model, tuned)
+    chats = {arm: [[{"role": "user", "content": q}] for q in ("How do I push?", "Hi")] for arm in ARMS}
+    params = {"max_new_tokens": 4, "temperature": 0.0, "batch_size": 2, "seed": 0}
+    first, stats = evaluate.local_answers(chats, params, str(base), str(tuned), cache_dir=tmp_path / "cache")
+    assert stats["generated"] == stats["answers"] == 8 and stats["generated_tokens"] > 0
+
+    def no_model(*args):
+        raise AssertionError("a model was loaded")
+    monkeypatch.setattr(evaluate, "load_students", no_model)
+    again, stats = evaluate.local_answers(chats, params, str(base), str(tuned), cache_dir=tmp_path / "cache")
+    assert stats == {"answers": 8, "generated": 0, "generated_tokens": 0, "cache_hits": 8} and again == first
+    monkeypatch.undo()
+    (tuned / "generation_config.json").write_text('{"do_sample": false, "note": "another checkpoint"}')
+    _, stats = evaluate.local_answers(chats, params, str(base), str(tuned), cache_dir=tmp_path / "cache")
+    assert stats["generated"] == 4 and stats["cache_hits"] == 4     # the tuned arms: a new fingerprint
+    _, stats = evaluate.local_answers(chats, {**params, "max_new_tokens": 5}, str(base), str(tuned),
+                                      cache_dir=tmp_path / "cache")
+    assert stats["generated"] == 8                                   # other decoding: every answer again

@@ -71,7 +71,7 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     metrics = json.loads((project / "metrics/eval.json").read_text())
     assert metrics["n_questions"] == 8 and list(metrics["arms"]) == ["base_closed", "tuned_closed", "base_rag",
                                                                      "tuned_rag"]
-    for arm, scores in metrics["arms"].items():
+    for scores in metrics["arms"].values():
         for name in ("factual", "content_recall", "rougeL"):
             lo, hi = scores[name]["ci95"]
             assert 0 <= lo <= scores[name]["mean"] <= hi <= 1
@@ -87,6 +87,8 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     # The judge (the test server says YES to every answer) graded the two retrieval arms (evaluate.judge.arms)
     # and the 2 controls over HTTP, so its controls show it cannot tell right from wrong.
     assert metrics["teacher"]["calls"] == 8 * 4 and metrics["judge"]["judged"] == 16
+    students = metrics["students"]   # every answer of the 4 arms generated in-process, then cached
+    assert students["answers"] == students["generated"] == 8 * 4 and students["generated_tokens"] > 0
     assert metrics["judge"]["wrong_yes_rate"] == 1 and not metrics["judge"]["informative"]
     assert all(set(p["judge"]) == {"base_rag", "tuned_rag", "right", "wrong"} for p in predictions)
     assert all(p["scores"]["tuned_rag"]["judge_yes"] == 1 and "judge_yes" not in p["scores"]["base_closed"]
@@ -158,6 +160,19 @@ def test_a_param_change_makes_stale_only_the_stages_that_read_it(pipeline_run, k
         assert sorted(status) == sorted(stale), status
     finally:
         params_path.write_text(before)
+
+
+@pytest.mark.slow
+def test_a_forced_evaluate_rerun_generates_no_student_tokens(pipeline_run, server):
+    project, _ = pipeline_run
+    before = (project / "data/eval/predictions.jsonl").read_text()
+    requests = len(server.requests)
+    sh(project, "dvc", "repro", "-f", "evaluate")
+    students = json.loads((project / "metrics/eval.json").read_text())["students"]
+    assert students == {"answers": 32, "generated": 0, "generated_tokens": 0, "cache_hits": 32}
+    assert len(server.requests) == requests      # the judge's verdicts came from its cache too
+    assert (project / "data/eval/predictions.jsonl").read_text() == before
+    assert "up to date" in sh(project, "dvc", "status").stdout
 
 
 @pytest.mark.slow
@@ -233,7 +248,8 @@ def test_every_output_round_trips_through_an_s3_remote(pipeline_run, monkeypatch
     s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     s3.start()
     try:
-        endpoint = "http://%s:%d" % s3.get_host_and_port()
+        host, port = s3.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="faqforge-team")
         sh(project, "dvc", "remote", "add", "-f", "-d", "team", "s3://faqforge-team/faqforge")
         sh(project, "dvc", "remote", "modify", "team", "endpointurl", endpoint)
