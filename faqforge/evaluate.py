@@ -372,9 +372,9 @@ def render_report(predictions, metrics, k=5, chart=None):
                   "can state. A wrong answer to a supported question is a reading miss; to an unsupported one, a "
                   "retrieval miss (column `hit` below)."]
         if retrieval.get("val_own_chunk_recall_at_k") is not None:
-            k = retrieval["k"]
+            top = retrieval["k"]
             lines.append(f"For the {retrieval['val_pairs']} validation pairs, the pair's own chunk is among the top "
-                         f"{k} for {retrieval['val_own_chunk_recall_at_k']:.0%} (recall@{k}).")
+                         f"{top} for {retrieval['val_own_chunk_recall_at_k']:.0%} (recall@{top}).")
     if judge:
         lines += ["", "## The judge", ""]
         if judge.get("accuracy") is None:

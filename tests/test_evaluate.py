@@ -132,7 +132,10 @@ def report_predictions(deltas):
 def test_report_states_every_arm_the_verdict_and_ranks_by_the_factual_score(tmp_path):
     predictions = report_predictions([0.4, -0.3, 0.0, 0.2])
     metrics = eval_metrics(predictions, n_resamples=50)
+    metrics["retrieval"] = {"k": 3, "eval_supported": 0.5, "eval_passage_factual": 0.4, "val_pairs": 4,
+                            "val_own_chunk_recall_at_k": 0.75}
     report = render_report(predictions, metrics, k=2, chart="eval.png")
+    assert "own chunk is among the top 3 for 75% (recall@3)" in report
     for arm in ARMS:
         assert f"| {ARM_NAMES[arm]} | " in report
     assert "![factual score per arm with its 95% interval](eval.png)" in report
@@ -140,6 +143,8 @@ def test_report_states_every_arm_the_verdict_and_ranks_by_the_factual_score(tmp_
     helped, hurt = report.split("## Where tuned + retrieval (RAFT) helped most")[1].split("## Where it hurt most")
     assert helped.index("| 0 | q0?") < helped.index("| 3 | q3?") and "| 1 |" not in helped
     assert hurt.index("| 1 | q1?") < hurt.index("| 2 | q2?")
+    assert [sum(line.startswith("| ") and line[2].isdigit() for line in part.splitlines())
+            for part in (helped, hurt)] == [2, 2]           # k rows each, whatever the retrieval k
     assert "tuned_rag \\| answer" in report  # a | inside a cell does not break the table
     chart = tmp_path / "eval.png"
     render_chart(metrics, chart)
