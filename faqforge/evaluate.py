@@ -131,6 +131,9 @@ def local_answers(arm_chats, params, base="models/base", trained="models/adapter
         model_id = f"student:{fingerprints[arm.split('_')[0]]}"
         keys[arm] = [request_key(model_id, chat, settings) for chat in chats]
         replies[arm] = [cache.get(key) if cache else None for key in keys[arm]]
+        for reply in replies[arm]:
+            if reply:
+                reply.pop("request", None)
         missing[arm] = [i for i, reply in enumerate(replies[arm]) if reply is None]
     stats = {"answers": sum(len(c) for c in arm_chats.values()), "generated": sum(len(m) for m in missing.values()),
              "generated_tokens": 0}
@@ -150,8 +153,10 @@ def local_answers(arm_chats, params, base="models/base", trained="models/adapter
         for i, answer in zip(todo, answers):
             replies[arm][i] = answer
             stats["generated_tokens"] += answer["completion_tokens"]
-            if cache:
-                cache.put(keys[arm][i], answer)
+            if cache:   # with the request it answers, as the teacher's entries, for auditing
+                request = {"model": f"student:{fingerprints[side]}", "messages": arm_chats[arm][i],
+                           "sampling": settings}
+                cache.put(keys[arm][i], {**answer, "request": request})
     return replies, stats
 
 

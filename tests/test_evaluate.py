@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -278,6 +279,9 @@ def test_student_answers_are_cached_by_content(tmp_path, tiny_model, monkeypatch
     params = {"max_new_tokens": 4, "temperature": 0.0, "batch_size": 2, "seed": 0}
     first, stats = evaluate.local_answers(chats, params, str(base), str(tuned), cache_dir=tmp_path / "cache")
     assert stats["generated"] == stats["answers"] == 8 and stats["generated_tokens"] > 0
+    entries = [json.loads(p.read_text()) for p in (tmp_path / "cache").rglob("*.json")]
+    # base and tuned are copies of one checkpoint and every arm asks the same two prompts: two entries
+    assert len(entries) == 2 and all(e["request"]["model"].startswith("student:") for e in entries)
 
     def no_model(*args):
         raise AssertionError("a model was loaded")
