@@ -37,10 +37,10 @@ import yaml  # noqa: E402
 from datasketch import MinHash, MinHashLSH  # noqa: E402
 from rapidfuzz import fuzz, process  # noqa: E402
 
-from faqforge.decontaminate import contamination  # noqa: E402
-from faqforge.dedup import near_duplicate_clusters, near_duplicate_neighbours  # noqa: E402
-from faqforge.fuzzy import similar_pairs  # noqa: E402
-from faqforge.records import normalise  # noqa: E402
+from faqforge.core.records import normalise  # noqa: E402
+from faqforge.refinement.decontaminate import contamination  # noqa: E402
+from faqforge.refinement.dedup import near_duplicate_clusters, near_duplicate_neighbours  # noqa: E402
+from faqforge.refinement.fuzzy import similar_pairs  # noqa: E402
 from synthetic import document_questions, near_copy, short_token_edit  # noqa: E402
 from synthetic import pairs as synthetic_pairs  # noqa: E402
 

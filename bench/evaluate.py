@@ -16,12 +16,12 @@ import time
 
 import torch
 
-from faqforge.config import load_params
-from faqforge.generation import generate_chat
-from faqforge.io import read_evalset
-from faqforge.models import load_model
-from faqforge.prompts import question_messages
-from faqforge.retrieval import Retriever
+from faqforge.core.chat_format import question_messages
+from faqforge.core.config import load_params
+from faqforge.core.io import read_evalset
+from faqforge.documents.retrieval import Retriever
+from faqforge.models.checkpoints import load_model
+from faqforge.models.decoding import generate_chat
 
 
 def main():

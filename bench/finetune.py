@@ -32,10 +32,10 @@ from pathlib import Path
 import torch
 import transformers
 
-from faqforge.config import load_params
-from faqforge.finetune import PadCollator, Trainer, lora_model, prepare_examples, training_arguments
-from faqforge.io import read_jsonl
-from faqforge.models import load_model
+from faqforge.core.config import load_params
+from faqforge.core.io import read_jsonl
+from faqforge.models.checkpoints import load_model
+from faqforge.training.finetune import PadCollator, Trainer, lora_model, prepare_examples, training_arguments
 
 BATCH = 8
 VARIANTS = ("naive", "trainer", "faqforge")

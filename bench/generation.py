@@ -23,13 +23,13 @@ import time
 
 import torch
 
-from faqforge.config import load_params
-from faqforge.curate import judge_messages
-from faqforge.generate import generation_messages, questions_for, response_format
-from faqforge.generation import generate_chat
-from faqforge.guided import schema_of
-from faqforge.io import read_jsonl
-from faqforge.models import load_model, local_checkpoint
+from faqforge.core.config import load_params
+from faqforge.core.io import read_jsonl
+from faqforge.models.checkpoints import load_model, local_checkpoint
+from faqforge.models.decoding import generate_chat
+from faqforge.models.guided import schema_of
+from faqforge.synthesis.curate import judge_messages
+from faqforge.synthesis.generate import generation_messages, questions_for, response_format
 
 VARIANTS = {"default cache": {"static_cache": False, "shared_prefix": False},
             "static cache": {"static_cache": True, "shared_prefix": False},

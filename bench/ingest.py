@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from faqforge.ingest import TokenCounter, chunk_blocks, find_documents  # noqa: E402
-from faqforge.models import checkpoint_source, load_tokenizer  # noqa: E402
-from faqforge.readers import read_document  # noqa: E402
+from faqforge.documents.chunking import TokenCounter, chunk_blocks, find_documents  # noqa: E402
+from faqforge.documents.readers import read_document  # noqa: E402
+from faqforge.models.checkpoints import checkpoint_source, load_tokenizer  # noqa: E402
 from pdf_factory import make_pdf  # noqa: E402
 
 WORDS = ("model adapter chunk teacher student pipeline metric remote cache token budget prompt "

@@ -97,7 +97,7 @@ def bench_ingest(work, gib):
 
 
 def bench_dedup(work, n_pairs):
-    from faqforge.io import write_jsonl
+    from faqforge.core.io import write_jsonl
     from synthetic import pairs as synthetic_pairs
     project = scratch_project(work / "dedup")
     data = synthetic_pairs(n_pairs, 0.1, seed=1)
@@ -106,9 +106,9 @@ def bench_dedup(work, n_pairs):
         p["judge"] = {"score": k % 5 + 1, "p_yes": None, "reason": reason}
     size = write_jsonl(project / "data/qa_curated.jsonl", data) and (project / "data/qa_curated.jsonl").stat().st_size
     del data
-    in_memory = ("from faqforge.dedup import near_duplicate_clusters\n"
-                 "from faqforge.config import load_params\n"
-                 "from faqforge.io import read_jsonl, write_jsonl\n"
+    in_memory = ("from faqforge.refinement.dedup import near_duplicate_clusters\n"
+                 "from faqforge.core.config import load_params\n"
+                 "from faqforge.core.io import read_jsonl, write_jsonl\n"
                  "p = load_params(sections=['dedup'])['dedup']\n"
                  "kept, dropped = near_duplicate_clusters(read_jsonl('data/qa_curated.jsonl'), p['scorer'], "
                  "p['threshold'], p['answer_threshold'], p['prefer'])\n"

@@ -24,8 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from faqforge.factual import factual_scores  # noqa: E402
-from faqforge.retrieval import Bm25, Retriever  # noqa: E402
+from faqforge.documents.retrieval import Bm25, Retriever  # noqa: E402
+from faqforge.evaluation.factual import factual_scores  # noqa: E402
 
 SIZES = [int(n) for n in (sys.argv[1] if len(sys.argv) > 1 else "10000,100000,1000000").split(",")]
 QUERIES = int(sys.argv[2]) if len(sys.argv) > 2 else 200

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from faqforge.llm import Teacher  # noqa: E402
+from faqforge.teacher.client import Teacher  # noqa: E402
 from openai_server import OpenAIServer  # noqa: E402
 
 DELAY = 0.2

@@ -9,7 +9,7 @@ The pipeline itself runs with `dvc repro`.
 
 import sys
 
-COMMANDS = {"serve": "faqforge.serve", "chat": "faqforge.chat", "fetch": "faqforge.fetch"}
+COMMANDS = {"serve": "faqforge.answering.serve", "chat": "faqforge.answering.chat", "fetch": "faqforge.documents.fetch"}
 
 
 def main(argv=None):

@@ -10,14 +10,14 @@ no number, code span or file name.
 
 from collections import Counter
 
-from faqforge.augment import answer_messages, example_questions, paraphrase_messages, variants_of
-from faqforge.config import load_params
-from faqforge.decontaminate import contamination
-from faqforge.io import read_evalset, read_jsonl, write_json, write_jsonl
-from faqforge.llm import Teacher
-from faqforge.pii import PiiPolicy
-from faqforge.records import dropped as dropped_record
-from faqforge.stage import check_error_rate, run, teacher_error_record
+from faqforge.core.config import load_params
+from faqforge.core.io import read_evalset, read_jsonl, write_json, write_jsonl
+from faqforge.core.records import dropped as dropped_record
+from faqforge.core.stage import check_error_rate, run, teacher_error_record
+from faqforge.hygiene.pii import PiiPolicy
+from faqforge.refinement.decontaminate import contamination
+from faqforge.synthesis.augment import answer_messages, example_questions, paraphrase_messages, variants_of
+from faqforge.teacher.client import Teacher
 
 
 def main():

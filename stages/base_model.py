@@ -8,10 +8,10 @@ stages, and the local teacher when it is the same model, load this copy in secon
 
 import time
 
-from faqforge.config import load_params
-from faqforge.io import write_json
-from faqforge.models import materialise
-from faqforge.stage import run
+from faqforge.core.config import load_params
+from faqforge.core.io import write_json
+from faqforge.core.stage import run
+from faqforge.models.checkpoints import materialise
 
 OUT = "models/base"
 

@@ -12,14 +12,14 @@ data/curate_pii.jsonl; a pair in a language not kept is dropped.
 
 from collections import Counter
 
-from faqforge.config import load_params
-from faqforge.curate import judge_keeps, judge_messages, quote_violation, rule_violation
-from faqforge.hygiene import Hygiene
-from faqforge.io import read_jsonl, write_json, write_jsonl
-from faqforge.llm import Teacher
-from faqforge.records import TEXT_FIELDS, dropped, grounding_score, pair_response
-from faqforge.stage import check_error_rate, run, teacher_error_record
-from faqforge.verdict import parse_verdict
+from faqforge.core.config import load_params
+from faqforge.core.io import read_jsonl, write_json, write_jsonl
+from faqforge.core.records import TEXT_FIELDS, dropped, grounding_score, pair_response
+from faqforge.core.stage import check_error_rate, run, teacher_error_record
+from faqforge.hygiene.check import Hygiene
+from faqforge.synthesis.curate import judge_keeps, judge_messages, quote_violation, rule_violation
+from faqforge.teacher.client import Teacher
+from faqforge.teacher.verdict import parse_verdict
 
 
 def main():

@@ -5,10 +5,10 @@
 
 from collections import Counter
 
-from faqforge.config import load_params
-from faqforge.decontaminate import contamination
-from faqforge.io import read_evalset, read_jsonl, write_json, write_jsonl
-from faqforge.stage import run
+from faqforge.core.config import load_params
+from faqforge.core.io import read_evalset, read_jsonl, write_json, write_jsonl
+from faqforge.core.stage import run
+from faqforge.refinement.decontaminate import contamination
 
 EVALSET = "data/eval/evalset.json"
 

@@ -5,10 +5,10 @@
 Streams data/qa_curated.jsonl: memory holds each pair's question, not the pair.
 """
 
-from faqforge.config import load_params
-from faqforge.dedup import dedup_file
-from faqforge.io import write_json
-from faqforge.stage import run
+from faqforge.core.config import load_params
+from faqforge.core.io import write_json
+from faqforge.core.stage import run
+from faqforge.refinement.dedup import dedup_file
 
 
 def main():

@@ -4,7 +4,7 @@
 
 Every arm answers with the same chat template, system prompt and greedy
 decoding; the retrieval arms see the top split.raft.passages passages of
-data/index/ in the layout the student was trained with (faqforge.prompts). The
+data/index/ in the layout the student was trained with (faqforge.core.chat_format). The
 base answers come from the same model with the adapter disabled (LoRA) or from
 models/base (a full fine-tune). With evaluate.served.base_url set, the arms
 answer from an OpenAI-compatible server by name instead (e.g. vLLM serving the
@@ -16,24 +16,17 @@ on known-right and known-wrong controls. Writes data/eval/predictions.jsonl, met
 plots/eval_per_question.json, reports/eval.md and its chart reports/eval.png.
 """
 
-from faqforge.config import load_params
-from faqforge.evaluate import (
-    ARMS,
-    answer_scores,
-    eval_metrics,
-    judge_answers,
-    local_answers,
-    render_chart,
-    render_report,
-    retrieval_metrics,
-    served_answers,
-)
-from faqforge.factual import supported
-from faqforge.io import read_evalset, read_jsonl, write_json, write_jsonl, write_text
-from faqforge.llm import Teacher
-from faqforge.prompts import question_messages
-from faqforge.retrieval import Retriever
-from faqforge.stage import run
+from faqforge.core.chat_format import question_messages
+from faqforge.core.config import load_params
+from faqforge.core.io import read_evalset, read_jsonl, write_json, write_jsonl, write_text
+from faqforge.core.stage import run
+from faqforge.documents.retrieval import Retriever
+from faqforge.evaluation.answers import local_answers, served_answers
+from faqforge.evaluation.eval_report import render_chart, render_report
+from faqforge.evaluation.factual import supported
+from faqforge.evaluation.judge import judge_answers
+from faqforge.evaluation.scores import ARMS, answer_scores, eval_metrics, retrieval_metrics
+from faqforge.teacher.client import Teacher
 
 EVALSET = "data/eval/evalset.json"
 CACHE = "cache/llm/evaluate"

@@ -20,8 +20,12 @@ import subprocess
 import sys
 import time
 
-from faqforge.config import load_params
-from faqforge.finetune import (
+from faqforge.core.chat_format import LAYOUT_FILE
+from faqforge.core.config import load_params
+from faqforge.core.io import PipelineError, read_jsonl, write_json
+from faqforge.core.stage import run
+from faqforge.models.checkpoints import load_model
+from faqforge.training.finetune import (
     PadCollator,
     Trainer,
     check_init_adapter,
@@ -44,10 +48,6 @@ from faqforge.finetune import (
     validation_start,
     world_size,
 )
-from faqforge.io import PipelineError, read_jsonl, write_json
-from faqforge.models import load_model
-from faqforge.prompts import LAYOUT_FILE
-from faqforge.stage import run
 
 BASE, OUT, WORK = "models/base", "models/adapter", "cache/finetune"
 

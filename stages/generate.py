@@ -8,13 +8,13 @@ reply, and so does a pair that copies the prompt: one of its worked examples, or
 instructions (a teacher obeying a document that says "print your instructions").
 """
 
-from faqforge.config import load_params
-from faqforge.generate import generation_messages, pairs_from_reply, questions_for, response_format
-from faqforge.io import read_jsonl, write_json, write_jsonl
-from faqforge.llm import Teacher
-from faqforge.pii import PiiPolicy
-from faqforge.records import dropped, pair_prompt, record_fields
-from faqforge.stage import check_error_rate, run, teacher_error_record
+from faqforge.core.config import load_params
+from faqforge.core.io import read_jsonl, write_json, write_jsonl
+from faqforge.core.records import dropped, pair_prompt, record_fields
+from faqforge.core.stage import check_error_rate, run, teacher_error_record
+from faqforge.hygiene.pii import PiiPolicy
+from faqforge.synthesis.generate import generation_messages, pairs_from_reply, questions_for, response_format
+from faqforge.teacher.client import Teacher
 
 
 def main():

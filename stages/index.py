@@ -1,4 +1,4 @@
-"""The retrieval index over the chunks: data/index/ (faqforge.retrieval).
+"""The retrieval index over the chunks: data/index/ (faqforge.documents.retrieval).
 
     dvc repro index             # or: python stages/index.py
 
@@ -10,10 +10,10 @@ built; metrics/index.json has the counts and the build time.
 
 import time
 
-from faqforge.config import load_params
-from faqforge.io import read_jsonl, write_json
-from faqforge.retrieval import build_index
-from faqforge.stage import run
+from faqforge.core.config import load_params
+from faqforge.core.io import read_jsonl, write_json
+from faqforge.core.stage import run
+from faqforge.documents.retrieval import build_index
 
 
 def main():

@@ -15,14 +15,14 @@ huge file costs time, not memory.
 from collections import Counter
 from pathlib import Path
 
-from faqforge.config import load_params
-from faqforge.hygiene import Hygiene
-from faqforge.ingest import TokenCounter, chunk_blocks, chunk_id, file_sha256, find_documents
-from faqforge.io import PipelineError, write_json, write_jsonl
-from faqforge.models import checkpoint_source, load_tokenizer
-from faqforge.readers import UnreadableDocument, read_document
-from faqforge.records import dropped
-from faqforge.stage import run
+from faqforge.core.config import load_params
+from faqforge.core.io import PipelineError, write_json, write_jsonl
+from faqforge.core.records import dropped
+from faqforge.core.stage import run
+from faqforge.documents.chunking import TokenCounter, chunk_blocks, chunk_id, file_sha256, find_documents
+from faqforge.documents.readers import UnreadableDocument, read_document
+from faqforge.hygiene.check import Hygiene
+from faqforge.models.checkpoints import checkpoint_source, load_tokenizer
 
 DOCS = Path("data/docs")
 BASE = "models/base"

@@ -9,12 +9,11 @@ plots/data_lengths.csv and plots/data_per_doc.csv.
 import csv
 from collections import Counter
 
-from faqforge.config import load_params
-from faqforge.decontaminate import AUDIT_ANSWER_CONTAINMENT, AUDIT_QUESTION_JACCARD, audit
-from faqforge.io import atomic_path, read_evalset, read_json, read_jsonl, write_text
-from faqforge.language import LanguageFilter
-from faqforge.records import pair_prompt, pair_response
-from faqforge.report import (
+from faqforge.core.config import load_params
+from faqforge.core.io import atomic_path, read_evalset, read_json, read_jsonl, write_text
+from faqforge.core.records import pair_prompt, pair_response
+from faqforge.core.stage import run
+from faqforge.evaluation.data_report import (
     COUNTED,
     SAMPLE_SIZE,
     funnel,
@@ -29,8 +28,9 @@ from faqforge.report import (
     words,
     yielded,
 )
-from faqforge.split import source_of
-from faqforge.stage import run
+from faqforge.hygiene.language import LanguageFilter
+from faqforge.refinement.decontaminate import AUDIT_ANSWER_CONTAINMENT, AUDIT_QUESTION_JACCARD, audit
+from faqforge.training.split import source_of
 
 STAGES = ("ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split")
 

@@ -5,16 +5,16 @@
 Then split.mix re-weights the training pairs by source (sub-folders of
 data/docs/); validation keeps the natural mix. Pairs the mix leaves out are in
 data/split_dropped.jsonl. With split.context raft (the default), every record
-also shows the passages retrieved from data/index/ (faqforge.split.raft_records);
+also shows the passages retrieved from data/index/ (faqforge.training.split.raft_records);
 closed_book gives the question alone.
 """
 
 from collections import Counter
 
-from faqforge.config import load_params
-from faqforge.io import read_jsonl, write_json, write_jsonl
-from faqforge.split import mix_sources, raft_records, split_key, split_pairs, to_messages
-from faqforge.stage import run
+from faqforge.core.config import load_params
+from faqforge.core.io import read_jsonl, write_json, write_jsonl
+from faqforge.core.stage import run
+from faqforge.training.split import mix_sources, raft_records, split_key, split_pairs, to_messages
 
 
 def main():
@@ -24,7 +24,7 @@ def main():
     train, removed, mix = mix_sources(train, p["mix"], p["seed"], p["by"])
     context = p["context"]
     if context == "raft":
-        from faqforge.retrieval import Retriever
+        from faqforge.documents.retrieval import Retriever
         retriever = Retriever()
         train_records = raft_records(train, retriever, p["system_prompt"], p["raft"], p["seed"], p["raft"]["draws"])
         val_records = raft_records(val, retriever, p["system_prompt"], p["raft"], p["seed"])

@@ -17,7 +17,7 @@ def tiny_model(tmp_path_factory):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from faqforge.models import load_tokenizer
+    from faqforge.models.checkpoints import load_tokenizer
     tokenizer = load_tokenizer("embedded:smollm2-135m-instruct")
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -42,7 +42,7 @@ def openai_server():
 def paths(monkeypatch):
     """Counts the calls of each fuzzy search path (exhaustive, index), so a test
     knows which one ran."""
-    from faqforge import fuzzy
+    from faqforge.refinement import fuzzy
     calls = {"exhaustive": 0, "index": 0}
     for name, attr in (("exhaustive", "all_pairs_above"), ("index", "indexed_pairs_above")):
         real = getattr(fuzzy, attr)

@@ -35,7 +35,7 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 
-from faqforge.serve import JsonHandler
+from faqforge.answering.serve import JsonHandler
 
 UPSTREAM_TOKEN = "x9Kq2mWv7Lp4Rt8Zc1Nb6Hd3Fg5Js0Ya"  # a token of no known shape
 FAULTS = ("429", "500", "503", "timeout", "drop", "truncated", "nonjson")
@@ -49,7 +49,7 @@ LEAKED_CONTACTS = ("Write to ops.lead@example.org or call +1-202-555-0143; the V
 
 def sharp_verdict(user):
     """A judge that reads: YES when the graded answer states most of the reference's content."""
-    from faqforge.factual import factual_scores
+    from faqforge.evaluation.factual import factual_scores
     reference = re.search(r"Reference answer: (.*)", user)
     answer = re.search(r"Answer to grade: (.*)", user, re.S)
     if not (reference and answer):

@@ -7,9 +7,9 @@ import sys
 import time
 
 from conftest import ROOT
-from faqforge.chat import answer, converse
-from faqforge.prompts import question_turn
-from faqforge.retrieval import Retriever, build_index
+from faqforge.answering.chat import answer, converse
+from faqforge.core.chat_format import question_turn
+from faqforge.documents.retrieval import Retriever, build_index
 from openai_server import teacher_reply
 from test_retrieval import CHUNKS, PARAMS
 
@@ -164,7 +164,7 @@ def test_chat_retrieves_as_the_student_was_trained_and_prints_sources(tmp_path, 
 
 def test_a_full_fine_tune_is_chatted_with_as_the_model_itself(tiny_model, tmp_path):
     """finetune.method full leaves a checkpoint, not an adapter, in models/adapter: chat loads it as the model."""
-    from faqforge.chat import LocalChat
+    from faqforge.answering.chat import LocalChat
     bot = LocalChat("models/base-that-is-not-read", tiny_model, max_new_tokens=2, temperature=0.0)
     assert bot.model.name_or_path == tiny_model and not hasattr(bot.model, "peft_config")
     empty = tmp_path / "empty"

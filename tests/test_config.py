@@ -4,8 +4,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from faqforge.config import SECTIONS, load_config, load_params, read_yaml
-from faqforge.io import PipelineError
+from faqforge.core.config import SECTIONS, load_config, load_params, read_yaml
+from faqforge.core.io import PipelineError
 
 
 def write_params(tmp_path, change):

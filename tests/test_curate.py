@@ -1,8 +1,8 @@
 import pytest
 
-from faqforge.curate import judge_keeps, rule_violation
-from faqforge.records import grounding_score
-from faqforge.verdict import parse_verdict
+from faqforge.core.records import grounding_score
+from faqforge.synthesis.curate import judge_keeps, rule_violation
+from faqforge.teacher.verdict import parse_verdict
 
 RULES = {"min_question_chars": 10, "max_question_chars": 200, "min_answer_chars": 3, "max_answer_chars": 40,
          "require_question_mark": True, "reject_patterns": [r"\bthe text\b"], "repeated_words": 3}
@@ -56,7 +56,7 @@ def test_judge_keeps_follows_params():
 
 
 def test_judge_prompt_has_examples_as_turns_and_pair_last():
-    from faqforge.curate import judge_messages
+    from faqforge.synthesis.curate import judge_messages
     params = {"system_prompt": "Judge.", "user_prompt": "T: {text}\nQ: {question}\nA: {answer}",
               "examples": [{"text": "t", "question": "q", "answer": "a", "reply": "Verdict: YES Score: 5"}]}
     messages = judge_messages({"question": "How?", "answer": "Thus."}, "chunk", params)
@@ -102,7 +102,7 @@ def test_judge_keeps_by_p_yes_when_asked():
 
 
 def test_repeated_run_needs_the_same_words_twice():
-    from faqforge.curate import repeated_run
+    from faqforge.synthesis.curate import repeated_run
     assert repeated_run("run dvc push, then dvc push again", 3) is None  # 'dvc push' twice, but no 3-word run
     assert repeated_run("the file is x. the file is y.", 3) == "the file is"
     assert repeated_run("the file is x. the file is y.", 0) is None
@@ -124,7 +124,7 @@ PDF_CHUNK = ("Le modèle élève apprend avec LoRA ; the rank is set by\nfinetun
     ("\u201d \u201c", False),                                            # nothing but quote marks
 ])
 def test_quote_check_is_verbatim_on_real_shaped_text(quote, kept):
-    from faqforge.curate import quote_violation
+    from faqforge.synthesis.curate import quote_violation
     why = quote_violation({"question": "What sets the rank?", "answer": "finetune.lora_r", "quote": quote}, PDF_CHUNK)
     assert (why is None) == kept
     if not kept:
@@ -132,5 +132,5 @@ def test_quote_check_is_verbatim_on_real_shaped_text(quote, kept):
 
 
 def test_pairs_without_a_quote_skip_the_quote_check():
-    from faqforge.curate import quote_violation
+    from faqforge.synthesis.curate import quote_violation
     assert quote_violation({"question": "q?", "answer": "anything at all"}, PDF_CHUNK) is None

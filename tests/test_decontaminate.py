@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from faqforge import decontaminate
-from faqforge.decontaminate import audit, contamination, ngrams
-from faqforge.records import normalise
+from faqforge.core.records import normalise
+from faqforge.refinement import decontaminate
+from faqforge.refinement.decontaminate import audit, contamination, ngrams
 from synthetic import near_copy
 from synthetic import pairs as synthetic_pairs
 
@@ -121,6 +121,6 @@ def test_a_broken_normalisation_in_the_rule_is_caught_by_the_audit(monkeypatch):
 
 
 def test_bad_threshold_is_a_clear_error():
-    from faqforge.io import PipelineError
+    from faqforge.core.io import PipelineError
     with pytest.raises(PipelineError, match="decontaminate.answer_threshold"):
         contamination([pair(0, "Q?")], EVALSET, **{**DEFAULTS, "answer_threshold": 0})

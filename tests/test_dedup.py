@@ -3,10 +3,10 @@ import yaml
 from rapidfuzz import fuzz
 
 from conftest import ROOT
-from faqforge import fuzzy
-from faqforge.dedup import DEFAULT_PREFER, dedup_file, near_duplicate_clusters
-from faqforge.io import PipelineError, read_jsonl, write_jsonl
-from faqforge.records import normalise
+from faqforge.core.io import PipelineError, read_jsonl, write_jsonl
+from faqforge.core.records import normalise
+from faqforge.refinement import fuzzy
+from faqforge.refinement.dedup import DEFAULT_PREFER, dedup_file, near_duplicate_clusters
 from synthetic import document_questions
 from synthetic import pairs as synthetic_pairs
 

@@ -3,7 +3,9 @@ import math
 
 import pytest
 
-from faqforge.evaluate import (
+from faqforge.core.io import PipelineError
+from faqforge.evaluation.eval_report import render_chart, render_report
+from faqforge.evaluation.scores import (
     ARM_NAMES,
     ARMS,
     COMPARISONS,
@@ -12,12 +14,9 @@ from faqforge.evaluate import (
     compare,
     eval_metrics,
     judge_controls,
-    render_chart,
-    render_report,
     retrieval_metrics,
     rouge_scores,
 )
-from faqforge.io import PipelineError
 
 
 def test_rouge_hand_computed():
@@ -91,7 +90,7 @@ def test_answer_scores_strip_citations_and_check_the_cited_passage():
 
 
 def test_judge_scores_read_verdict_score_and_p_yes():
-    from faqforge.evaluate import judge_scores
+    from faqforge.evaluation.judge import judge_scores
     assert judge_scores("Reason: it omits the flag.\n**Verdict:** no\nScore: 2")[0] == \
         {"judge_yes": 0, "judge_score": 2, "judge_p_yes": None}
     assert judge_scores("I am not sure what to say.")[0]["judge_yes"] is None
@@ -170,7 +169,7 @@ DECODING = {"max_new_tokens": 32, "temperature": 0.0, "seed": 0}
 
 
 def test_served_models_answer_by_name_over_http(openai_server, monkeypatch):
-    from faqforge.evaluate import served_answers
+    from faqforge.evaluation.answers import served_answers
     from openai_server import teacher_reply
     monkeypatch.setenv("TEST_KEY", "secret")
     chats = [[{"role": "system", "content": "Be brief."},
@@ -186,7 +185,7 @@ def test_served_models_answer_by_name_over_http(openai_server, monkeypatch):
 
 
 def test_a_failed_request_to_the_served_model_stops_the_evaluation():
-    from faqforge.evaluate import served_answers
+    from faqforge.evaluation.answers import served_answers
     from openai_server import OpenAIServer
     with OpenAIServer(faults=["404"]) as server:
         params = {**DECODING, "served": {**SERVED, "base_url": server.base_url}}
@@ -196,8 +195,8 @@ def test_a_failed_request_to_the_served_model_stops_the_evaluation():
 
 
 def test_judge_prompt_has_the_examples_as_turns_and_the_answer_last():
-    from faqforge.config import load_params
-    from faqforge.evaluate import judge_messages
+    from faqforge.core.config import load_params
+    from faqforge.evaluation.judge import judge_messages
     params = load_params("params.yaml", ["evaluate"])["evaluate"]["judge"]
     messages = judge_messages("How do I run it?", "Use make run.", "Run make run.", params)
     assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * len(params["examples"]) + ["user"]
@@ -215,9 +214,9 @@ JUDGED = [("How do I upload the outputs?", "Run dvc push after dvc remote add.")
 
 
 def judged_predictions(server, tmp_path):
-    from faqforge.config import load_params
-    from faqforge.evaluate import judge_answers
-    from faqforge.llm import Teacher
+    from faqforge.core.config import load_params
+    from faqforge.evaluation.judge import judge_answers
+    from faqforge.teacher.client import Teacher
     from test_llm import openai_params
     predictions = [{"index": i, "question": q, "reference": r,
                     "answers": {"base_closed": "I do not know.", "tuned_closed": "Use the settings file.",
@@ -254,9 +253,9 @@ def test_a_judge_that_says_yes_to_everything_is_marked_not_informative(tmp_path,
 
 
 def test_the_judge_grades_only_the_arms_asked_for_and_names_a_wrong_one(tmp_path, openai_server):
-    from faqforge.config import load_params
-    from faqforge.evaluate import judge_answers
-    from faqforge.llm import Teacher
+    from faqforge.core.config import load_params
+    from faqforge.evaluation.judge import judge_answers
+    from faqforge.teacher.client import Teacher
     from test_llm import openai_params
     judge = {**load_params("params.yaml", ["evaluate"])["evaluate"]["judge"], "arms": ["tuned_rag"]}
     predictions = [{"question": q, "reference": r, "answers": {arm: r for arm in ARMS},
@@ -271,7 +270,7 @@ def test_the_judge_grades_only_the_arms_asked_for_and_names_a_wrong_one(tmp_path
 def test_student_answers_are_cached_by_content(tmp_path, tiny_model, monkeypatch):
     import shutil
 
-    import faqforge.evaluate as evaluate
+    import faqforge.evaluation.answers as evaluate
     base, tuned = tmp_path / "base", tmp_path / "tuned"
     shutil.copytree(tiny_model, base)
     shutil.copytree(tiny_model, tuned)

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from faqforge.fetch import read_sources, target_for
-from faqforge.io import PipelineError
+from faqforge.core.io import PipelineError
+from faqforge.documents.fetch import read_sources, target_for
 from pdf_factory import make_pdf
 from test_ingest import run_ingest
 

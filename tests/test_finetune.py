@@ -12,7 +12,9 @@ import torch
 import yaml
 
 from conftest import ROOT
-from faqforge.finetune import (
+from faqforge.core.io import PipelineError
+from faqforge.models.checkpoints import chat_prompt, load_model
+from faqforge.training.finetune import (
     PadCollator,
     Trainer,
     check_init_adapter,
@@ -24,8 +26,6 @@ from faqforge.finetune import (
     tokenize_example,
     training_arguments,
 )
-from faqforge.io import PipelineError
-from faqforge.models import chat_prompt, load_model
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do I run it?"},
         {"role": "assistant", "content": "Use make run."}]
@@ -91,7 +91,7 @@ def test_an_example_in_a_batch_sees_only_itself(tiny_model):
 
 
 def test_trainer_batches_hold_one_example_per_row_grouped_by_length(tiny_model, tmp_path):
-    from faqforge.finetune import lora_model
+    from faqforge.training.finetune import lora_model
     model, tokenizer = load_model(tiny_model)
     examples, _ = prepare_examples(tokenizer, chats(42), 512)  # 10 batches of 4 and a short one
     trainer = Trainer(model=lora_model(model, TRAIN_PARAMS),
@@ -286,7 +286,7 @@ def test_fsdp_config_is_a_valid_accelerate_config():
 def test_full_fine_tune_trains_every_weight_and_evaluation_loads_it_beside_the_base(tmp_path, tiny_model):
     import torch
 
-    from faqforge.evaluate import load_students
+    from faqforge.evaluation.answers import load_students
     project = finetune_project(tmp_path, tiny_model, method="full", learning_rate=1e-3, max_steps=4)
     out, metrics = run_stage(project)
     assert "finetune (full)" in out and metrics["val_loss"] < metrics["val_loss_start"]
@@ -300,5 +300,5 @@ def test_full_fine_tune_trains_every_weight_and_evaluation_loads_it_beside_the_b
                if not torch.equal(a, b)]
     assert len(changed) > len(list(models["base"].parameters())) // 2   # not an adapter: the weights moved
     with pytest.raises(PipelineError, match="finetune.method: full trains every weight"):
-        from faqforge.finetune import trainable_model
+        from faqforge.training.finetune import trainable_model
         trainable_model(models["tuned"], {"method": "full", "quantization": "4bit"})

@@ -11,9 +11,9 @@ import pytest
 from rapidfuzz import fuzz
 
 from conftest import ROOT
-from faqforge import fuzzy
-from faqforge.fuzzy import similar_pairs
-from faqforge.records import normalise
+from faqforge.core.records import normalise
+from faqforge.refinement import fuzzy
+from faqforge.refinement.fuzzy import similar_pairs
 from synthetic import document_questions, near_copy
 from synthetic import pairs as synthetic_pairs
 
@@ -126,7 +126,7 @@ def test_scores_are_rapidfuzz_scores_on_normalised_text():
 
 
 def test_bad_scorer_or_threshold_is_a_clear_error():
-    from faqforge.io import PipelineError
+    from faqforge.core.io import PipelineError
     with pytest.raises(PipelineError, match="dedup.scorer must be one of"):
         fuzzy.check_scorer("jaro", 90, "dedup")
     with pytest.raises(PipelineError, match=r"threshold must be a number in \(0, 100\], got 190"):

@@ -4,10 +4,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from faqforge.config import checked
-from faqforge.generate import generation_messages, pairs_from_reply, pairs_schema, parse_pairs, questions_for
-from faqforge.guided import string_array_shape
-from faqforge.records import FIELDS, pair_prompt, pair_response
+from faqforge.core.config import checked
+from faqforge.core.records import FIELDS, pair_prompt, pair_response
+from faqforge.models.guided import string_array_shape
+from faqforge.synthesis.generate import generation_messages, pairs_from_reply, pairs_schema, parse_pairs, questions_for
 
 # a generate section as the stage gets it: these values, params.yaml's defaults for the rest
 PARAMS = checked("generate", {
@@ -133,14 +133,14 @@ def test_instruction_format_records_and_prompt_response():
 def test_examples_must_match_the_format():
     import pytest
 
-    from faqforge.io import PipelineError
+    from faqforge.core.io import PipelineError
     with pytest.raises(PipelineError, match=r"generate.examples\[0\] has a pair without instruction, output"):
         generation_messages({"text": "x"}, {**PARAMS, "format": "instruction"}, 2)
 
 
 def test_quoted_style_asks_for_a_verbatim_quote_before_the_answer():
-    from faqforge.io import PipelineError
-    from faqforge.records import record_fields
+    from faqforge.core.io import PipelineError
+    from faqforge.core.records import record_fields
     example = {"text": "Shops open at 9. They close at 6.",
                "pairs": [{"question": "When do shops open?", "quote": "Shops open at 9.", "answer": "At 9."}]}
     params = {**PARAMS, "answer_first": True, "answer_style": "quoted", "examples": [example],

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from faqforge.guided import schema_of, string_array_shape
-from faqforge.io import PipelineError
+from faqforge.core.io import PipelineError
+from faqforge.models.guided import schema_of, string_array_shape
 
 
 def _schema(min_items, max_items, **props):
@@ -29,8 +29,8 @@ def test_schema_of_reads_openai_response_format():
 
 
 def _generate(tiny_model, schemas, **kwargs):
-    from faqforge.generation import generate_chat
-    from faqforge.models import load_model
+    from faqforge.models.checkpoints import load_model
+    from faqforge.models.decoding import generate_chat
     model, tokenizer = load_model(tiny_model)
     chats = [[{"role": "user", "content": f"Write pairs {i}."}] for i in range(len(schemas))]
     return generate_chat(model, tokenizer, chats, max_new_tokens=300, schemas=schemas, batch_size=4, **kwargs)

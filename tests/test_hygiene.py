@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from faqforge.hygiene import Hygiene
-from faqforge.language import LanguageFilter
+from faqforge.hygiene.check import Hygiene
+from faqforge.hygiene.language import LanguageFilter
 from project import read_jsonl
 from test_ingest import run_ingest
 from test_pii import DOCUMENT, PLANTED
@@ -81,7 +81,7 @@ def test_a_french_chunk_is_dropped_or_kept_by_the_language_list_and_code_is_neve
 
 def test_default_languages_come_from_generate_language():
     assert LanguageFilter({"languages": None}, "French").languages == {"fr"}
-    from faqforge.io import PipelineError
+    from faqforge.core.io import PipelineError
     with pytest.raises(PipelineError, match="set hygiene.languages"):
         LanguageFilter({"languages": None}, "Klingon")
 
@@ -96,7 +96,7 @@ def test_short_technical_pairs_are_undetermined_not_dropped():
 
 
 def leaked_values():
-    from faqforge.pii import find_pii
+    from faqforge.hygiene.pii import find_pii
     from openai_server import LEAKED_CONTACTS
     return [LEAKED_CONTACTS[f.start:f.end] for f in find_pii(LEAKED_CONTACTS)]
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from faqforge.ingest import chunk_blocks, chunk_id, find_documents, split_to_budget
-from faqforge.readers import (
+from faqforge.documents.chunking import chunk_blocks, chunk_id, find_documents, split_to_budget
+from faqforge.documents.readers import (
     UnreadableDocument,
     clean_text,
     detect_encoding,
@@ -99,7 +99,7 @@ faqforge keeps a backup of every run, see :ref:`the restore guide <restore>` and
 Restore
 =======
 
-Run the command below; :py:func:`~faqforge.io.write_json` writes the metrics.
+Run the command below; :py:func:`~faqforge.core.io.write_json` writes the metrics.
 
 .. code-block:: bash
    :caption: restore a run

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faqforge.io import PipelineError, atomic_path, read_evalset, read_jsonl, write_jsonl
+from faqforge.core.io import PipelineError, atomic_path, read_evalset, read_jsonl, write_jsonl
 
 
 def test_jsonl_round_trip_keeps_unicode(tmp_path):
@@ -35,7 +35,7 @@ def test_a_sigkilled_writer_leaves_the_previous_file_and_the_next_write_sweeps_i
     write_jsonl(path, [{"n": 1}])
     writer = subprocess.Popen([sys.executable, "-c", (
         "import itertools, sys\n"
-        "from faqforge.io import write_jsonl\n"
+        "from faqforge.core.io import write_jsonl\n"
         "def slow():\n"
         "    for n in itertools.count():\n"
         "        if n == 1000: print('writing', flush=True)\n"
@@ -52,7 +52,7 @@ def test_a_sigkilled_writer_leaves_the_previous_file_and_the_next_write_sweeps_i
 
 
 def test_the_teacher_cache_drops_temporaries_a_killed_run_left(tmp_path):
-    from faqforge.llm import ResponseCache
+    from faqforge.teacher.cache import ResponseCache
     (tmp_path / "ab").mkdir()
     (tmp_path / "ab" / "abc.json").write_text("{}")
     (tmp_path / "ab" / ".abd.json.x1y2.tmp").write_text('{"half')
@@ -97,7 +97,7 @@ def test_project_evalset_is_valid_and_large_enough():
 
 FULL_DISK = """
 import sys
-from faqforge.io import PipelineError, write_jsonl
+from faqforge.core.io import PipelineError, write_jsonl
 path = sys.argv[1] + "/qa.jsonl"
 write_jsonl(path, [{"id": 1, "answer": "the previous output"}])
 try:

@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from faqforge.llm import Teacher, request_key
+from faqforge.teacher.cache import request_key
+from faqforge.teacher.client import Teacher
 from openai_server import UPSTREAM_TOKEN, OpenAIServer
 
 MESSAGES = [{"role": "user", "content": 'Write 2 questions:\n"""Run dvc push to upload the cache to the remote storage."""'}]
@@ -86,7 +87,7 @@ def test_local_backend_generates_and_caches(tmp_path, tiny_model):
     assert teacher.stats["calls"] == 3
     again = Teacher(params, cache_dir=tmp_path / "cache", base_dir=tmp_path / "no-base")
     assert [r["text"] for r in again.chat([MESSAGES])] == [results[0]["text"]]
-    assert again.stats["calls"] == 0 and again._local is None  # a full cache hit loads no model
+    assert again.stats["calls"] == 0 and again.backend.loaded is None  # a full cache hit loads no model
 
 
 def test_retries_every_transient_fault_and_obeys_retry_after(tmp_path):
@@ -149,8 +150,8 @@ def test_requests_per_minute_paces_requests(tmp_path, openai_server):
 
 
 def test_cost_is_accounted_and_budget_stops_before_it_is_passed(tmp_path, openai_server):
-    from faqforge.io import PipelineError
-    from faqforge.stage import check_error_rate
+    from faqforge.core.io import PipelineError
+    from faqforge.core.stage import check_error_rate
     prices = {"usd_per_1m_prompt_tokens": 1000.0, "usd_per_1m_completion_tokens": 2000.0, "concurrency": 1}
     teacher = Teacher(openai_params(openai_server, **prices), cache_dir=tmp_path / "a")
     teacher.chat([[{"role": "user", "content": "one"}]])
@@ -168,8 +169,8 @@ def test_cost_is_accounted_and_budget_stops_before_it_is_passed(tmp_path, openai
 
 
 def test_logprobs_come_back_in_one_shape_from_both_backends(tmp_path, openai_server, tiny_model):
-    from faqforge.curate import judge_messages
-    from faqforge.verdict import parse_verdict
+    from faqforge.synthesis.curate import judge_messages
+    from faqforge.teacher.verdict import parse_verdict
     judge = {"system_prompt": "Judge. Verdict: YES or NO.", "user_prompt": "{text} {question} {answer}", "examples": []}
     messages = judge_messages({"question": "Q?", "answer": "A."}, "text", judge)
     [remote] = Teacher(openai_params(openai_server), cache_dir=tmp_path / "a").chat([messages], top_logprobs=2)
@@ -185,7 +186,7 @@ def test_logprobs_come_back_in_one_shape_from_both_backends(tmp_path, openai_ser
 
 
 def test_local_backend_follows_a_json_schema(tmp_path, tiny_model):
-    from faqforge.generate import parse_pairs, response_format
+    from faqforge.synthesis.generate import parse_pairs, response_format
     params = {"format": "qa", "answer_first": True, "max_chars": {"question": 40, "answer": 60}}
     teacher = Teacher({"backend": "local", "model": tiny_model, "max_tokens": 200, "batch_size": 4},
                       cache_dir=tmp_path, base_dir=tmp_path / "none")
@@ -211,7 +212,7 @@ def test_local_decoding_knobs_are_part_of_the_cache_key(tmp_path, tiny_model):
 def test_scrub_rewrites_replies_before_they_are_cached_and_cleans_old_entries(tmp_path, openai_server):
     """The teacher's reply passes through `scrub` before the cache sees it; an entry
     cached without a scrub is rewritten the next time a scrubbing run reads it."""
-    from faqforge.pii import PiiPolicy
+    from faqforge.hygiene.pii import PiiPolicy
     messages = [{"role": "user", "content": 'Write 1 questions:\n"""Mail the support desk at help@example.com '
                                             'for any question about the product."""'}]
     raw = Teacher(openai_params(openai_server), cache_dir=tmp_path / "raw").chat([messages])[0]["text"]

@@ -1,8 +1,8 @@
 import pytest
 
-from faqforge.generation import generate_chat
-from faqforge.io import PipelineError, write_json
-from faqforge.models import checkpoint_source, embedded_gguf, load_model, local_checkpoint
+from faqforge.core.io import PipelineError, write_json
+from faqforge.models.checkpoints import checkpoint_source, embedded_gguf, load_model, local_checkpoint
+from faqforge.models.decoding import generate_chat
 
 
 def test_embedded_spec_resolves_to_the_wheel_gguf():
@@ -62,7 +62,7 @@ def test_the_static_cache_gives_the_default_caches_tokens(tiny_model, monkeypatc
 def test_a_shared_prompt_prefix_is_read_once_and_gives_the_same_tokens(tiny_model, monkeypatch):
     from transformers import StaticCache
 
-    import faqforge.generation as generation
+    import faqforge.models.decoding as generation
     model, tokenizer = load_model(tiny_model)
     system = {"role": "system", "content": "You answer questions about faqforge from the passages you are "
                                            "given, in one sentence, and cite the passage you used."}
@@ -90,7 +90,7 @@ def test_a_shared_prompt_prefix_is_read_once_and_gives_the_same_tokens(tiny_mode
 
 
 def test_rows_keep_their_own_tokens_after_the_shared_prefix():
-    from faqforge.generation import _common_prefix, _padded
+    from faqforge.models.decoding import _common_prefix, _padded
     assert _common_prefix([[1, 2, 3, 4], [1, 2, 3, 9, 9]]) == 3
     assert _common_prefix([[1, 2, 3], [1, 2, 3]]) == 2          # each row keeps one token of its own
     assert _common_prefix([[5, 2], [1, 2]]) == 0

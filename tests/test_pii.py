@@ -1,7 +1,7 @@
 import pytest
 
-from faqforge.io import PipelineError
-from faqforge.pii import PiiPolicy, find_pii, iban_valid, luhn_valid, redact_pii
+from faqforge.core.io import PipelineError
+from faqforge.hygiene.pii import PiiPolicy, find_pii, iban_valid, luhn_valid, redact_pii
 
 # One of every kind, as a company document would have them.
 PLANTED = {

@@ -370,11 +370,12 @@ def test_empty_docs_folder_stops_ingest_with_the_fix(tmp_path, tiny_model, serve
 
 
 def _faqforge_imports(path):
-    return set(re.findall(r"^\s*from (faqforge\.\w+) import", path.read_text(), re.M))
+    return set(re.findall(r"^\s*from (faqforge(?:\.\w+)+) import", path.read_text(), re.M))
 
 
 def test_every_stage_depends_on_all_the_code_it_runs():
-    """A change to any module a stage imports (directly or not) must rerun that stage."""
+    """A change to any module a stage imports (directly or not) must rerun that stage. The
+    packages' __init__ files hold only a docstring (test_architecture), so they are no one's dependency."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         todo, seen = list(_faqforge_imports(ROOT / "stages" / f"{name}.py")), set()

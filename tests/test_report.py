@@ -1,4 +1,4 @@
-from faqforge.report import (
+from faqforge.evaluation.data_report import (
     funnel,
     length_histogram,
     one_per_reason,

@@ -1,11 +1,19 @@
-"""Retrieval (faqforge.retrieval), the prompt layout (faqforge.prompts) and the factual score."""
+"""Retrieval (faqforge.documents.retrieval), the prompt layout (faqforge.core.chat_format) and the factual score."""
 
 import pytest
 
-from faqforge.factual import factual_scores, key_terms
-from faqforge.io import PipelineError
-from faqforge.prompts import REFUSAL, citations, cite, question_messages, source_label, sources, strip_citations
-from faqforge.retrieval import Retriever, build_index, chunk_passages, reciprocal_rank_fusion
+from faqforge.core.chat_format import (
+    REFUSAL,
+    citations,
+    cite,
+    question_messages,
+    source_label,
+    sources,
+    strip_citations,
+)
+from faqforge.core.io import PipelineError
+from faqforge.documents.retrieval import Retriever, build_index, chunk_passages, reciprocal_rank_fusion
+from faqforge.evaluation.factual import factual_scores, key_terms
 
 PARAMS = {"method": "bm25", "passage_words": 20, "with_section": True, "rrf_k": 60,
           "bm25": {"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},

@@ -1,6 +1,6 @@
 import pytest
 
-from faqforge.secrets import find_credentials, redact
+from faqforge.hygiene.secrets import find_credentials, redact
 
 PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq\nQm9vdHN0cmFw\n-----END RSA PRIVATE KEY-----"
 

@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 from conftest import ROOT
-from faqforge.llm import Teacher
-from faqforge.serve import ModelServer, Retrieving, make_http_server
+from faqforge.answering.serve import ModelServer, Retrieving, make_http_server
+from faqforge.teacher.client import Teacher
 
 QUESTION = [{"role": "user", "content": "How do I add a document?"}]
 
@@ -22,7 +22,7 @@ def adapter(tiny_model, tmp_path_factory):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from faqforge.models import load_model
+    from faqforge.models.checkpoints import load_model
     model, _ = load_model(tiny_model)
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=64, target_modules="all-linear",
                                                   init_lora_weights=False))
@@ -57,8 +57,8 @@ def test_models_lists_base_and_adapters(served):
 def test_base_and_adapter_answers_match_in_process_generation(served, tiny_model, adapter, tmp_path):
     from peft import PeftModel
 
-    from faqforge.generation import generate_chat
-    from faqforge.models import load_model
+    from faqforge.models.checkpoints import load_model
+    from faqforge.models.decoding import generate_chat
     _, url = served
     [base] = teacher(url, "tiny", tmp_path / "a").chat([QUESTION])
     [tuned] = teacher(url, "chatbot", tmp_path / "b").chat([QUESTION])
@@ -72,7 +72,7 @@ def test_base_and_adapter_answers_match_in_process_generation(served, tiny_model
 
 
 def test_concurrent_requests_share_batches_and_logprobs_and_schema_work(served, tmp_path):
-    from faqforge.generate import response_format
+    from faqforge.synthesis.generate import response_format
     model_server, url = served
     before = dict(model_server.stats)
     chats = [[{"role": "user", "content": f"Question number {i}?"}] for i in range(8)]
@@ -139,8 +139,8 @@ def test_serve_forwards_the_built_prompt_to_a_generator_and_returns_sources(tmp_
     """--generator-url: no model in-process; the second server gets the training layout, the client the sources."""
     import openai
 
-    from faqforge.prompts import question_messages
-    from faqforge.retrieval import Retriever, build_index
+    from faqforge.core.chat_format import question_messages
+    from faqforge.documents.retrieval import Retriever, build_index
     from openai_server import teacher_reply
     from test_retrieval import CHUNKS, PARAMS
     build_index(CHUNKS, PARAMS, tmp_path / "data" / "index")
@@ -172,8 +172,8 @@ def test_serve_forwards_the_built_prompt_to_a_generator_and_returns_sources(tmp_
 
 
 def test_in_process_serving_with_retrieval_returns_sources_and_keeps_built_prompts(tiny_model, tmp_path):
-    from faqforge.prompts import question_turn
-    from faqforge.retrieval import Retriever, build_index
+    from faqforge.core.chat_format import question_turn
+    from faqforge.documents.retrieval import Retriever, build_index
     from test_retrieval import CHUNKS, PARAMS
     build_index(CHUNKS, PARAMS, tmp_path / "index")
     retriever = Retriever(tmp_path / "index")

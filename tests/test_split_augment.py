@@ -1,7 +1,7 @@
 import pytest
 
-from faqforge.augment import example_questions, paraphrase_messages, parse_paraphrases, variants_of
-from faqforge.split import split_pairs, to_messages
+from faqforge.synthesis.augment import example_questions, paraphrase_messages, parse_paraphrases, variants_of
+from faqforge.training.split import split_pairs, to_messages
 
 
 def test_split_is_deterministic_and_groups_never_straddle():
@@ -59,10 +59,10 @@ def test_paraphrase_copying_an_example_is_dropped():
 
 
 def test_instruction_triples_flow_through_dedup_decontaminate_augment_split():
-    from faqforge.augment import variants_of
-    from faqforge.decontaminate import contamination
-    from faqforge.dedup import near_duplicate_clusters
-    from faqforge.split import to_messages
+    from faqforge.refinement.decontaminate import contamination
+    from faqforge.refinement.dedup import near_duplicate_clusters
+    from faqforge.synthesis.augment import variants_of
+    from faqforge.training.split import to_messages
     triple = {"id": "t1", "chunk_id": "c", "doc": "d", "instruction": "Explain how dvc push works",
               "input": "with an S3 remote", "output": "It uploads the cache to the remote."}
     copy = {**triple, "id": "t2", "output": "It uploads cached files to S3."}
@@ -79,7 +79,7 @@ def test_instruction_triples_flow_through_dedup_decontaminate_augment_split():
 
 
 def test_rephrased_answers_kept_only_when_no_fact_is_lost():
-    from faqforge.augment import answer_messages, facts
+    from faqforge.synthesis.augment import answer_messages, facts
     pair = {"id": "p", "group": "g", "question": "How do I push?",
             "answer": "Run `dvc push` to upload up to 5 GB from data/docs."}
     assert facts(pair["answer"]) == {"`dvc push`", "5", "data/docs"}
@@ -118,14 +118,14 @@ def mix_corpus():
 
 
 def test_sources_are_the_subfolders_of_data_docs():
-    from faqforge.split import source_of
+    from faqforge.training.split import source_of
     assert source_of("data/docs/manual/part1.md") == "manual"
     assert source_of("data/docs/manual/deep/x.pdf") == "manual"
     assert source_of("data/docs/readme.md") == "docs"
 
 
 def test_mix_upweights_caps_and_thins_sources_with_whole_groups_deterministically():
-    from faqforge.split import mix_sources
+    from faqforge.training.split import mix_sources
     pairs = mix_corpus()
     mixed, removed, table = mix_sources(pairs, {"manual": {"weight": 0.5, "max_pairs": 40}, "faq": 3}, seed=0)
     assert table == {"docs": {"pairs_before": 3, "weight": 1.0, "max_pairs": None, "pairs_after": 3},
@@ -152,7 +152,7 @@ def test_mix_upweights_caps_and_thins_sources_with_whole_groups_deterministicall
                                           ({"faq": -1}, "split.mix.faq: weight must be a number >= 0"),
                                           ({"faq": {"max_pairs": 2.5}}, "max_pairs an integer")])
 def test_bad_mix_names_the_param(mix, message):
-    from faqforge.io import PipelineError
-    from faqforge.split import mix_sources
+    from faqforge.core.io import PipelineError
+    from faqforge.training.split import mix_sources
     with pytest.raises(PipelineError, match=message):
         mix_sources(mix_corpus(), mix, seed=0)

@@ -1,0 +1,6 @@
+"""The bot in use: a chat loop in the terminal (chat) and an OpenAI-compatible
+server (serve), both answering with retrieved passages and their sources in
+the layout the student was trained with.
+
+May import: faqforge.core, faqforge.hygiene, faqforge.models, faqforge.documents.
+"""

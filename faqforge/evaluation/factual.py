@@ -1,0 +1,83 @@
+"""How much of a reference answer's content an answer carries.
+
+ROUGE F1 rewards a short answer that shares a few common words with the
+reference; a model that learns to be brief and wrong scores better than one
+that is long and right. The factual score instead asks which of the
+reference's facts the answer states: its key terms (numbers, `code spans`,
+file names, dotted or underscored parameter names such as finetune.lora_r,
+commands' flags) count twice, its other content words once, each found when
+the answer holds it (words compared stemmed, after folding case, accents and
+punctuation). It is a recall: padding an answer cannot lower it, so the report
+prints words per answer and ROUGE precision beside it.
+"""
+
+import re
+from functools import lru_cache
+
+from faqforge.core.records import normalise
+
+KEY_WEIGHT = 2.0
+_CODE = re.compile(r"`([^`]+)`")
+_FILE = re.compile(r"(?<![\w/])[\w./-]*\w\.(?:py|ya?ml|json|jsonl|md|rst|txt|pdf|html?|csv|toml|cfg|ini|lock|sh)\b")
+_IDENT = re.compile(r"(?<![\w-])(?:--?[a-z][\w-]*|[A-Za-z_]\w*(?:[._]\w+)+|[A-Z]{2,}\w*)")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*%?")
+# Function words never count as content (English; other languages keep theirs as content).
+STOPWORDS = frozenset("""a about after all also an and any are as at be because been before being between both
+but by can could did do does doing each either for from had has have having he her here hers him his how i if in
+into is it its itself just me more most my no nor not of off on once only or other our out over own same she
+should so some such than that the their them then there these they this those through to too under until up
+very was we were what when where which while who whom why will with would you your yours""".split())
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+    return Stemmer.Stemmer("english")
+
+
+def _stems(text):
+    words = [w for w in normalise(text).split() if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    return _stemmer().stemWords(words)
+
+
+def key_terms(text):
+    """The reference's key terms, normalised: code spans, file names,
+    identifiers (dotted, underscored, ALL-CAPS, --flags) and numbers."""
+    found = _CODE.findall(text) + _FILE.findall(text) + _IDENT.findall(_CODE.sub(" ", text)) + _NUMBER.findall(text)
+    terms = {normalise(t) for t in found}
+    return {t for t in terms if t}
+
+
+def content_terms(text):
+    """The text's content words, stemmed."""
+    return set(_stems(text))
+
+
+def _contains(haystack, needle):
+    return f" {needle} " in f" {haystack} "
+
+
+def factual_scores(reference, answer):
+    """{"factual": weighted share of the reference's key terms and content words
+    found in the answer, "content_recall": the plain share of its content words,
+    "key_recall": the share of its key terms (None without any)}."""
+    keys = key_terms(reference)
+    answer_text = normalise(answer)
+    answer_stems = content_terms(answer)
+    key_found = [_contains(answer_text, k) for k in keys]
+    # Content words that are part of a key term are counted with the key term.
+    key_stems = set(_stems(" ".join(keys)))
+    words = content_terms(reference)
+    plain = words - key_stems
+    words_found = [w in answer_stems for w in plain]
+    weight = KEY_WEIGHT * len(keys) + len(plain)
+    factual = (KEY_WEIGHT * sum(key_found) + sum(words_found)) / weight if weight else 0.0
+    content = sum(w in answer_stems for w in words) / len(words) if words else 0.0
+    return {"factual": factual, "content_recall": content,
+            "key_recall": sum(key_found) / len(keys) if keys else None}
+
+
+def supported(statement, passage_text, threshold=0.5):
+    """Whether a passage holds the content of a statement: at least `threshold`
+    of its factual score (used for citations and for retrieval's coverage)."""
+    return factual_scores(statement, passage_text)["factual"] >= threshold

@@ -1,0 +1,104 @@
+"""Paraphrase augmentation: several phrasings of each question, and of its
+answer when `augment.answers` is on.
+
+Each variant carries `variant_of` (the original pair's id) and shares its
+`group`, so the split keeps a pair and its paraphrases on the same side. A
+rephrased answer is used only when it keeps every number, code span and
+file-like token of the original; otherwise the variant keeps the original
+answer and the rewrite is recorded as dropped.
+"""
+
+import re
+
+from faqforge.core.records import dropped, normalise, pair_response, prompt_field, with_prompt, with_response
+
+_NUMBERING = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[QA]\d*[:.])\s*")
+# What a rephrased answer must keep: `code spans`, numbers, and tokens such as
+# dvc.yaml, --force, max_tokens or data/docs.
+_FACT = re.compile(r"`[^`]+`|\d+(?:[.,:]\d+)*|[\w-]*\w[./][\w./-]*\w|\w+_\w+|(?<![\w-])--?\w[\w-]*")
+
+
+def paraphrase_messages(pair, params):
+    """The chat asking for k rephrasings of one question, after the worked
+    examples from params as earlier turns."""
+    messages = [{"role": "system", "content": params["system_prompt"].strip()}]
+    for example in params["examples"]:
+        messages += [
+            {"role": "user", "content": params["user_prompt"].format(
+                k=len(example["paraphrases"]), question=example["question"]).strip()},
+            {"role": "assistant", "content": "\n".join(example["paraphrases"])},
+        ]
+    messages.append({"role": "user", "content": params["user_prompt"].format(
+        k=params["paraphrases"], question=pair[prompt_field(pair)]).strip()})
+    return messages
+
+
+def answer_messages(pair, params):
+    """The chat asking for k rephrasings of one answer, keeping its facts."""
+    return [{"role": "system", "content": params["answer_system_prompt"].strip()},
+            {"role": "user", "content": params["answer_prompt"].format(
+                k=params["paraphrases"], question=pair[prompt_field(pair)], answer=pair_response(pair)).strip()}]
+
+
+def facts(text):
+    """The tokens a rephrasing may not lose or change."""
+    return set(_FACT.findall(text))
+
+
+def parse_answers(reply, k):
+    """Up to k answer lines from a reply, numbering and quotes stripped."""
+    found = []
+    for line in (reply or "").splitlines():
+        line = _NUMBERING.sub("", line).strip().strip('"').strip()
+        if len(line.split()) >= 3:
+            found.append(line)
+    return found[:k]
+
+
+def example_questions(params):
+    """Every question in the worked examples: a paraphrase equal to one is a copy."""
+    return [q for example in params["examples"] for q in [example["question"], *example["paraphrases"]]]
+
+
+def parse_paraphrases(reply, k):
+    """Up to k question lines from a reply, numbering and quotes stripped."""
+    found = []
+    for line in (reply or "").splitlines():
+        line = _NUMBERING.sub("", line).strip().strip('"').strip()
+        if line.endswith("?") and len(line) > 8:
+            found.append(line)
+    return found[:k]
+
+
+def variants_of(pair, reply, k, copied_examples=(), answers_reply=None):
+    """(variants, dropped) for one pair: exact copies of the original, of an
+    earlier variant or of a worked example are dropped with a reason. With
+    `answers_reply`, the n-th variant takes the n-th rephrased answer if it keeps
+    the original's facts and is not a copy of it."""
+    seen = {normalise(pair[prompt_field(pair)])}
+    examples = {normalise(q) for q in copied_examples}
+    answers = parse_answers(answers_reply, k) if answers_reply is not None else []
+    original_facts = facts(pair_response(pair))
+    variants, removed = [], []
+    for n, question in enumerate(parse_paraphrases(reply, k)):
+        record = {**with_prompt(pair, question), "id": f"{pair['id']}-p{n}",
+                  "variant_of": pair["id"], "group": pair["group"]}
+        key = normalise(question)
+        if key in examples:
+            removed.append(dropped(record, "augment", "copies a worked example from the prompt"))
+            continue
+        if key in seen:
+            removed.append(dropped(record, "augment", "exact copy after normalisation"))
+            continue
+        seen.add(key)
+        if n < len(answers):
+            lost = sorted(original_facts - facts(answers[n]))
+            if lost:
+                removed.append(dropped({**with_response(record, answers[n]), "id": f"{record['id']}-answer"},
+                                       "augment", "rephrased answer loses a fact",
+                                       f"rephrased answer loses {', '.join(map(repr, lost[:3]))}; "
+                                       "the variant keeps the original answer"))
+            elif normalise(answers[n]) != normalise(pair_response(pair)):
+                record = {**with_response(record, answers[n]), "answer_rephrased": True}
+        variants.append(record)
+    return variants, removed

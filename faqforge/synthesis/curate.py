@@ -1,0 +1,93 @@
+"""Self-curation: rule filters, a grounding score and the teacher as judge.
+
+A pair is kept when it passes every rule, enough of its answer is grounded in
+its chunk, and (when the judge is on) the teacher says YES with a high enough
+score. Every rejected pair is kept in the drop file with its reason.
+"""
+
+import re
+
+from faqforge.core.records import QUOTE, WORD, inside_quotes, normalise, pair_prompt, pair_response, quote_in_text
+
+
+def repeated_run(text, n):
+    """The first run of `n` words that occurs twice in `text` (a small teacher
+    looping: "The file is named x. The file is named x."), or None; n = 0 is off."""
+    if not n:
+        return None
+    words = WORD.findall(text.lower())
+    seen = set()
+    for i in range(len(words) - n + 1):
+        run = tuple(words[i:i + n])
+        if run in seen:
+            return " ".join(run)
+        seen.add(run)
+    return None
+
+
+def rule_violation(pair, rules):
+    """The first rule a pair breaks, as a reason string, or None."""
+    q, a = pair_prompt(pair), pair_response(pair)
+    if not q.strip() or not a.strip():
+        return "empty question or answer"
+    if len(q) < rules["min_question_chars"]:
+        return f"question shorter than {rules['min_question_chars']} characters"
+    if len(q) > rules["max_question_chars"]:
+        return f"question longer than {rules['max_question_chars']} characters"
+    if len(a) < rules["min_answer_chars"]:
+        return f"answer shorter than {rules['min_answer_chars']} characters"
+    if len(a) > rules["max_answer_chars"]:
+        return f"answer longer than {rules['max_answer_chars']} characters"
+    if rules["require_question_mark"] and "instruction" not in pair and not q.rstrip().endswith("?"):
+        return "question does not end with a question mark"
+    if normalise(q) in normalise(a):
+        return "answer repeats the question"
+    for name, text in (("question", q), ("answer", a)):
+        run = repeated_run(text, rules.get("repeated_words", 0))
+        if run:
+            return f"{name} repeats itself ('{run}' occurs more than once)"
+    for pattern in rules["reject_patterns"]:
+        if re.search(pattern, q, re.I):
+            return f"question refers to a text the user cannot see (matches {pattern!r})"
+        if re.search(pattern, a, re.I):
+            return f"answer refers to a text the user cannot see (matches {pattern!r})"
+    return None
+
+
+def quote_violation(pair, chunk_text):
+    """Why a quoted pair's quote is not its chunk's (answer_style quoted), or None:
+    the quote must occur in the chunk word for word, so this needs no judge."""
+    if QUOTE not in pair:
+        return None
+    if quote_in_text(pair[QUOTE], chunk_text):
+        return None
+    shown = " ".join(pair[QUOTE].split())
+    return f"quote not in its chunk ('{shown[:80]}{'...' if len(shown) > 80 else ''}' does not occur there)"
+
+
+def judge_messages(pair, chunk_text, params):
+    """The chat asking the teacher to judge one pair against its chunk, after
+    the worked examples from params as earlier turns."""
+    messages = [{"role": "system", "content": params["system_prompt"].strip()}]
+    for example in params["examples"]:
+        messages += [
+            {"role": "user", "content": params["user_prompt"].format(
+                text=example["text"], question=example["question"], answer=example["answer"]).strip()},
+            {"role": "assistant", "content": example["reply"].strip()},
+        ]
+    messages.append({"role": "user", "content": params["user_prompt"].format(
+        text=inside_quotes(chunk_text), question=pair_prompt(pair), answer=pair_response(pair)).strip()})
+    return messages
+
+
+def judge_keeps(verdict, params):
+    """Whether the judge's verdict keeps the pair; unparsable verdicts follow params.
+    With `min_p_yes` set and logprobs available, P(YES) alone decides: it is a far
+    steadier signal than the words a small judge writes."""
+    if params.get("min_p_yes") is not None and verdict.get("p_yes") is not None:
+        return verdict["p_yes"] >= params["min_p_yes"]
+    if verdict["result"] is None:
+        return params["on_unparsed"] == "keep"
+    if verdict["result"] != "YES":
+        return False
+    return verdict["score"] is None or verdict["score"] >= params["min_score"]
