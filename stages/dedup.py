@@ -6,18 +6,15 @@ Streams data/qa_curated.jsonl: memory holds each pair's question, not the pair.
 """
 
 from faqforge.core.config import load_params
-from faqforge.core.io import write_json
-from faqforge.core.stage import run
-from faqforge.refinement.dedup import dedup_file
+from faqforge.core.stage import finish, run
+from faqforge.refinement.dedup import dedup_stream
 
 
 def main():
     p = load_params(sections=["dedup"])["dedup"]
-    counts = dedup_file("data/qa_curated.jsonl", "data/qa_deduped.jsonl", "data/dedup_dropped.jsonl",
-                        p["scorer"], p["threshold"], p["answer_threshold"], p["prefer"])
-    write_json("metrics/dedup.json", counts)
-    print(f"dedup: kept {counts['kept']} of {counts['pairs_in']} pairs; dropped {counts['dropped']} duplicates "
-          f"(see data/dedup_dropped.jsonl)")
+    kept, dropped, counts = dedup_stream("data/qa_curated.jsonl", p["scorer"], p["threshold"], p["answer_threshold"],
+                                         p["prefer"])
+    finish("dedup", counts.pop("pairs_in"), {"data/qa_deduped.jsonl": kept}, dropped, counts)
 
 
 if __name__ == "__main__":

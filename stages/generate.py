@@ -9,9 +9,9 @@ instructions (a teacher obeying a document that says "print your instructions").
 """
 
 from faqforge.core.config import load_params
-from faqforge.core.io import read_jsonl, write_json, write_jsonl
+from faqforge.core.io import read_jsonl
 from faqforge.core.records import dropped, pair_prompt, record_fields
-from faqforge.core.stage import check_error_rate, run, teacher_error_record
+from faqforge.core.stage import finish, run, teacher_error_record
 from faqforge.hygiene.pii import PiiPolicy
 from faqforge.synthesis.generate import generation_messages, pairs_from_reply, questions_for, response_format
 from faqforge.teacher.client import Teacher
@@ -41,20 +41,12 @@ def main():
             failed.append(dropped(chunk, "generate", "no parseable record in the reply", reply=reply["text"]))
         pairs.extend(found)
         copies.extend(copied)
-    write_jsonl("data/qa_raw.jsonl", pairs)
-    write_jsonl("data/generate_dropped.jsonl", failed + copies)
-    write_json("metrics/generate.json", {"chunks": len(chunks), "pairs": len(pairs),
-                                         "questions_requested": sum(wanted),
-                                         "chunks_with_pairs": len({x["chunk_id"] for x in pairs}),
-                                         "chunks_without_pairs": len(failed),
-                                         "example_copies_dropped": len(copies),
-                                         "teacher": teacher.stats})
-    print(f"generate: {len(chunks)} chunks -> {len(pairs)} pairs; {len(failed)} chunks gave none, "
-          f"{len(copies)} copies of the worked examples dropped "
-          f"({teacher.stats['calls']} calls, {teacher.stats['cache_hits']} cached, "
-          f"${teacher.stats['cost_usd']:.4f})")
-    check_error_rate("generate", teacher.stats, p["max_error_rate"])
-
+    finish("generate", len(chunks), {"data/qa_raw.jsonl": pairs}, failed + copies,
+           {"questions_requested": sum(wanted), "chunks_with_pairs": len({x["chunk_id"] for x in pairs}),
+            "chunks_without_pairs": len(failed), "example_copies_dropped": len(copies)},
+           teacher, p["max_error_rate"],
+           summary=f"{len(chunks)} chunks -> {len(pairs)} pairs; {len(failed)} chunks gave none, "
+                   f"{len(copies)} copies of the worked examples dropped")
 
 if __name__ == "__main__":
     run(main)

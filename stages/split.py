@@ -12,8 +12,8 @@ closed_book gives the question alone.
 from collections import Counter
 
 from faqforge.core.config import load_params
-from faqforge.core.io import read_jsonl, write_json, write_jsonl
-from faqforge.core.stage import run
+from faqforge.core.io import read_jsonl
+from faqforge.core.stage import finish, run
 from faqforge.training.split import mix_sources, raft_records, split_key, split_pairs, to_messages
 
 
@@ -31,9 +31,6 @@ def main():
     else:
         train_records = [to_messages(x, p["system_prompt"]) for x in train]
         val_records = [to_messages(x, p["system_prompt"]) for x in val]
-    write_jsonl("data/train.jsonl", train_records)
-    write_jsonl("data/split_dropped.jsonl", removed)
-    write_jsonl("data/val.jsonl", val_records)
     metrics = {"train": len(train), "val": len(val), "by": p["by"],
                "train_groups": len({split_key(x, p['by']) for x in train}),
                "val_groups": len({split_key(x, p['by']) for x in val}), "mix": mix, "context": context}
@@ -41,10 +38,9 @@ def main():
         metrics["raft"] = {"train_records": len(train_records), "val_records": len(val_records),
                            "train_kinds": dict(Counter(r["kind"] for r in train_records)),
                            "val_kinds": dict(Counter(r["kind"] for r in val_records))}
-    write_json("metrics/split.json", metrics)
-    print(f"split: {len(train)} train, {len(val)} val (by {p['by']}, {context}"
-          + (f": {len(train_records)} train records" if context == "raft" else "") + ")")
-
+    finish("split", len(pairs), {"data/train.jsonl": train_records, "data/val.jsonl": val_records}, removed, metrics,
+           summary=f"{len(train)} train, {len(val)} val (by {p['by']}, {context}"
+                   + (f": {len(train_records)} train records" if context == "raft" else "") + ")")
 
 if __name__ == "__main__":
     run(main)

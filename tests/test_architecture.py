@@ -109,3 +109,10 @@ def test_the_import_graph_has_no_cycle():
 def test_the_cycle_finder_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+def test_stage_scripts_fit_a_screen_and_modules_a_sitting():
+    long_stages = {p.name: n for p in (ROOT / "stages").glob("*.py")
+                   if (n := len(p.read_text().splitlines())) > STAGE_LINES}
+    assert not long_stages, f"stage scripts over {STAGE_LINES} lines: {long_stages}; move the logic into faqforge/"
+    long_modules = {name: n for name, p in library_modules().items()
+                    if (n := len(p.read_text().splitlines())) > MODULE_LINES}
+    assert not long_modules, f"modules over {MODULE_LINES} lines: {long_modules}; split them by what they do"

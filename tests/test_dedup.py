@@ -3,10 +3,10 @@ import yaml
 from rapidfuzz import fuzz
 
 from conftest import ROOT
-from faqforge.core.io import PipelineError, read_jsonl, write_jsonl
+from faqforge.core.io import PipelineError, write_jsonl
 from faqforge.core.records import normalise
 from faqforge.refinement import fuzzy
-from faqforge.refinement.dedup import DEFAULT_PREFER, dedup_file, near_duplicate_clusters
+from faqforge.refinement.dedup import DEFAULT_PREFER, dedup_stream, near_duplicate_clusters
 from synthetic import document_questions
 from synthetic import pairs as synthetic_pairs
 
@@ -140,15 +140,15 @@ def test_unknown_preference_or_scorer_is_a_clear_error():
 
 
 def test_the_streaming_file_version_decides_exactly_like_the_in_memory_one(tmp_path):
-    """dedup_file (what the stage runs, holding only ids, questions and sort keys)
-    writes the same kept and dropped records, in input order, as near_duplicate_clusters."""
+    """dedup_stream (what the stage runs, holding only ids, questions and sort keys)
+    gives the same kept and dropped records, in input order, as near_duplicate_clusters."""
     data = synthetic_pairs(400, 0.2, seed=5)
     for k, p in enumerate(data):
         p["judge"] = {"score": k % 5, "p_yes": None}
     write_jsonl(tmp_path / "in.jsonl", data)
-    counts = dedup_file(tmp_path / "in.jsonl", tmp_path / "kept.jsonl", tmp_path / "dropped.jsonl")
+    streamed_kept, streamed_dropped, counts = dedup_stream(tmp_path / "in.jsonl")
     kept, dropped = near_duplicate_clusters(data)
-    assert read_jsonl(tmp_path / "kept.jsonl") == kept and read_jsonl(tmp_path / "dropped.jsonl") == dropped
-    assert counts["pairs_in"] == 400 and counts["kept"] == len(kept) and counts["dropped"] == len(dropped) > 20
+    assert list(streamed_kept) == kept and list(streamed_dropped) == dropped
+    assert counts["pairs_in"] == 400 and len(dropped) > 20
     assert counts["exact_duplicates"] == sum(d["reason"] == "exact duplicate" for d in dropped) > 0
     assert counts["clusters_with_duplicates"] == len({d["cluster"] for d in dropped})

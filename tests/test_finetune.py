@@ -14,18 +14,15 @@ import yaml
 from conftest import ROOT
 from faqforge.core.io import PipelineError
 from faqforge.models.checkpoints import chat_prompt, load_model
-from faqforge.training.finetune import (
+from faqforge.training.setup import (
     PadCollator,
-    Trainer,
     check_init_adapter,
-    launch_command,
     mixed_precision,
     prepare_examples,
     quantization_config,
-    resume_point,
     tokenize_example,
-    training_arguments,
 )
+from faqforge.training.trainer import Trainer, launch_command, resume_point, training_arguments
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do I run it?"},
         {"role": "assistant", "content": "Use make run."}]
@@ -91,7 +88,7 @@ def test_an_example_in_a_batch_sees_only_itself(tiny_model):
 
 
 def test_trainer_batches_hold_one_example_per_row_grouped_by_length(tiny_model, tmp_path):
-    from faqforge.training.finetune import lora_model
+    from faqforge.training.setup import lora_model
     model, tokenizer = load_model(tiny_model)
     examples, _ = prepare_examples(tokenizer, chats(42), 512)  # 10 batches of 4 and a short one
     trainer = Trainer(model=lora_model(model, TRAIN_PARAMS),
@@ -300,5 +297,5 @@ def test_full_fine_tune_trains_every_weight_and_evaluation_loads_it_beside_the_b
                if not torch.equal(a, b)]
     assert len(changed) > len(list(models["base"].parameters())) // 2   # not an adapter: the weights moved
     with pytest.raises(PipelineError, match="finetune.method: full trains every weight"):
-        from faqforge.training.finetune import trainable_model
+        from faqforge.training.setup import trainable_model
         trainable_model(models["tuned"], {"method": "full", "quantization": "4bit"})

@@ -64,7 +64,7 @@ def test_drop_removes_the_chunk_and_names_the_kinds(tmp_path, tiny_model):
     assert gone["reason"] == "personal data" and gone["section"] == "Contacts"
     assert "api_key" in gone["why"] and "email" in gone["why"] and "ip_address" not in gone["why"]
     assert PLANTED["email"] not in written(tmp_path) and PLANTED["ip_address"] in gone["text"]  # kept kind stays
-    assert metrics["pii"]["records_dropped"] == 1 and metrics["chunks_dropped"] == 1
+    assert metrics["pii"]["records_dropped"] == 1 and metrics["dropped"] == 1
 
 
 @pytest.mark.parametrize("languages, kept", [(["en"], ["English", "Setup"]), (["en", "fr"], ["English", "Français", "Setup"])])

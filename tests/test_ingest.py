@@ -8,15 +8,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from faqforge.documents.blocks import UnreadableDocument, clean_text, detect_encoding
 from faqforge.documents.chunking import chunk_blocks, chunk_id, find_documents, split_to_budget
-from faqforge.documents.readers import (
-    UnreadableDocument,
-    clean_text,
-    detect_encoding,
-    read_document,
-    read_markdown,
-    strip_repeated_lines,
-)
+from faqforge.documents.pdf import strip_repeated_lines
+from faqforge.documents.readers import read_document, read_markdown
 from pdf_factory import make_pdf
 
 

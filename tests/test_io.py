@@ -123,3 +123,19 @@ def test_a_full_disk_is_a_clear_error_and_the_previous_output_stays(tmp_path):
     assert "the previous qa.jsonl, if any, is unchanged" in message
     assert previous == '{"id": 1, "answer": "the previous output"}'
     assert listing.split() == [".", "..", "qa.jsonl"]  # no temporary file left behind
+
+
+def test_the_shared_stage_tail_writes_records_drops_and_metrics(tmp_path, monkeypatch, capsys):
+    from faqforge.core.stage import finish
+    monkeypatch.chdir(tmp_path)
+    kept = ({"id": i} for i in range(3))  # streamed: a generator is written as it comes
+    dropped = [{"id": 9, "reason": "too short"}, {"id": 8, "reason": "too short"}, {"id": 7, "reason": "language"}]
+    metrics = finish("demo", 5, {"data/demo.jsonl": kept}, iter(dropped), {"own": 1})
+    assert metrics == {"records_in": 5, "kept": 3, "dropped": 3, "dropped_by_reason": {"too short": 2, "language": 1},
+                       "own": 1}
+    assert json.loads((tmp_path / "metrics/demo.json").read_text()) == metrics
+    assert len((tmp_path / "data/demo.jsonl").read_text().splitlines()) == 3
+    assert [json.loads(x) for x in (tmp_path / "data/demo_dropped.jsonl").read_text().splitlines()] == dropped
+    assert "demo: kept 3 of 5; dropped 3 (see data/demo_dropped.jsonl)" in capsys.readouterr().out
+    # a stage that streamed its output itself passes the count
+    assert finish("demo", 4, 4, [])["kept"] == 4

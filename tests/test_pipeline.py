@@ -101,6 +101,21 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
 
 
 @pytest.mark.slow
+def test_every_record_stage_writes_its_drops_and_the_same_metric_keys(pipeline_run):
+    """The shared tail (faqforge.core.stage.finish): each stage's metrics start with the same
+    four keys, and `dropped` counts the lines of its drop file, each with a reason."""
+    project, _ = pipeline_run
+    for stage in ("ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split"):
+        metrics = json.loads((project / f"metrics/{stage}.json").read_text())
+        assert list(metrics)[:4] == ["records_in", "kept", "dropped", "dropped_by_reason"], stage
+        drops = [json.loads(line) for line in (project / f"data/{stage}_dropped.jsonl").read_text().splitlines()]
+        assert metrics["dropped"] == len(drops) == sum(metrics["dropped_by_reason"].values()), stage
+        assert all(d.get("reason") for d in drops), stage
+    chunks = (project / "data/chunks.jsonl").read_text().splitlines()
+    assert json.loads((project / "metrics/ingest.json").read_text())["kept"] == len(chunks)
+
+
+@pytest.mark.slow
 def test_the_api_key_reaches_the_server_and_nothing_the_pipeline_wrote(pipeline_run, server):
     project, first = pipeline_run
     assert {r["auth"] for r in server.requests} == {f"Bearer {PLANTED_KEY}"}

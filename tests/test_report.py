@@ -1,10 +1,10 @@
-from faqforge.evaluation.data_report import (
+from faqforge.evaluation.data_render import render
+from faqforge.evaluation.data_stats import (
     funnel,
     length_histogram,
     one_per_reason,
     per_document,
     percentiles,
-    render,
     stable_sample,
     top_reasons,
 )

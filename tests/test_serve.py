@@ -10,7 +10,8 @@ import urllib.request
 import pytest
 
 from conftest import ROOT
-from faqforge.answering.serve import ModelServer, Retrieving, make_http_server
+from faqforge.answering.backends import ModelServer, Retrieving
+from faqforge.answering.serve import make_http_server
 from faqforge.teacher.client import Teacher
 
 QUESTION = [{"role": "user", "content": "How do I add a document?"}]

@@ -1,7 +1,8 @@
-"""The foundation every other part stands on: typed params (config), atomic
-files and JSON Lines (io), the Q&A record's fields and helpers (records), the
-chat contract a student is trained and asked with (chat_format), and what every
-stage script shares (stage).
+"""The foundation every other part stands on: params.yaml's sections typed
+(sections) and read and checked (config), atomic files and JSON Lines (io),
+the Q&A record's fields and helpers (records), the chat contract a student is
+trained and asked with (chat_format), and what every stage script shares
+(stage: error exits and the shared tail writing records, drops and metrics).
 
 May import: nothing else in faqforge.
 """

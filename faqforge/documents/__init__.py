@@ -1,7 +1,8 @@
 """The documents: fetching them from URLs (fetch), reading every format into
-blocks with section and page (readers), packing blocks into token-budgeted
-chunks (chunking), the ingest stage's loop (ingest), and the BM25/dense index
-the bot retrieves passages from (retrieval).
+blocks with section and page (readers, with the shared block helpers in blocks
+and the reStructuredText and PDF readers in rst and pdf), packing blocks into
+token-budgeted chunks (chunking), the ingest stage's loop (ingest), and the
+BM25/dense index the bot retrieves passages from (retrieval).
 
 May import: faqforge.core, faqforge.hygiene, faqforge.models.
 """

@@ -9,8 +9,9 @@ from collections import Counter
 
 from faqforge.core.io import PipelineError
 from faqforge.core.records import dropped
+from faqforge.documents.blocks import UnreadableDocument
 from faqforge.documents.chunking import chunk_blocks, chunk_id, file_sha256
-from faqforge.documents.readers import UnreadableDocument, read_document
+from faqforge.documents.readers import read_document
 
 BATCH = 256  # chunks of one document held before they are written
 
@@ -127,7 +128,7 @@ class Ingest:
         return {"documents": dict(sorted(self.formats.items())), "pdf_pages": self.pages, "chunks": n,
                 "max_tokens": self.settings["max_tokens"],
                 "tokens": {"total": total, "min": min(self.tokens), "p50": nth_smallest(self.tokens, n // 2),
-                           "p90": nth_smallest(self.tokens, int(n * 0.9)), "max": max(self.tokens)},
+                           "p90": nth_smallest(self.tokens, int(n * 0.9)), "max": max(self.tokens)} if n else None,
                 "files": dict(sorted(status.items())),
                 "not_ingested_by_reason": dict(Counter(r["why"] for r in self.report if r["status"] != "ingested")),
                 **self.hygiene.metrics()}

@@ -1,7 +1,8 @@
 """How good the bot is and what the data holds: the students' answers per arm
 (answers), the scores and their intervals (scores, factual), the teacher as
-judge with its controls (judge), reports/eval.md (eval_report) and
-reports/data.md (data_report).
+judge with its controls (judge), reports/eval.md (eval_report), and
+reports/data.md: gathered (data_report), counted (data_stats) and rendered
+(data_render).
 
 May import: faqforge.core, faqforge.hygiene, faqforge.models, faqforge.documents,
 faqforge.teacher, faqforge.refinement, faqforge.training.

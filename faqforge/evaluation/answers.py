@@ -5,8 +5,10 @@ OpenAI-compatible server that serves the base model and the adapter by name."""
 import contextlib
 from pathlib import Path
 
+from faqforge.core.chat_format import question_messages
 from faqforge.core.config import checked
 from faqforge.core.io import PipelineError
+from faqforge.evaluation.scores import ARMS
 from faqforge.models.checkpoints import checkpoint_fingerprint, load_model
 from faqforge.models.decoding import generate_chat
 from faqforge.teacher.cache import ResponseCache, request_key
@@ -94,3 +96,16 @@ def served_answers(arm_chats, params, teacher_params):
                                 "serves (GET /v1/models).")
         replies[arm] = answers
     return replies
+
+
+def arm_chats(questions, hits, system_prompt):
+    """{arm: chats}: every question in the student's chat layout, closed book or with its retrieved passages."""
+    return {arm: [question_messages(q, system_prompt, h if arm.endswith("_rag") else None)
+                  for q, h in zip(questions, hits)] for arm in ARMS}
+
+
+def student_names(served):
+    """What answered as base and tuned, for metrics/eval.json."""
+    if served["base_url"]:
+        return {side: f"{served[side + '_model']} at {served['base_url']}" for side in ("base", "tuned")}
+    return {"base": "models/base", "tuned": "models/adapter"}

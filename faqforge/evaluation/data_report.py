@@ -4,212 +4,98 @@ Built from the pipeline's own outputs (never from a second bookkeeping): the
 funnel from documents to training pairs with the top reasons for every drop,
 question and answer length distributions, pairs per source document with the
 documents that yielded nothing called out, and a sample of kept and dropped
-pairs. `stages/report.py` writes it to reports/data.md and the distributions to
-plots/ for `dvc plots diff`.
+pairs, in reports/data.md; the distributions in plots/ for `dvc plots diff`.
 """
 
-import hashlib
+import csv
 from collections import Counter
 
+from faqforge.core.io import atomic_path, read_evalset, read_json, read_jsonl, write_text
 from faqforge.core.records import pair_prompt, pair_response
+from faqforge.evaluation.data_render import render, render_hygiene, render_mix
+from faqforge.evaluation.data_stats import (
+    COUNTED,
+    SAMPLE_SIZE,
+    funnel,
+    length_histogram,
+    one_per_reason,
+    per_document,
+    percentiles,
+    stable_sample,
+    words,
+    yielded,
+)
+from faqforge.hygiene.language import LanguageFilter
+from faqforge.refinement.decontaminate import AUDIT_ANSWER_CONTAINMENT, AUDIT_QUESTION_JACCARD, audit
+from faqforge.training.split import source_of
 
-LENGTH_BIN_WORDS = 5
-SAMPLE_SIZE = 5
-TOP_REASONS = 3
-
-
-def words(text):
-    return len(text.split())
-
-
-def stable_sample(records, k, salt=""):
-    """k records picked by a hash of their id: the same data gives the same sample."""
-    def key(record):
-        name = record.get("id") or record.get("chunk_id") or record.get("doc")
-        return hashlib.sha256(f"{salt}:{name}".encode()).digest()
-    return sorted(records, key=key)[:k]
-
-
-def one_per_reason(dropped, k=SAMPLE_SIZE):
-    """A dropped record for each of the k most common reasons."""
-    by_reason = {}
-    for d in dropped:
-        by_reason.setdefault(d.get("reason") or d.get("why", "?"), []).append(d)
-    ranked = sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0]))[:k]
-    return [stable_sample(records, 1, reason)[0] for reason, records in ranked]
+STAGES = ("ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split")
 
 
-def top_reasons(dropped, k=TOP_REASONS):
-    """'reason (count)' for the k most common reasons, most common first."""
-    counts = Counter(d.get("reason") or d.get("why", "?") for d in dropped)
-    return "; ".join(f"{reason} ({n})" for reason, n in counts.most_common(k))
+def write_csv(path, rows):
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["empty"])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
-def funnel(steps):
-    """Rows of the funnel table. `steps`: (stage, what goes in, n in, what comes out,
-    n out, dropped records)."""
-    return [{"stage": stage, "in": f"{n_in} {what_in}", "out": f"{n_out} {what_out}",
-             "dropped": len(dropped), "top reasons": top_reasons(dropped) or "-"}
-            for stage, what_in, n_in, what_out, n_out, dropped in steps]
-
-
-def percentiles(values, points=(0, 10, 50, 90, 100)):
-    """Nearest-rank percentiles of a list of numbers; zeros for an empty list."""
-    ordered = sorted(values)
-    if not ordered:
-        return {p: 0 for p in points}
-    return {p: ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] for p in points}
-
-
-def length_histogram(questions, answers, width=LENGTH_BIN_WORDS):
-    """Rows {"words": bin start, "questions": n, "answers": n} covering every bin
-    from 0 to the longest text, empty bins included, so runs line up in plots."""
-    q_bins = Counter(words(t) // width * width for t in questions)
-    a_bins = Counter(words(t) // width * width for t in answers)
-    top = max([*q_bins, *a_bins], default=0)
-    return [{"words": start, "questions": q_bins.get(start, 0), "answers": a_bins.get(start, 0)}
-            for start in range(0, top + width, width)]
-
-
-COUNTED = ("chunks", "raw", "curated", "train", "val")
-
-
-def per_document(ingest_report, **records):
-    """Rows per source document, documents that yielded nothing first: its
-    ingest status and how many records of each kind in `records` (chunks=...,
-    raw=..., curated=..., train=..., val=...) came from it."""
-    counts = {row["doc"]: {"doc": row["doc"], "status": row["status"], **dict.fromkeys(COUNTED, 0),
-                           **({"notes": row["notes"]} if row.get("notes") else {})}
-              for row in ingest_report}
-    for name, items in records.items():
-        for record in items:
-            row = counts.setdefault(record["doc"], {"doc": record["doc"], "status": "ingested",
-                                                   **dict.fromkeys(COUNTED, 0)})
-            row[name] += 1
-    return sorted(counts.values(), key=lambda r: (yielded(r) > 0, r["train"], r["doc"]))
-
-
-def yielded(row):
-    """Pairs a document gave to training or validation."""
-    return row["train"] + row["val"]
-
-
-def table(rows, columns):
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(str(row[c]).replace("|", "\\|").replace("\n", " ") for c in columns) + " |")
-    return "\n".join(lines)
-
-
-def bar(n, most, width=30):
-    return "#" * (round(width * n / most) if most else 0)
-
-
-def clip(text, limit=160):
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def render_hygiene(pii_rows, language_drops, keep, limit=40):
-    """The personal data / secrets and language sections. `pii_rows`: {stage:
-    rows of data/<stage>_pii.jsonl} (locations and kinds, never the values);
-    `language_drops`: {stage: records dropped for their language}."""
-    kinds = sorted({r["kind"] for rows in pii_rows.values() for r in rows})
-    out = ["## Personal data and secrets", ""]
-    if not kinds:
-        out += ["None found (hygiene.pii in params.yaml says what is looked for).", ""]
-    else:
-        counts = [{"kind": kind, **{f"{stage} ({action})": sum(r["kind"] == kind and r["action"] == action
-                                                               for r in rows)
-                                    for stage, rows in pii_rows.items()
-                                    for action in sorted({r["action"] for r in rows})}} for kind in kinds]
-        out += [table(counts, list(counts[0])), "",
-                "Where (the values themselves are never written; every row is in data/<stage>_pii.jsonl):", ""]
-        located = [(stage, r) for stage, rows in pii_rows.items() for r in rows]
-        for stage, r in located[:limit]:
-            where = (f"`{r['doc']}`, section \"{r.get('section') or ''}\", chunk {r.get('index')}" if stage == "ingest"
-                     else f"pair `{r['id']}` of `{r['doc']}`, {r['field']}")
-            out.append(f"- {stage}: {where}, characters {r['start']}-{r['end']}: **{r['kind']}**, {r['action']}")
-        if len(located) > limit:
-            out.append(f"- ... and {len(located) - limit} more")
-        out.append("")
-    out += ["## Languages", "", f"Kept: {', '.join(keep) if isinstance(keep, list) else keep}."]
-    for stage, drops in language_drops.items():
-        by_code = {}
-        for d in drops:
-            by_code[d["why"].split()[1]] = by_code.get(d["why"].split()[1], 0) + 1
-        unit = "chunks" if stage == "ingest" else "pairs"
-        codes = ", ".join(f"{c}: {n}" for c, n in sorted(by_code.items()))
-        out.append(f"- {stage}: {len(drops)} {unit} dropped" + (f" ({codes})" if by_code else ""))
-    return "\n".join(out) + "\n"
-
-
-def render_mix(table_by_source, val_by_source):
-    """The source mix section: training pairs per source before and after split.mix."""
-    before = sum(r["pairs_before"] for r in table_by_source.values()) or 1
-    after = sum(r["pairs_after"] for r in table_by_source.values()) or 1
-    rows = [{"source": source, "train before": r["pairs_before"], "share before": f"{r['pairs_before'] / before:.0%}",
-             "weight": f"{r['weight']:g}", "max_pairs": r["max_pairs"] if r["max_pairs"] is not None else "",
-             "train after": r["pairs_after"], "share after": f"{r['pairs_after'] / after:.0%}",
-             "val": val_by_source.get(source, 0)} for source, r in sorted(table_by_source.items())]
-    return "\n".join(["## Source mix", "",
-                      "Sources are the sub-folders of data/docs/ (`docs`: files directly in it); `split.mix` in "
-                      "params.yaml re-weights the training pairs, validation keeps the natural mix.", "",
-                      table(rows, list(rows[0]) if rows else ["source"]), ""])
-
-
-def render(funnel_rows, histogram, lengths, documents, kept_sample, dropped_samples, audit, sections=()):
-    """The markdown of reports/data.md. `audit`: (pairs checked, pairs the
-    independent eval-set check flags among them, the check in words); `sections`:
-    more markdown sections, placed before the samples."""
-    out = ["# Data report", "",
-           "Written by `dvc repro report` from the pipeline's outputs (data/*.jsonl); "
-           "the same numbers are in metrics/*.json and the distributions in plots/data_*.csv "
-           "(`dvc plots diff` compares runs).", "", "## Funnel", "",
-           table(funnel_rows, ["stage", "in", "out", "dropped", "top reasons"]), "",
-           "Every dropped record is in data/<stage>_dropped.jsonl with `reason` and `why`.", "",
-           "## Eval-set audit", "",
-           f"An independent check ({audit[2]}), run over the {audit[0]} training and validation pairs, "
-           f"flags **{len(audit[1])}**." + "".join(f"\n- `{d['id']}`: {clip(d['why'], 200)}" for d in audit[1]), "",
-           "## Lengths of the training pairs (words)", "",
-           table([{"": name, **{f"p{p}": v for p, v in lengths[name].items()}} for name in ("questions", "answers")],
-                 ["", "p0", "p10", "p50", "p90", "p100"]), "", "```"]
-    most = max([max(r["questions"], r["answers"]) for r in histogram], default=0)
-    for r in histogram:
-        label = f"{r['words']:>3}-{r['words'] + LENGTH_BIN_WORDS - 1:<3}"
-        out.append(f"{label} q {r['questions']:>5} {bar(r['questions'], most):<30}  "
-                   f"a {r['answers']:>5} {bar(r['answers'], most)}")
-    out += ["```", "", "## Pairs per source document", ""]
-    barren = [d for d in documents if yielded(d) == 0]
-    if barren:
-        out += [f"**{len(barren)} of {len(documents)} documents gave no training or validation pair:** "
-                + ", ".join(f"`{d['doc']}` ({d['status']}, {d['chunks']} chunks, {d['raw']} raw pairs)"
-                            for d in barren), ""]
-    else:
-        out += [f"Every one of the {len(documents)} documents gave pairs.", ""]
-    out += [table([{**d, "doc": f"**{d['doc']}**" if yielded(d) == 0 else d["doc"]} for d in documents],
-                  ["doc", "status", *COUNTED]), ""]
-    noted = [d for d in documents if d.get("notes")]
-    if noted:
-        out += ["What the readers left out or could not interpret (`notes` in data/ingest_report.jsonl):", ""]
-        out += [f"- `{d['doc']}`: " + "; ".join(clip(n, 160) for n in d["notes"][:5])
-                + (f"; and {len(d['notes']) - 5} more" if len(d["notes"]) > 5 else "") for d in noted]
-        out += [""]
-    for section in sections:
-        out += [section.rstrip(), ""]
-    out += ["## Sample of training pairs", ""]
-    out += [f"- **Q:** {clip(pair_prompt(p))}  \n  **A:** {clip(pair_response(p))}  \n  ({p['doc']})"
-            for p in kept_sample]
-    out += ["", "## Sample of dropped records", ""]
-    for stage, sample in dropped_samples.items():
-        if not sample:
-            continue
-        out += [f"### {stage}", ""]
-        for d in sample:
-            what = (f"**Q:** {clip(pair_prompt(d))}  \n  **A:** {clip(pair_response(d))}"
-                    if "question" in d or "instruction" in d
-                    else f"chunk `{d.get('chunk_id', d.get('index'))}` of {d.get('doc')}")
-            reason, why = d.get("reason"), clip(d.get("why", ""), 200)
-            out.append(f"- {what}  \n  " + (f"*{reason}*: {why}" if reason and reason != d.get("why") else f"*{why}*"))
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"
+def write_report(params):
+    """reports/data.md and the plots of the data from the pipeline's outputs; returns its summary line."""
+    ingest_report = read_jsonl("data/ingest_report.jsonl")
+    chunks = read_jsonl("data/chunks.jsonl")
+    stages = {"generate": "data/qa_raw.jsonl", "curate": "data/qa_curated.jsonl", "dedup": "data/qa_deduped.jsonl",
+              "decontaminate": "data/qa_clean.jsonl", "augment": "data/qa_augmented.jsonl"}
+    out = {stage: read_jsonl(path) for stage, path in stages.items()}
+    dropped = {stage: read_jsonl(f"data/{stage}_dropped.jsonl") for stage in STAGES}
+    by_id = {p["id"]: p for p in out["augment"]}
+    # RAFT refusal examples (split.raft.refusal_share) and further draws of a pair (split.raft.draws)
+    # reuse a pair's question: counted apart, not as pairs.
+    records = {name: read_jsonl(f"data/{name}.jsonl") for name in ("train", "val")}
+    train = [by_id[r.get("copy_of", r["id"])] for r in records["train"] if r.get("kind") != "refusal"
+             and "draw" not in r]
+    val = [by_id[r["id"]] for r in records["val"] if r.get("kind") != "refusal"]
+    refusals = sum(r.get("kind") == "refusal" for r in records["train"])
+    ingested = [r for r in ingest_report if r["status"] == "ingested"]
+    not_ingested = [{**r, "reason": r["status"]} for r in ingest_report if r["status"] != "ingested"]
+    paraphrases = len(out["augment"]) - len(out["decontaminate"])
+    rows = funnel([
+        ("ingest", "files", len(ingest_report), "chunks", len(chunks), not_ingested + dropped["ingest"]),
+        ("generate", "chunks", len(chunks), "raw pairs", len(out["generate"]), dropped["generate"]),
+        ("curate", "pairs", len(out["generate"]), "pairs", len(out["curate"]), dropped["curate"]),
+        ("dedup", "pairs", len(out["curate"]), "pairs", len(out["dedup"]), dropped["dedup"]),
+        ("decontaminate", "pairs", len(out["dedup"]), "pairs", len(out["decontaminate"]), dropped["decontaminate"]),
+        ("augment", "pairs", len(out["decontaminate"]), f"pairs ({paraphrases} paraphrases)", len(out["augment"]),
+         dropped["augment"]),
+        ("split", "pairs", len(out["augment"]),
+         f"train, {len(val)} val" + (f", {refusals} RAFT refusal examples besides" if refusals else ""), len(train),
+         dropped["split"]),
+    ])
+    questions = [pair_prompt(p) for p in train]
+    answers = [pair_response(p) for p in train]
+    histogram = length_histogram(questions, answers)
+    lengths = {"questions": percentiles([words(q) for q in questions]),
+               "answers": percentiles([words(a) for a in answers])}
+    documents = per_document(ingest_report, chunks=chunks, raw=out["generate"], curated=out["curate"], train=train,
+                             val=val)
+    flagged = audit(train + val, read_evalset("data/eval/evalset.json"))
+    rule = (f"character trigrams of the lower-cased texts, every pair against every eval item: a question "
+            f"with trigram Jaccard >= {AUDIT_QUESTION_JACCARD} against an eval question, or an answer holding "
+            f">= {AUDIT_ANSWER_CONTAINMENT:.0%} of an eval answer's trigrams; independent of the decontaminate "
+            f"stage's rule")
+    write_text("reports/data.md", render(
+        rows, histogram, lengths, documents, stable_sample(train, SAMPLE_SIZE),
+        {**{s: one_per_reason(x) for s, x in dropped.items()},
+         "ingest": one_per_reason(not_ingested + dropped["ingest"])},
+        (len(train) + len(val), flagged, rule),
+        sections=[render_mix(read_json("metrics/split.json").get("mix", {}), Counter(source_of(p["doc"]) for p in val)),
+                  render_hygiene({s: read_jsonl(f"data/{s}_pii.jsonl") for s in ("ingest", "curate")},
+                                 {s: [x for x in dropped[s] if x["reason"] == "language"]
+                                  for s in ("ingest", "curate")},
+                                 LanguageFilter(params["hygiene"], params["generate"]["language"]).languages_kept())]))
+    write_csv("plots/data_funnel.csv", [{"stage": r["stage"], "pairs_out": int(r["out"].split()[0]),
+                                         "dropped": r["dropped"]} for r in rows])
+    write_csv("plots/data_lengths.csv", histogram)
+    write_csv("plots/data_per_doc.csv", [{k: d[k] for k in ("doc", *COUNTED)} for d in documents])
+    barren = sum(yielded(d) == 0 for d in documents)
+    return (f"reports/data.md ({len(ingested)} documents, {len(chunks)} chunks -> {len(train)} train pairs; "
+            f"{barren} documents gave no pair; {len(flagged)} pairs flagged by the eval-set audit)")

@@ -160,3 +160,19 @@ def retrieval_metrics(eval_hits, references, val_hits=None, val_chunks=None):
         metrics["val_own_chunk_recall_at_k"] = sum(found) / len(found)
         metrics["val_pairs"] = len(found)
     return metrics
+
+
+def score_predictions(evalset, hits, replies):
+    """One prediction record per eval item: every arm's answer and scores, whether
+    the retrieved passages support the reference, and which passages were shown."""
+    predictions = []
+    for i, (item, shown) in enumerate(zip(evalset, hits)):
+        answers = {arm: replies[arm][i]["text"] for arm in ARMS}
+        scores = {arm: answer_scores(item["answer"], answers[arm], shown if arm.endswith("_rag") else None)
+                  for arm in ARMS}
+        predictions.append({"index": i, "question": item["question"], "reference": item["answer"],
+                            "answers": answers, "scores": scores,
+                            "retrieval_hit": supported(item["answer"], " ".join(h["text"] for h in shown)),
+                            "passages": [{key: h.get(key) for key in ("passage_id", "doc", "section", "pages",
+                                                                       "score")} for h in shown]})
+    return predictions

@@ -13,7 +13,7 @@ against the kept pair's answer, so one question asked of two different facts
 keeps both.
 """
 
-from faqforge.core.io import PipelineError, iter_jsonl, write_jsonl
+from faqforge.core.io import PipelineError, iter_jsonl
 from faqforge.core.records import dropped, normalise, pair_prompt, pair_response
 from faqforge.refinement.fuzzy import check_scorer, compared, rapidfuzz_scorer, similar_pairs
 
@@ -127,11 +127,11 @@ def near_duplicate_clusters(pairs, scorer="token_sort_ratio", threshold=90, answ
     return kept, [_dropped(p, decisions[i], ids) for i, p in enumerate(pairs) if i in decisions]
 
 
-def dedup_file(source, kept_path, dropped_path, scorer="token_sort_ratio", threshold=90, answer_threshold=None,
-               prefer=DEFAULT_PREFER):
+def dedup_stream(source, scorer="token_sort_ratio", threshold=90, answer_threshold=None, prefer=DEFAULT_PREFER):
     """near_duplicate_clusters over a JSON Lines file in bounded memory: one pass
     keeps only each pair's id, question, sort key (and answer with
-    `answer_threshold`); two more stream the records out. Returns the stage's counts."""
+    `answer_threshold`). Returns (kept, dropped, counts): two generators that
+    stream the file again, in input order, and the stage's own counts."""
     check_prefer(prefer)
     texts, answers, order_keys, ids = [], [], [], []
     for i, pair in enumerate(iter_jsonl(source)):
@@ -141,11 +141,8 @@ def dedup_file(source, kept_path, dropped_path, scorer="token_sort_ratio", thres
         ids.append(pair["id"])
     decisions = duplicate_decisions(texts, order_keys, scorer, threshold, answers, answer_threshold)
     del texts, answers, order_keys
-    kept = write_jsonl(kept_path, ({**p, "cluster": p["id"]} for i, p in enumerate(iter_jsonl(source))
-                                   if i not in decisions))
-    write_jsonl(dropped_path, (_dropped(p, decisions[i], ids) for i, p in enumerate(iter_jsonl(source))
-                               if i in decisions))
+    kept = ({**p, "cluster": p["id"]} for i, p in enumerate(iter_jsonl(source)) if i not in decisions)
+    dropped = (_dropped(p, decisions[i], ids) for i, p in enumerate(iter_jsonl(source)) if i in decisions)
     exact = sum(why.startswith("exact") for _, _, why in decisions.values())
-    return {"pairs_in": len(ids), "kept": kept, "dropped": len(decisions), "exact_duplicates": exact,
-            "near_duplicates": len(decisions) - exact,
-            "clusters_with_duplicates": len({kept for kept, *_ in decisions.values()})}
+    return kept, dropped, {"pairs_in": len(ids), "exact_duplicates": exact, "near_duplicates": len(decisions) - exact,
+                           "clusters_with_duplicates": len({kept for kept, *_ in decisions.values()})}

@@ -11,6 +11,8 @@ answer and the rewrite is recorded as dropped.
 import re
 
 from faqforge.core.records import dropped, normalise, pair_response, prompt_field, with_prompt, with_response
+from faqforge.core.stage import teacher_error_record
+from faqforge.refinement.decontaminate import contamination
 
 _NUMBERING = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[QA]\d*[:.])\s*")
 # What a rephrased answer must keep: `code spans`, numbers, and tokens such as
@@ -101,4 +103,39 @@ def variants_of(pair, reply, k, copied_examples=(), answers_reply=None):
             elif normalise(answers[n]) != normalise(pair_response(pair)):
                 record = {**with_response(record, answers[n]), "answer_rephrased": True}
         variants.append(record)
+    return variants, removed
+
+
+def augment_pairs(teacher, pairs, params, pii, evalset, decontaminate):
+    """The teacher's paraphrases of each pair's question (and with `answers` its
+    answer) as new pairs. Returns (variants, dropped): a variant that copies the
+    question, adds personal data the pair lacks (`pii.added_by`) or comes too
+    close to the eval set (the `decontaminate` params) is dropped with its reason."""
+    replies = teacher.chat([paraphrase_messages(x, params) for x in pairs], desc="augment",
+                           max_tokens=params["max_tokens"])
+    answer_replies = [None] * len(pairs)
+    if params["answers"]:
+        answer_replies = teacher.chat([answer_messages(x, params) for x in pairs], desc="augment answers",
+                                      max_tokens=params["answer_max_tokens"])
+    variants, removed = [], []
+    for pair, reply, answer_reply in zip(pairs, replies, answer_replies):
+        if reply.get("error"):
+            removed.append(teacher_error_record(pair, "augment", reply))
+            continue
+        if answer_reply is not None and answer_reply.get("error"):
+            removed.append({**teacher_error_record(pair, "augment", answer_reply),
+                            "why": f"answer rephrasing: teacher error {answer_reply['error']}"})
+            answer_reply = None
+        new, copies = variants_of(pair, reply["text"], params["paraphrases"], example_questions(params),
+                                  answer_reply and answer_reply["text"])
+        for variant in new:
+            added = pii.added_by(pair, variant)
+            if added:  # the teacher wrote personal data the pair does not have (redacted in the cache)
+                copies.append(dropped(variant, "augment", "personal data",
+                                      f"the rephrasing adds {', '.join(added)} (hygiene.pii: drop)"))
+            else:
+                variants.append(variant)
+        removed.extend(copies)
+    variants, leaked = contamination(variants, evalset, **decontaminate)
+    removed.extend({**x, "dropped_by": "augment"} for x in leaked)
     return variants, removed

@@ -1,461 +1,104 @@
-"""LoRA fine-tuning of the student with peft and the transformers Trainer.
+"""The finetune stage's run: the student (LoRA, QLoRA or every weight) trained
+on data/train.jsonl and validated on data/val.jsonl, resumable, written with
+the prompt layout it learnt, its curves and its metrics."""
 
-Examples are formatted with the student tokenizer's own chat template, the
-same `chat_prompt` the evaluator and `serve` use, and the loss is taken on the
-assistant tokens only. Each batch row holds one example, right-padded, with
-its padding masked out, so no example attends to another; batches are grouped
-by length so little compute goes to padding (the stage reports how much did).
-
-The same code runs in one process or under torchrun / accelerate launch
-(DDP, FSDP): the Trainer reads the launcher's environment, and only the main
-process writes files.
-"""
-
-import hashlib
-import importlib.util
-import json
-import math
-import os
-import resource
 import shutil
-import sys
 import time
-from pathlib import Path
 
 import torch
-import transformers
+from transformers import set_seed
 
-from faqforge.core.config import checked
-from faqforge.core.io import PipelineError, write_json
-from faqforge.core.records import dropped
-from faqforge.models.checkpoints import chat_prompt, load_model
-
-OVERLONG = ("skip", "error")
-FINGERPRINT = "fingerprint.txt"
-
-
-def tokenize_example(tokenizer, messages):
-    """input_ids and labels for one chat; labels are -100 everywhere but the
-    final assistant turn (and the end-of-turn token the template puts after it)."""
-    prompt = chat_prompt(tokenizer, messages[:-1])
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
-    if not full.startswith(prompt):
-        raise ValueError("the chat template does not render the prompt as a prefix of the full chat")
-    encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-    labels = [tok if start >= len(prompt) else -100
-              for tok, (start, _) in zip(encoded.input_ids, encoded.offset_mapping)]
-    return {"input_ids": encoded.input_ids, "labels": labels}
-
-
-def prepare_examples(tokenizer, records, max_seq_length, overlong="skip", source="data/train.jsonl"):
-    """(examples, over-long records). An example longer than `max_seq_length` is
-    never cut mid-answer: it is set aside with its length and reason, or, with
-    `overlong: error`, the run stops naming the records."""
-    if overlong not in OVERLONG:
-        raise PipelineError(f"params.yaml: finetune.overlong: unknown value {overlong!r}; choose skip or error.")
-    examples, skipped = [], []
-    for record in records:
-        example = tokenize_example(tokenizer, record["messages"])
-        n = len(example["input_ids"])
-        if n > max_seq_length:
-            skipped.append(dropped({"id": record["id"]}, "finetune", "longer than max_seq_length",
-                                   f"{n} tokens > max_seq_length {max_seq_length}", tokens=n))
-        else:
-            examples.append(example)
-    if skipped and overlong == "error":
-        ids = ", ".join(s["id"] for s in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        raise PipelineError(f"{source}: {len(skipped)} examples are longer than finetune.max_seq_length "
-                            f"{max_seq_length} tokens ({ids}); raise max_seq_length, or set finetune.overlong: "
-                            "skip to train without them (they are listed in metrics/train.json).")
-    return examples, skipped
+from faqforge.core.chat_format import LAYOUT_FILE
+from faqforge.core.io import PipelineError, read_jsonl, write_json
+from faqforge.models.checkpoints import load_model
+from faqforge.training.setup import (
+    PadCollator,
+    check_init_adapter,
+    parameter_counts,
+    prepare_examples,
+    prompt_layout,
+    quantization_config,
+    trainable_model,
+)
+from faqforge.training.trainer import (
+    Trainer,
+    curves_from_history,
+    file_digest,
+    final_validation,
+    fingerprint,
+    is_main_process,
+    mean_train_loss,
+    merge_adapter,
+    peak_memory_mb,
+    resume_point,
+    training_arguments,
+    validation_start,
+    world_size,
+)
 
 
-class PadCollator:
-    """Right-pads a batch (to the longest row, or to `pad_to`); pads get label
-    -100 and attention 0, so each row is one example that sees only itself."""
-
-    def __init__(self, pad_token_id, pad_to=None):
-        self.pad_token_id = pad_token_id
-        self.pad_to = pad_to
-
-    def __call__(self, batch):
-        width = self.pad_to or max(len(b["input_ids"]) for b in batch)
-        ids, labels, mask = [], [], []
-        for b in batch:
-            pad = width - len(b["input_ids"])
-            ids.append(b["input_ids"] + [self.pad_token_id] * pad)
-            labels.append(b["labels"] + [-100] * pad)
-            mask.append([1] * len(b["input_ids"]) + [0] * pad)
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
-                "attention_mask": torch.tensor(mask)}
+def examples(tokenizer, p):
+    """(train records, train examples, val examples, over-long ones skipped) from data/."""
+    records = read_jsonl("data/train.jsonl")
+    train, overlong = prepare_examples(tokenizer, records, p["max_seq_length"], p["overlong"], "data/train.jsonl")
+    val, val_overlong = prepare_examples(tokenizer, read_jsonl("data/val.jsonl"), p["max_seq_length"],
+                                         p["overlong"], "data/val.jsonl")
+    if not train:
+        raise PipelineError("data/train.jsonl: no training example fits max_seq_length "
+                            f"{p['max_seq_length']}; raise finetune.max_seq_length or check earlier stages' "
+                            "metrics for where the pairs were dropped.")
+    return records, train, val, overlong + val_overlong
 
 
-def quantization_config(params, cuda=None):
-    """The bitsandbytes config for `finetune.quantization: 4bit` (QLoRA), None
-    for full precision; a clear error where 4-bit cannot run."""
-    mode = checked("finetune", params)["quantization"]
-    if mode == "none":
+def fine_tune(params, base, out, work):
+    """Train the student from `base` into `out`, checkpointing to `work` (removed
+    when the run ends). Returns metrics/train.json's content on the main process, else None."""
+    p = params["finetune"]
+    init_adapter = check_init_adapter(p["init_adapter"], out) if p["init_adapter"] else None
+    set_seed(p["seed"])
+    model, tokenizer = load_model(base, quantization_config=quantization_config(p))
+    records, train, val, overlong = examples(tokenizer, p)
+    model = trainable_model(model, p, init_adapter)
+    if p["gradient_checkpointing"]:
+        model.enable_input_require_grads()
+    run_id = fingerprint(p, params["student"], world_size(), file_digest("data/train.jsonl"),
+                         file_digest("data/val.jsonl"), file_digest(f"{base}/config.json"),
+                         init_adapter and file_digest(init_adapter))
+    checkpoint = resume_point(work, run_id) if p["resume"] else None
+    trainer = Trainer(model=model, args=training_arguments(p, work, len(train), has_val=bool(val)),
+                      train_dataset=train, eval_dataset=val or None,
+                      data_collator=PadCollator(tokenizer.pad_token_id), processing_class=tokenizer)
+    if checkpoint:
+        print(f"finetune: resuming from {checkpoint}", flush=True)
+    start_loss = validation_start(trainer, f"{work}/val_loss_start.json", checkpoint) if val else None
+    start = time.monotonic()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.monotonic() - start
+    final_val = final_validation(trainer) if val else None
+    padding = trainer.padding_fraction()  # gathered from every process: all of them must ask
+    if is_main_process():
+        shutil.rmtree(out, ignore_errors=True)
+    trainer.save_model(out)  # on every process: under FSDP the weights are gathered from all of them
+    if not is_main_process():
         return None
-    cuda = torch.cuda.is_available() if cuda is None else cuda
-    if not cuda:
-        raise PipelineError("params.yaml: finetune.quantization: 4bit (QLoRA) needs a CUDA GPU and bitsandbytes, "
-                            "and this machine has no CUDA device. Set finetune.quantization: none to train the "
-                            "LoRA adapter in full precision here, or run the stage on a machine with a GPU.")
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise PipelineError("params.yaml: finetune.quantization: 4bit (QLoRA) needs bitsandbytes: "
-                            "run `.venv/bin/pip install bitsandbytes`.")
-    return transformers.BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-
-
-def cpu_has_bf16():
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): then
-    bf16 autocast trains faster than float32 (1.25x measured, bench/README.md)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def mixed_precision(params, cuda=None, cpu_bf16=None):
-    """(bf16, fp16) flags for TrainingArguments: `auto` is bf16 on a GPU that
-    has it, fp16 on an older GPU, bf16 autocast on a CPU with native bfloat16,
-    float32 on other CPUs. The weights stay float32 in every case."""
-    mode = checked("finetune", params)["precision"]
-    cuda = torch.cuda.is_available() if cuda is None else cuda
-    if mode == "auto":
-        if cuda:
-            mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        else:
-            mode = "bf16" if (cpu_has_bf16() if cpu_bf16 is None else cpu_bf16) else "fp32"
-    return mode == "bf16", mode == "fp16"
-
-
-def check_init_adapter(path, out_dir):
-    """An existing PEFT adapter to continue training from, outside the stage's own output."""
-    adapter = Path(path)
-    if adapter.resolve() == Path(out_dir).resolve():
-        raise PipelineError(f"params.yaml: finetune.init_adapter: {path} is this stage's own output, which DVC "
-                            "removes before the stage runs; copy it first (cp -r models/adapter "
-                            "models/adapter-v1) and point init_adapter at the copy.")
-    if not (adapter / "adapter_config.json").exists():
-        raise PipelineError(f"params.yaml: finetune.init_adapter: {path} has no adapter_config.json; "
-                            "give the directory of a PEFT adapter (one written by this stage, or any "
-                            "save_pretrained LoRA adapter for the same base model).")
-    return adapter
-
-
-def trainable_model(model, params, init_adapter=None):
-    """The student to train: LoRA weights on the frozen base (finetune.method
-    lora), or every weight (full, the RAFT recipe's choice; for small students)."""
-    params = checked("finetune", params)
-    if params["method"] == "lora":
-        return lora_model(model, params, init_adapter)
-    if init_adapter or params["quantization"] != "none":
-        raise PipelineError("params.yaml: finetune.method: full trains every weight: it takes neither "
-                            "init_adapter nor quantization (those are LoRA's); set them to null and none.")
-    for parameter in model.parameters():
-        parameter.requires_grad_(True)
-    model.train()
-    return model
-
-
-def parameter_counts(model):
-    """(trainable, total) parameters of a peft or plain model."""
-    if hasattr(model, "get_nb_trainable_parameters"):
-        return model.get_nb_trainable_parameters()
-    return (sum(p.numel() for p in model.parameters() if p.requires_grad), sum(p.numel() for p in model.parameters()))
-
-
-def prompt_layout(records):
-    """How the training records were prompted, saved with the weights so that
-    evaluation, chat and serve prompt the same way without re-reading params:
-    the system prompt, closed_book or raft, and the passages per prompt."""
-    first = records[0]["messages"] if records else []
-    system = first[0]["content"] if first and first[0]["role"] == "system" else None
-    raft = [r for r in records if "passages" in r]
-    return {"system_prompt": system, "context": "raft" if raft else "closed_book",
-            "passages": max((len(r["passages"]) for r in raft), default=0)}
-
-
-def lora_model(model, params, init_adapter=None):
-    """The student with trainable LoRA weights: fresh ones from params, or
-    those of `init_adapter` (whose own rank, alpha and targets then apply)."""
-    from peft import LoraConfig, PeftModel, get_peft_model
-    if getattr(model, "is_loaded_in_4bit", False):
-        from peft import prepare_model_for_kbit_training
-        model = prepare_model_for_kbit_training(model, params["gradient_checkpointing"])
-    if init_adapter:
-        return PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
-    config = LoraConfig(r=params["lora_r"], lora_alpha=params["lora_alpha"],
-                        lora_dropout=params["lora_dropout"], target_modules=params["target_modules"],
-                        task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
-
-
-def world_size():
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_main_process():
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def training_arguments(params, output_dir, n_train, has_val=True):
-    """TrainingArguments from the finetune params. The number of steps counts
-    every process: one step is batch_size x grad_accum x processes examples."""
-    cuda = torch.cuda.is_available()
-    global_batch = params["batch_size"] * params["grad_accum"] * world_size()
-    steps_per_epoch = math.ceil(n_train / global_batch)
-    max_steps = params["max_steps"] if params["max_steps"] > 0 else steps_per_epoch * params["epochs"]
-    bf16, fp16 = mixed_precision(params, cuda)
-    return transformers.TrainingArguments(
-        output_dir=output_dir,
-        per_device_train_batch_size=params["batch_size"],
-        per_device_eval_batch_size=params["batch_size"],
-        gradient_accumulation_steps=params["grad_accum"],
-        learning_rate=params["learning_rate"],
-        lr_scheduler_type=params["lr_scheduler"],
-        warmup_steps=params["warmup_steps"],
-        max_steps=max_steps,
-        logging_steps=1,
-        eval_strategy="steps" if has_val else "no",
-        eval_steps=max(1, params["eval_every"]),
-        save_strategy="steps" if params["save_every"] > 0 else "no",
-        save_steps=max(1, params["save_every"]),
-        save_total_limit=1,
-        seed=params["seed"],
-        data_seed=params["seed"],
-        activation_checkpointing=params["gradient_checkpointing"],
-        activation_checkpointing_kwargs={"use_reentrant": False},
-        train_sampling_strategy="group_by_length" if params["group_by_length"] else "random",
-        include_num_input_tokens_seen="non_padding",
-        bf16=bf16,
-        fp16=fp16,
-        report_to="none",
-        disable_tqdm=not is_main_process(),
-        use_cpu=not cuda,
-        ddp_backend="gloo" if world_size() > 1 and not cuda else None,
-        ddp_find_unused_parameters=False,
-        dataloader_num_workers=0,
-    )
-
-
-class Throughput(transformers.TrainerCallback):
-    """Adds tokens/s since the previous log to each training log row, and keeps
-    the totals; time spent evaluating or saving checkpoints is left out."""
-
-    def __init__(self):
-        self.tokens = self.seconds = 0
-
-    def _mark(self, state):
-        self.mark = (time.monotonic(), state.num_input_tokens_seen)
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._mark(state)
-
-    def on_evaluate(self, args, state, control, **kwargs):
-        self._mark(state)
-
-    def on_save(self, args, state, control, **kwargs):
-        self._mark(state)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            then, seen = self.mark
-            self._mark(state)
-            self.tokens += self.mark[1] - seen
-            self.seconds += self.mark[0] - then
-            state.log_history[-1]["tokens_per_second"] = round((self.mark[1] - seen) / (self.mark[0] - then), 1)
-
-    def tokens_per_second(self):
-        return round(self.tokens / self.seconds, 1) if self.seconds else None
-
-
-class LengthGroupedBatches(torch.utils.data.Sampler):
-    """Indices in batches of similar length: each epoch shuffles the examples,
-    sorts each run of `MEGABATCH` global batches by length, cuts it into global
-    batches (batch_size x processes) and shuffles the batches' order, the one
-    short batch last. Each
-    process then takes its slice of a global batch, so the processes of one
-    step get similar lengths too. Deterministic per (seed, epoch), which a
-    resumed run relies on."""
-
-    MEGABATCH = 50
-
-    def __init__(self, lengths, global_batch, seed):
-        self.lengths, self.global_batch, self.seed, self.epoch = lengths, global_batch, seed, 0
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def __len__(self):
-        return len(self.lengths)
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self.lengths), generator=generator).tolist()
-        size = self.MEGABATCH * self.global_batch
-        batches = []
-        for start in range(0, len(order), size):
-            mega = sorted(order[start:start + size], key=self.lengths.__getitem__, reverse=True)
-            batches += [mega[i:i + self.global_batch] for i in range(0, len(mega), self.global_batch)]
-        # Only full batches are shuffled: a short one in the middle would shift every later batch boundary.
-        full = [b for b in batches if len(b) == self.global_batch]
-        short = [b for b in batches if len(b) < self.global_batch]
-        shuffled = [full[k] for k in torch.randperm(len(full), generator=generator).tolist()] + short
-        return iter([i for batch in shuffled for i in batch])
-
-
-class Trainer(transformers.Trainer):
-    """The transformers Trainer, batching by length (finetune.group_by_length)
-    and counting the batch positions that are padding."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.positions = torch.zeros(2, dtype=torch.int64)  # [batch positions, real tokens] on this process
-        self.throughput = Throughput()
-        self.add_callback(self.throughput)
-
-    def _get_train_sampler(self, train_dataset=None):
-        if self.args.train_sampling_strategy != "group_by_length":
-            return super()._get_train_sampler(train_dataset)
-        dataset = self.train_dataset if train_dataset is None else train_dataset
-        return LengthGroupedBatches([len(example["input_ids"]) for example in dataset],
-                                    self.args.per_device_train_batch_size * self.args.world_size, self.args.seed)
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        mask = inputs["attention_mask"]
-        self.positions += torch.tensor([mask.numel(), int(mask.sum())])
-        return super().training_step(model, inputs, num_items_in_batch)
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The causal LM loss with logits only at the positions that predict a
-        label: with retrieved passages most of a prompt is context, and its
-        vocabulary projection (a fifth of the model's compute) is skipped."""
-        labels = inputs["labels"]
-        targets = labels[:, 1:]
-        positions = (targets != -100).any(dim=0).nonzero().squeeze(1)
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                        logits_to_keep=positions)
-        logits = outputs.logits.float()
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                 targets[:, positions].reshape(-1), ignore_index=-100,
-                                                 reduction="sum")
-        count = num_items_in_batch if num_items_in_batch is not None else (targets != -100).sum()
-        loss = loss / count
-        if (self.args.average_tokens_across_devices and num_items_in_batch is not None
-                and self.model_accepts_loss_kwargs):
-            loss = loss * (self.accelerator.num_processes // self.get_tp_size())  # as transformers' own compute_loss
-        return (loss, outputs) if return_outputs else loss
-
-    def padding_fraction(self):
-        """Share of the trained batch positions, over all processes, that were padding."""
-        total, real = self.accelerator.gather(self.positions.to(self.args.device)).view(-1, 2).sum(0).tolist()
-        return 1 - real / total if total else 0.0
-
-
-NOT_TRAINING = ("merge", "resume", "save_every", "overlong")  # knobs that leave the training itself unchanged
-
-
-def fingerprint(params, *parts):
-    """A short hash of everything that decides a training run: the finetune
-    params that shape training, and `parts` (data, base model, processes)."""
-    shaping = {k: v for k, v in params.items() if k not in NOT_TRAINING}
-    return hashlib.sha256(json.dumps([shaping, *parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def file_digest(path):
-    """sha256 of a file, or of every file under a directory."""
-    path = Path(path)
-    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.relative_to(path).as_posix().encode())  # "." for a single file
-        digest.update(f.read_bytes())
-    return digest.hexdigest()
-
-
-def resume_point(work_dir, run_fingerprint):
-    """The last complete checkpoint an interrupted run with the same fingerprint
-    left in `work_dir`, or None. Checkpoints of any other run are removed (by the
-    main process; the others only read)."""
-    work = Path(work_dir)
-    marker = work / FINGERPRINT
-    if marker.exists() and marker.read_text() == run_fingerprint:
-        complete = [c for c in work.glob("checkpoint-*") if (c / "trainer_state.json").exists()]
-        return str(max(complete, key=lambda c: int(c.name.split("-")[1]))) if complete else None
-    if is_main_process():
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        marker.write_text(run_fingerprint)
-    return None
-
-
-def curves_from_history(history):
-    """Train and val curves, one row per logged step, for DVC plots."""
-    train, val = [], []
-    for row in history:
-        if "loss" in row and "step" in row:
-            train.append({"step": row["step"], "train_loss": row["loss"],
-                          "learning_rate": row.get("learning_rate"),
-                          "tokens_seen": row.get("num_input_tokens_seen"),
-                          "tokens_per_second": row.get("tokens_per_second")})
-        if "eval_loss" in row:
-            val.append({"step": row["step"], "val_loss": row["eval_loss"]})
-    return train, val
-
-
-def validation_start(trainer, saved, checkpoint):
-    """Validation loss before the first step, kept in `saved` so that a resumed
-    run still has the start of its curve."""
-    if checkpoint and Path(saved).exists():
-        return json.loads(Path(saved).read_text())
-    loss = trainer.evaluate()["eval_loss"]
-    if is_main_process():
-        write_json(saved, loss)
-    return loss
-
-
-def mean_train_loss(curve):
-    """Mean training loss over every step of the run, resumed or not."""
-    return sum(row["train_loss"] for row in curve) / len(curve)
-
-
-def final_validation(trainer):
-    """Validation loss after the last step; evaluated unless the last step already was."""
-    last = [row for row in trainer.state.log_history if "eval_loss" in row]
-    if last and last[-1]["step"] == trainer.state.global_step:
-        return last[-1]["eval_loss"]
-    return trainer.evaluate()["eval_loss"]
-
-
-def merge_adapter(base, adapter, out):
-    """The base with the adapter folded in, a full checkpoint for runtimes
-    without LoRA support. The base is reloaded unquantised, so QLoRA merges too."""
-    model, tokenizer = load_model(base, adapter=adapter)
-    model.merge_and_unload().save_pretrained(out)
-    tokenizer.save_pretrained(out)
-
-
-def peak_memory_mb():
-    """Peak accelerator memory on a GPU; peak resident memory of this process on the CPU."""
-    if torch.cuda.is_available():
-        return round(torch.cuda.max_memory_allocated() / 2**20)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10)  # KiB on Linux
-
-
-def launch_command(params, script):
-    """The command that runs `script` in `finetune.num_processes` processes:
-    torchrun (DDP), or accelerate launch with `finetune.accelerate_config`
-    (FSDP, several nodes)."""
-    params = checked("finetune", params)
-    n = params["num_processes"]
-    if params["launcher"] == "torchrun":
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", script]
-    config = params["accelerate_config"]
-    if config and not Path(config).exists():
-        raise PipelineError(f"params.yaml: finetune.accelerate_config: {config} not found.")
-    return ([sys.executable, "-m", "accelerate.commands.launch", f"--num_processes={n}"]
-            + ([f"--config_file={config}"] if config else []) + [script])
+    write_json(f"{out}/{LAYOUT_FILE}", {**prompt_layout(records), "method": p["method"]})
+    if p["merge"] and p["method"] == "lora":
+        merge_adapter(base, out, f"{out}/merged")
+    train_curve, val_curve = curves_from_history(trainer.state.log_history)
+    if start_loss is not None:
+        val_curve.insert(0, {"step": 0, "val_loss": start_loss})
+    write_json("plots/train_loss.json", train_curve)
+    write_json("plots/val_loss.json", val_curve)
+    trainable, total = parameter_counts(model)
+    shutil.rmtree(work, ignore_errors=True)  # the run finished: its checkpoints are no longer needed
+    return {
+        "train_loss": mean_train_loss(train_curve), "train_loss_last": train_curve[-1]["train_loss"],
+        "val_loss": final_val, "val_loss_start": start_loss,
+        "steps": trainer.state.global_step, "resumed_from": checkpoint, "processes": world_size(),
+        "examples": len(train), "val_examples": len(val), "tokens_seen": trainer.state.num_input_tokens_seen,
+        "tokens_per_second": trainer.throughput.tokens_per_second(), "seconds": round(seconds, 1),
+        "padding_fraction": round(padding, 4),
+        "overlong_skipped": len(overlong), "overlong": overlong,
+        "trainable_parameters": trainable, "total_parameters": total,
+        "peak_memory_mb": peak_memory_mb(), "peak_memory_of": "cuda" if torch.cuda.is_available() else "process rss",
+    }

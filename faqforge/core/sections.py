@@ -1,0 +1,285 @@
+"""params.yaml's sections as frozen pydantic models: every key with its type,
+its default (params.yaml's own value, a test holds the two together) and its
+allowed values, declared once. What each knob does is documented next to it in
+params.yaml; faqforge.core.config reads and checks the file against these."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Number = int | float   # a YAML number kept as written (120 stays 120, 1.0 stays 1.0)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Teacher(Section):
+    backend: Literal["local", "openai"] = "local"
+    model: str = "embedded:smollm2-135m-instruct"
+    base_url: str | None = "http://127.0.0.1:8000/v1"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    temperature: Number = Field(0.0, ge=0)
+    top_p: Number = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(512, ge=1)
+    seed: int = 0
+    context_window: int = Field(8192, ge=1)
+    batch_size: int = Field(16, ge=1)
+    concurrency: int = Field(8, ge=1)
+    timeout: Number = Field(120, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff_seconds: Number = Field(1.0, ge=0)
+    max_backoff_seconds: Number = Field(60, ge=0)
+    requests_per_minute: Number | None = Field(None, gt=0)
+    tokens_per_minute: Number | None = Field(None, gt=0)
+    usd_per_1m_prompt_tokens: Number = Field(0.0, ge=0)
+    usd_per_1m_completion_tokens: Number = Field(0.0, ge=0)
+    budget_usd: Number | None = Field(None, ge=0)
+    guided_no_repeat_ngram: int = Field(4, ge=0)
+
+
+class Student(Section):
+    model: str = "embedded:smollm2-135m-instruct"
+
+
+class Ingest(Section):
+    tokenizer: str = "auto"
+    max_tokens: int | Literal["auto"] = 320
+    reserve_tokens: int = Field(1500, ge=0)
+    overlap_tokens: int = Field(24, ge=0)
+    min_tokens: int = Field(48, ge=0)
+
+
+PiiAction = Literal["redact", "drop", "keep"]
+PiiKind = Literal["email", "phone", "ip_address", "credit_card", "iban", "credential"]
+
+
+class Pii(Section):
+    action: PiiAction = "redact"
+    kinds: list[PiiKind] = ["email", "phone", "ip_address", "credit_card", "iban", "credential"]
+    overrides: dict[PiiKind, PiiAction] = {}
+
+
+class Hygiene(Section):
+    pii: Pii = Pii()
+    languages: str | list[str] | None = None
+    min_words: int = Field(4, ge=0)
+    min_confidence: Number = Field(0.8, ge=0, le=1)
+
+
+class GenerateExample(Section):
+    text: str
+    pairs: list[dict[str, str]]
+
+
+class Generate(Section):
+    domain: str = "faqforge, a tool that turns documents into a fine-tuned FAQ chatbot"
+    language: str = "English"
+    tokens_per_question: int = Field(60, ge=1)
+    min_questions: int = Field(3, ge=1)
+    max_questions: int = Field(5, ge=1)
+    max_tokens: int = Field(512, ge=1)
+    max_error_rate: Number = Field(0.1, ge=0, le=1)
+    format: Literal["qa", "instruction"] = "qa"
+    json_schema: bool = True
+    answer_first: bool = True
+    answer_style: Literal["plain", "quoted"] = "plain"
+    quote_instruction: str = ("For each pair, also copy as quote the sentence of the text that supports the "
+                              "answer, word for word.")
+    max_chars: dict[str, int] = {"question": 150, "answer": 240, "instruction": 300, "input": 600, "output": 600}
+    system_prompt: str
+    user_prompt: str
+    examples: list[GenerateExample]
+
+
+class CurateRules(Section):
+    min_question_chars: int = 12
+    max_question_chars: int = 300
+    min_answer_chars: int = 8
+    max_answer_chars: int = 600
+    require_question_mark: bool = True
+    repeated_words: int = Field(4, ge=0)
+    reject_patterns: list[str] = [
+        r"\b(the|this|given|above|provided) (text|passage|document|excerpt|context|article)\b", r"\bas an ai\b"]
+
+
+class CurateExample(Section):
+    text: str
+    question: str
+    answer: str
+    reply: str
+
+
+class CurateJudge(Section):
+    enabled: bool = True
+    min_score: int = Field(3, ge=1, le=5)
+    top_logprobs: int | None = Field(5, ge=1, le=20)
+    min_p_yes: Number | None = Field(0.5, ge=0, le=1)
+    on_unparsed: Literal["keep", "drop"] = "keep"
+    max_tokens: int = Field(64, ge=1)
+    system_prompt: str
+    user_prompt: str
+    examples: list[CurateExample]
+
+
+class Curate(Section):
+    min_grounding: Number = Field(0.5, ge=0, le=1)
+    max_error_rate: Number = Field(0.1, ge=0, le=1)
+    rules: CurateRules = CurateRules()
+    judge: CurateJudge
+
+
+Scorer = Literal["ratio", "token_sort_ratio", "token_set_ratio", "partial_ratio"]
+
+
+class Dedup(Section):
+    scorer: Scorer = "token_sort_ratio"
+    threshold: Number = Field(90, ge=0, le=100)
+    answer_threshold: Number | None = Field(None, ge=0, le=100)
+    prefer: list[Literal["judge_score", "p_yes", "grounding", "longest_answer", "shortest_answer", "earliest"]] = [
+        "judge_score", "p_yes", "longest_answer", "earliest"]
+
+
+class Decontaminate(Section):
+    ngram: int = Field(13, ge=1)
+    min_answer_words: int = Field(5, ge=1)
+    scorer: Scorer = "token_sort_ratio"
+    question_threshold: Number = Field(85, ge=0, le=100)
+    answer_threshold: Number = Field(90, ge=0, le=100)
+
+
+class AugmentExample(Section):
+    question: str
+    paraphrases: list[str]
+
+
+class Augment(Section):
+    paraphrases: int = Field(1, ge=0)
+    answers: bool = False
+    max_tokens: int = Field(96, ge=1)
+    answer_max_tokens: int = Field(256, ge=1)
+    max_error_rate: Number = Field(0.1, ge=0, le=1)
+    system_prompt: str
+    user_prompt: str
+    answer_system_prompt: str
+    answer_prompt: str
+    examples: list[AugmentExample]
+
+
+class Bm25(Section):
+    k1: Number = 1.5
+    b: Number = 0.75
+    stopwords: str | None = "en"
+    stemmer: str | None = "english"
+
+
+class Dense(Section):
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = "OPENAI_API_KEY"
+    batch_size: int = Field(64, ge=1)
+
+
+class Index(Section):
+    method: Literal["bm25", "dense", "hybrid"] = "bm25"
+    passage_words: int = Field(60, ge=0)
+    with_section: bool = True
+    bm25: Bm25 = Bm25()
+    dense: Dense = Dense()
+    rrf_k: int = Field(60, ge=1)
+
+
+class Raft(Section):
+    passages: int = Field(2, ge=1)
+    order: Literal["retrieved", "shuffled"] = "retrieved"
+    oracle_p: Number = Field(1.0, ge=0, le=1)
+    refusal_share: Number = Field(0.05, ge=0, le=1)
+    target: Literal["answer", "evidence"] = "evidence"
+    draws: int = Field(2, ge=1)
+
+
+class SourceMix(Section):
+    weight: Number = Field(1, ge=0)
+    max_pairs: int | None = Field(None, ge=0)
+
+
+class Split(Section):
+    context: Literal["raft", "closed_book"] = "raft"
+    raft: Raft = Raft()
+    val_fraction: Number = Field(0.1, ge=0, lt=1)
+    seed: int = 0
+    by: Literal["group", "doc"] = "group"
+    mix: dict[str, Number | SourceMix] = {}
+    system_prompt: str = ("You are the faqforge help assistant. Answer questions about faqforge briefly and "
+                          "accurately.")
+
+
+class Finetune(Section):
+    method: Literal["full", "lora"] = "full"
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: Number = Field(32, gt=0)
+    lora_dropout: Number = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+    epochs: Number = Field(1, gt=0)
+    max_steps: int = Field(0, ge=0)
+    learning_rate: Number = Field(1.0e-4, gt=0)
+    lr_scheduler: str = "cosine"
+    warmup_steps: int = Field(5, ge=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    group_by_length: bool = True
+    max_seq_length: int = Field(640, ge=8)
+    overlong: Literal["skip", "error"] = "skip"
+    eval_every: int = Field(10, ge=1)
+    save_every: int = Field(20, ge=0)
+    resume: bool = True
+    gradient_checkpointing: bool = False
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    quantization: Literal["none", "4bit"] = "none"
+    init_adapter: str | None = None
+    merge: bool = False
+    num_processes: int = Field(1, ge=1)
+    launcher: Literal["torchrun", "accelerate"] = "torchrun"
+    accelerate_config: str | None = None
+    seed: int = 0
+
+
+class Served(Section):
+    base_url: str | None = None
+    tuned_model: str = "chatbot"
+    base_model: str = "base"
+    api_key_env: str | None = "OPENAI_API_KEY"
+
+
+class EvaluateExample(Section):
+    question: str
+    reference: str
+    answer: str
+    reply: str
+
+
+class EvaluateJudge(Section):
+    enabled: bool = True
+    arms: list[Literal["base_closed", "tuned_closed", "base_rag", "tuned_rag"]] = ["base_rag", "tuned_rag"]
+    max_tokens: int = Field(8, ge=1)
+    top_logprobs: int | None = Field(5, ge=1, le=20)
+    min_control_accuracy: Number = Field(0.75, ge=0, le=1)
+    system_prompt: str
+    user_prompt: str
+    examples: list[EvaluateExample]
+
+
+class Evaluate(Section):
+    max_new_tokens: int = Field(96, ge=1)
+    temperature: Number = Field(0.0, ge=0)
+    batch_size: int = Field(16, ge=1)
+    bootstrap_resamples: int = Field(2000, ge=1)
+    seed: int = 0
+    served: Served = Served()
+    judge: EvaluateJudge
+
+
+PARTS = {"hygiene.pii": Pii}
+SECTIONS = {"teacher": Teacher, "student": Student, "ingest": Ingest, "hygiene": Hygiene, "generate": Generate,
+            "curate": Curate, "dedup": Dedup, "decontaminate": Decontaminate, "augment": Augment,
+            "index": Index, "split": Split, "finetune": Finetune, "evaluate": Evaluate}
