@@ -35,7 +35,8 @@ import transformers
 from faqforge.core.config import load_params
 from faqforge.core.io import read_jsonl
 from faqforge.models.checkpoints import load_model
-from faqforge.training.finetune import PadCollator, Trainer, lora_model, prepare_examples, training_arguments
+from faqforge.training.setup import PadCollator, lora_model, prepare_examples
+from faqforge.training.trainer import Trainer, training_arguments
 
 BATCH = 8
 VARIANTS = ("naive", "trainer", "faqforge")
