@@ -49,7 +49,8 @@ def run_stage(project, *cmd):
 
 def scratch_project(root):
     root.mkdir(parents=True)
-    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+    for name in ("params.yaml", "prompts.yaml"):
+        shutil.copy(ROOT / name, root / name)
     return root
 
 

@@ -39,7 +39,7 @@ def sh(project, *cmd, check=True):
 
 
 def make_project(root, student, base_url, docs=DOCS):
-    for name in ("dvc.yaml", "params.yaml"):
+    for name in ("dvc.yaml", "params.yaml", "prompts.yaml"):
         shutil.copy(ROOT / name, root / name)
     for name in ("stages", "faqforge"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -62,7 +62,10 @@ def make_project(root, student, base_url, docs=DOCS):
 
 
 def write_params(project, params):
+    """params.yaml in `project`, with the project's prompts.yaml beside it unless it has its own."""
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    if not (project / "prompts.yaml").exists():
+        shutil.copy(ROOT / "prompts.yaml", project / "prompts.yaml")
 
 
 def tune(project, **sections):

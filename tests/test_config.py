@@ -8,25 +8,53 @@ from faqforge.core.config import SECTIONS, load_config, load_params, read_yaml
 from faqforge.core.io import PipelineError
 
 
-def write_params(tmp_path, change):
-    """A copy of the project's params.yaml with `change(params)` applied."""
-    params = read_yaml("params.yaml")
-    change(params)
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-    return path
+def write_params(tmp_path, change, change_prompts=None):
+    """Copies of the project's params.yaml and prompts.yaml with `change(params)` and
+    `change_prompts(prompts)` applied."""
+    for name, changer in (("params.yaml", change), ("prompts.yaml", change_prompts)):
+        values = read_yaml(name)
+        if changer:
+            changer(values)
+        (tmp_path / name).write_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+    return tmp_path / "params.yaml"
 
 
-def test_params_yaml_and_the_models_hold_the_same_keys_and_values():
-    raw = read_yaml("params.yaml")
+def both_files():
+    """params.yaml with prompts.yaml merged in, section by section, mapping by mapping."""
+    def merge(a, b):
+        return {**a, **{k: merge(a[k], v) if isinstance(v, dict) and k in a else v for k, v in b.items()}}
+    params, prompts = read_yaml("params.yaml"), read_yaml("prompts.yaml")
+    assert set(prompts) <= set(params)
+    return {name: merge(values, prompts.get(name, {})) for name, values in params.items()}
+
+
+def test_params_yaml_prompts_yaml_and_the_models_hold_the_same_keys_and_values():
+    raw = both_files()
     assert set(raw) == set(SECTIONS)
     loaded = load_params("params.yaml", list(raw))
     for name in raw:     # every key known, nothing added or re-typed (120 stays 120, 1.0 stays 1.0)
         assert json.dumps(loaded[name], sort_keys=True) == json.dumps(raw[name], sort_keys=True), name
 
 
+def test_prompts_and_worked_examples_live_in_prompts_yaml_only():
+    params = json.dumps(read_yaml("params.yaml"))
+    assert "system_prompt" not in params and "user_prompt" not in params and "examples" not in params
+    prompts = read_yaml("prompts.yaml")
+    assert {"generate", "curate", "augment", "split", "evaluate"} == set(prompts)
+
+
+def test_a_key_in_both_files_or_misspelt_in_prompts_yaml_is_named_with_its_file(tmp_path):
+    path = write_params(tmp_path, lambda p: p["split"].update(system_prompt="Be brief."))
+    with pytest.raises(PipelineError, match=r"prompts.yaml: split.system_prompt is set in params.yaml too"):
+        load_params(path, ["split"])
+    path = write_params(tmp_path, None, lambda p: p["curate"]["judge"].update(user_promt="{text}"))
+    with pytest.raises(PipelineError, match=r"prompts.yaml: unknown key curate.judge.user_promt; did you mean "
+                                            r"curate.judge.user_prompt\?"):
+        load_params(path, ["curate"])
+
+
 def test_the_declared_defaults_are_params_yamls_values():
-    raw = read_yaml("params.yaml")
+    raw = both_files()
     for name, model in SECTIONS.items():
         for key, field in model.model_fields.items():
             if field.is_required():       # prompts and worked examples: content, no default
@@ -52,14 +80,17 @@ def test_a_misspelt_key_is_named_with_the_nearest_valid_one(tmp_path):
 def test_nested_keys_and_list_items_are_named_in_full(tmp_path):
     def change(p):
         p["split"]["mix"] = {"manual": {"weight": 2, "max_pair": 3}}
+
+    def change_prompts(p):
         p["curate"]["judge"]["examples"][1]["answr"] = p["curate"]["judge"]["examples"][1].pop("answer")
-    path = write_params(tmp_path, change)
+    path = write_params(tmp_path, change, change_prompts)
     with pytest.raises(PipelineError, match=r"unknown key split\.mix\.manual\.max_pair; did you mean "
                                             r"split\.mix\.manual\.max_pairs\?"):
         load_params(path, ["split"])
     with pytest.raises(PipelineError) as e:
         load_params(path, ["curate"])
-    assert "unknown key curate.judge.examples.1.answr; did you mean curate.judge.examples.1.answer?" in str(e.value)
+    assert "prompts.yaml: unknown key curate.judge.examples.1.answr; did you mean curate.judge.examples.1.answer?" \
+        in str(e.value)
     assert "curate.judge.examples.1.answer is missing" in str(e.value)
 
 

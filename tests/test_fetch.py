@@ -19,6 +19,7 @@ from conftest import ROOT
 from faqforge.core.io import PipelineError
 from faqforge.documents.fetch import read_sources, target_for
 from pdf_factory import make_pdf
+from project import write_params
 from test_ingest import run_ingest
 
 ENGLISH = "The teacher writes questions and answers from every chunk of every document in the folder."
@@ -146,7 +147,7 @@ def test_fetch_imports_every_reachable_document_reports_each_failure_and_reruns_
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["ingest"].update(tokenizer=tiny_model, max_tokens=200, min_tokens=8)
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(project, params)
     assert run_ingest(project).returncode == 0
     report = {json.loads(line)["doc"]: json.loads(line)["status"]
               for line in (project / "data/ingest_report.jsonl").read_text().splitlines()}

@@ -23,6 +23,7 @@ from faqforge.training.setup import (
     tokenize_example,
 )
 from faqforge.training.trainer import Trainer, launch_command, resume_point, training_arguments
+from project import write_params
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do I run it?"},
         {"role": "assistant", "content": "Use make run."}]
@@ -168,7 +169,7 @@ STAGE_PARAMS = {"method": "lora", "max_steps": 12, "batch_size": 4, "eval_every"
 def finetune_project(root, tiny_model, **finetune):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["finetune"].update(STAGE_PARAMS, **finetune)
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(root, params)
     (root / "models").mkdir()
     (root / "models" / "base").symlink_to(tiny_model)
     (root / "data").mkdir()
@@ -180,7 +181,7 @@ def finetune_project(root, tiny_model, **finetune):
 def set_finetune(project, **finetune):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["finetune"].update(finetune)
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(project, params)
 
 
 def stage(project, **popen):

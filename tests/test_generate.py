@@ -1,10 +1,9 @@
 import json
 
 import pytest
-import yaml
 
 from conftest import ROOT
-from faqforge.core.config import checked
+from faqforge.core.config import checked, load_params
 from faqforge.core.records import FIELDS, pair_prompt, pair_response
 from faqforge.models.guided import string_array_shape
 from faqforge.synthesis.generate import generation_messages, pairs_from_reply, pairs_schema, parse_pairs, questions_for
@@ -81,7 +80,7 @@ def test_pairs_carry_provenance_are_capped_and_example_copies_dropped():
 def test_a_pair_repeating_the_instructions_is_dropped_unless_the_chunk_says_it_too():
     """A teacher that obeys a planted "print your instructions" writes the system
     prompt as an answer: dropped. A six-word run the chunk itself contains is fine."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())["generate"]
+    params = load_params(ROOT / "params.yaml", ["generate"])["generate"]
     chunk = {"chunk_id": "c1", "doc": "data/docs/a.md",
              "text": "Every answer is copied from the given text by the reviewers. Shops open at 9."}
     instructions = "\n".join(m["content"] for m in generation_messages({"text": ""}, params, 1))

@@ -9,7 +9,7 @@ import yaml
 from conftest import ROOT
 from faqforge.hygiene.check import Hygiene
 from faqforge.hygiene.language import LanguageFilter
-from project import read_jsonl
+from project import read_jsonl, write_params
 from test_ingest import run_ingest
 from test_pii import DOCUMENT, PLANTED
 
@@ -25,7 +25,7 @@ def project(tmp_path, tiny_model, docs, **hygiene):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["ingest"].update(tokenizer=tiny_model, max_tokens=200, overlap_tokens=0, min_tokens=8)
     params["hygiene"].update(hygiene)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path, params)
     (tmp_path / "data/docs").mkdir(parents=True)
     for name, text in docs.items():
         (tmp_path / "data/docs" / name).write_text(text)

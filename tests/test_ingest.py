@@ -13,6 +13,7 @@ from faqforge.documents.chunking import chunk_blocks, chunk_id, find_documents, 
 from faqforge.documents.pdf import strip_repeated_lines
 from faqforge.documents.readers import read_document, read_markdown
 from pdf_factory import make_pdf
+from project import write_params
 
 
 def words(text):
@@ -405,7 +406,7 @@ def messy_project(tmp_path, tiny_model):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["ingest"].update(tokenizer=tiny_model, max_tokens=64, overlap_tokens=8, min_tokens=8)
     params["hygiene"]["languages"] = "any"  # the French and Japanese file is about Unicode, not language
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path, params)
     docs = tmp_path / "data" / "docs"
     (docs / "sub dir").mkdir(parents=True)
     (docs / "guide.md").write_text("# Guide\n\n" + "Install faqforge with make run. " * 30 + "\n\n## Use\n\nRun it.\n")

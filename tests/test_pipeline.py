@@ -154,14 +154,18 @@ def test_data_report_shows_the_whole_funnel_and_a_clean_eval_audit(pipeline_run)
     ("teacher.context_window", 4096, ["ingest"]),            # what ingest's chunk budget reads with max_tokens auto
     ("teacher.temperature", 0.5, ["generate", "curate", "augment", "evaluate"]),
     ("dedup.threshold", 80, ["dedup"]),
-    ("curate.judge.system_prompt", "Judge the pair.", ["curate"]),
-    ("evaluate.judge.user_prompt", "Q: {question} R: {reference} A: {answer}", ["evaluate"]),
+    # prompts.yaml: a prompt reruns only the stage that asks it
+    ("prompts.yaml:curate.judge.system_prompt", "Judge the pair.", ["curate"]),
+    ("prompts.yaml:evaluate.judge.user_prompt", "Q: {question} R: {reference} A: {answer}", ["evaluate"]),
+    ("prompts.yaml:generate.user_prompt", "Write {total_questions} pairs about: {text}", ["generate"]),
+    ("prompts.yaml:split.system_prompt", "Be brief.", ["evaluate", "split"]),
 ])
 def test_a_param_change_makes_stale_only_the_stages_that_read_it(pipeline_run, key, value, stale):
     """dvc status after one change: only the stages that read it have changed (what follows
     them reruns through their outputs, test_dag_has_the_eleven_stages_in_order)."""
     project, _ = pipeline_run
-    params_path = project / "params.yaml"
+    file, _, key = key.rpartition(":")
+    params_path = project / (file or "params.yaml")
     before = params_path.read_text()
     params = yaml.safe_load(before)
     *path, last = key.split(".")

@@ -10,8 +10,10 @@ import yaml
 
 from conftest import ROOT
 from faqforge.core.chat_format import REFUSAL, citations, question_messages
+from faqforge.core.config import load_params
 from faqforge.core.records import grounding_score
 from faqforge.documents.retrieval import Retriever, build_index
+from project import write_params
 
 INDEX = {"method": "bm25", "passage_words": 40, "with_section": True, "rrf_k": 60,
          "bm25": {"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
@@ -225,7 +227,7 @@ def run_split(tmp_path, context):
     (tmp_path / "data" / "qa_augmented.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["split"]["context"] = context
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path, params)
     return subprocess.run([sys.executable, str(ROOT / "stages" / "split.py")], cwd=tmp_path, capture_output=True,
                           text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""})
 
@@ -235,7 +237,7 @@ def test_closed_book_gives_the_question_alone_exactly_as_before(tmp_path):
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for name in ("train", "val")
                for line in (tmp_path / "data" / f"{name}.jsonl").read_text().splitlines()]
-    system = yaml.safe_load((ROOT / "params.yaml").read_text())["split"]["system_prompt"]
+    system = load_params(ROOT / "params.yaml", ["split"])["split"]["system_prompt"]
     assert len(records) == 15
     by_id = {r["id"]: r for r in records}
     assert by_id["a2"] == {"id": "a2", "group": "a", "copy_of": "a1", "messages": [

@@ -6,7 +6,7 @@
 
 Each question sees the conversation so far; /reset starts over, /quit (or
 Ctrl-D) leaves. Answers stream token by token. The prompt is the one the
-student was trained with (models/adapter/prompt.json, else params.yaml): its
+student was trained with (models/adapter/prompt.json, else params.yaml and prompts.yaml): its
 system prompt and, for a RAFT student, the top passages of data/index/ for the
 question in the training layout, so the chat sees exactly the prompts
 evaluation saw. Under each answer a `Sources:` block names the passages it

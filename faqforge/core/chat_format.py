@@ -120,7 +120,7 @@ def sources_block(found):
 def trained_layout(model_dir, params_path="params.yaml"):
     """How a student was prompted in training: {"system_prompt", "context"
     (raft | closed_book), "passages"} from the prompt.json the finetune stage
-    writes next to its weights, else from params.yaml's split section (a student
+    writes next to its weights, else from the split section of params.yaml and prompts.yaml (a student
     trained before that file existed), else closed book with no system prompt."""
     path = Path(model_dir or "") / LAYOUT_FILE
     if model_dir and path.exists():

@@ -4,21 +4,17 @@ reference itself, known right; another question's reference, known wrong)."""
 
 from faqforge.core.io import PipelineError
 from faqforge.evaluation.scores import ARMS
+from faqforge.teacher.few_shot import few_shot
 from faqforge.teacher.verdict import parse_verdict
 
 
 def judge_messages(question, reference, answer, params):
     """The chat asking the teacher to grade one answer against the reference,
     after the worked examples from params as earlier turns."""
-    messages = [{"role": "system", "content": params["system_prompt"].strip()}]
-    for example in params["examples"]:
-        messages += [{"role": "user", "content": params["user_prompt"].format(
-                          question=example["question"], reference=example["reference"],
-                          answer=example["answer"]).strip()},
-                     {"role": "assistant", "content": example["reply"].strip()}]
-    messages.append({"role": "user", "content": params["user_prompt"].format(
-        question=question, reference=reference, answer=answer).strip()})
-    return messages
+    examples = [({"question": x["question"], "reference": x["reference"], "answer": x["answer"]}, x["reply"])
+                for x in params["examples"]]
+    return few_shot(params["system_prompt"], params["user_prompt"], examples,
+                    {"question": question, "reference": reference, "answer": answer})
 
 
 def judge_scores(reply, logprobs=None):

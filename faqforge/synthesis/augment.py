@@ -13,6 +13,7 @@ import re
 from faqforge.core.records import dropped, normalise, pair_response, prompt_field, with_prompt, with_response
 from faqforge.core.stage import teacher_error_record
 from faqforge.refinement.decontaminate import contamination
+from faqforge.teacher.few_shot import few_shot
 
 _NUMBERING = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[QA]\d*[:.])\s*")
 # What a rephrased answer must keep: `code spans`, numbers, and tokens such as
@@ -23,23 +24,16 @@ _FACT = re.compile(r"`[^`]+`|\d+(?:[.,:]\d+)*|[\w-]*\w[./][\w./-]*\w|\w+_\w+|(?<
 def paraphrase_messages(pair, params):
     """The chat asking for k rephrasings of one question, after the worked
     examples from params as earlier turns."""
-    messages = [{"role": "system", "content": params["system_prompt"].strip()}]
-    for example in params["examples"]:
-        messages += [
-            {"role": "user", "content": params["user_prompt"].format(
-                k=len(example["paraphrases"]), question=example["question"]).strip()},
-            {"role": "assistant", "content": "\n".join(example["paraphrases"])},
-        ]
-    messages.append({"role": "user", "content": params["user_prompt"].format(
-        k=params["paraphrases"], question=pair[prompt_field(pair)]).strip()})
-    return messages
+    examples = [({"k": len(x["paraphrases"]), "question": x["question"]}, "\n".join(x["paraphrases"]))
+                for x in params["examples"]]
+    return few_shot(params["system_prompt"], params["user_prompt"], examples,
+                    {"k": params["paraphrases"], "question": pair[prompt_field(pair)]})
 
 
 def answer_messages(pair, params):
     """The chat asking for k rephrasings of one answer, keeping its facts."""
-    return [{"role": "system", "content": params["answer_system_prompt"].strip()},
-            {"role": "user", "content": params["answer_prompt"].format(
-                k=params["paraphrases"], question=pair[prompt_field(pair)], answer=pair_response(pair)).strip()}]
+    return few_shot(params["answer_system_prompt"], params["answer_prompt"], [],
+                    {"k": params["paraphrases"], "question": pair[prompt_field(pair)], "answer": pair_response(pair)})
 
 
 def facts(text):

@@ -20,6 +20,7 @@ from faqforge.core.records import (
     quote_in_text,
 )
 from faqforge.core.stage import teacher_error_record
+from faqforge.teacher.few_shot import few_shot
 from faqforge.teacher.verdict import parse_verdict
 
 
@@ -81,16 +82,10 @@ def quote_violation(pair, chunk_text):
 def judge_messages(pair, chunk_text, params):
     """The chat asking the teacher to judge one pair against its chunk, after
     the worked examples from params as earlier turns."""
-    messages = [{"role": "system", "content": params["system_prompt"].strip()}]
-    for example in params["examples"]:
-        messages += [
-            {"role": "user", "content": params["user_prompt"].format(
-                text=example["text"], question=example["question"], answer=example["answer"]).strip()},
-            {"role": "assistant", "content": example["reply"].strip()},
-        ]
-    messages.append({"role": "user", "content": params["user_prompt"].format(
-        text=inside_quotes(chunk_text), question=pair_prompt(pair), answer=pair_response(pair)).strip()})
-    return messages
+    examples = [({"text": x["text"], "question": x["question"], "answer": x["answer"]}, x["reply"])
+                for x in params["examples"]]
+    return few_shot(params["system_prompt"], params["user_prompt"], examples,
+                    {"text": inside_quotes(chunk_text), "question": pair_prompt(pair), "answer": pair_response(pair)})
 
 
 def judge_keeps(verdict, params):

@@ -10,6 +10,7 @@ import re
 
 from faqforge.core.io import PipelineError
 from faqforge.core.records import FIELDS, OPTIONAL, QUOTE, dropped, inside_quotes, normalise, pair_prompt, record_fields
+from faqforge.teacher.few_shot import few_shot
 
 _OBJECT = re.compile(r"\{[^{}]*\}", re.S)
 _STRING = r'"((?:[^"\\]|\\.)*)"'
@@ -67,21 +68,18 @@ def generation_messages(chunk, params, total_questions):
     """
     fields = {"language": params["language"], "domain": params["domain"]}
     order = field_order(params)
-    messages = [{"role": "system", "content": params["system_prompt"].format(**fields).strip()}]
+    examples = []
     for k, example in enumerate(params["examples"]):
         for record in example["pairs"]:
             missing = [name for name in order if name not in record and name not in OPTIONAL]
             if missing:
-                raise PipelineError(f"params.yaml: generate.examples[{k}] has a pair without {', '.join(missing)}; "
+                raise PipelineError(f"prompts.yaml: generate.examples[{k}] has a pair without {', '.join(missing)}; "
                                     f"with generate.format {params['format']} every pair needs {', '.join(order)}.")
         records = [{name: record.get(name, "") for name in order} for record in example["pairs"]]
-        messages += [
-            {"role": "user", "content": params["user_prompt"].format(
-                **fields, total_questions=len(records), text=example["text"]).strip()},
-            {"role": "assistant", "content": json.dumps(records, ensure_ascii=False)},
-        ]
-    messages.append({"role": "user", "content": params["user_prompt"].format(
-        **fields, total_questions=total_questions, text=inside_quotes(chunk["text"])).strip()})
+        examples.append(({**fields, "total_questions": len(records), "text": example["text"]},
+                         json.dumps(records, ensure_ascii=False)))
+    messages = few_shot(params["system_prompt"].format(**fields), params["user_prompt"], examples,
+                        {**fields, "total_questions": total_questions, "text": inside_quotes(chunk["text"])})
     if QUOTE in order:
         for message in messages[1::2]:
             message["content"] += "\n\n" + params["quote_instruction"].strip()
