@@ -141,3 +141,13 @@ def test_a_stage_stops_on_a_misspelt_key_before_any_work(tmp_path, monkeypatch):
     assert out.returncode == 1
     assert "unknown key dedup.treshold; did you mean dedup.threshold?" in out.stderr
     assert not (tmp_path / "data").exists()          # nothing read, nothing written
+
+
+def test_the_librarys_tables_cover_exactly_the_declared_choices():
+    """Allowed values are declared once, in faqforge.core.sections; what the library
+    keeps per value (a ranking function per dedup criterion) matches them."""
+    from faqforge.core.sections import Dedup, choices
+    from faqforge.evaluation.scores import ARMS
+    from faqforge.refinement.dedup import PREFER
+    assert set(PREFER) | {"earliest"} == set(choices(Dedup, "prefer"))
+    assert ARMS == ("base_closed", "tuned_closed", "base_rag", "tuned_rag")

@@ -10,6 +10,8 @@ in the one form `normalise` gives.
 import re
 import unicodedata
 
+from faqforge.core.sections import Generate, choices
+
 _ACCENTS = re.compile("[\u0300-\u036f]")  # the combining diacritical marks: accents, umlauts, cedillas
 _PUNCTUATION = re.compile(r"[^\w\s]")
 WORD = re.compile(r"\w+", re.U)
@@ -22,7 +24,7 @@ QUOTE = "quote"  # generate.answer_style quoted: the chunk's supporting sentence
 OPTIONAL = {"input"}  # may be empty: an instruction that needs no input
 # every text field
 TEXT_FIELDS = tuple(dict.fromkeys([name for fields in FIELDS.values() for name in fields] + [QUOTE]))
-ANSWER_STYLES = ("plain", "quoted")
+ANSWER_STYLES = choices(Generate, "answer_style")
 
 
 def record_fields(params):

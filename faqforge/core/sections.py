@@ -3,7 +3,7 @@ its default (params.yaml's own value, a test holds the two together) and its
 allowed values, declared once. What each knob does is documented next to it in
 params.yaml; faqforge.core.config reads and checks the file against these."""
 
-from typing import Literal
+from typing import Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -283,3 +283,12 @@ PARTS = {"hygiene.pii": Pii}
 SECTIONS = {"teacher": Teacher, "student": Student, "ingest": Ingest, "hygiene": Hygiene, "generate": Generate,
             "curate": Curate, "dedup": Dedup, "decontaminate": Decontaminate, "augment": Augment,
             "index": Index, "split": Split, "finetune": Finetune, "evaluate": Evaluate}
+
+
+def choices(model, key):
+    """The allowed values of a key declared as a Literal (or a list of them): the
+    library's checks and tables read them from here, so they are declared once."""
+    annotation = model.model_fields[key].annotation
+    while get_origin(annotation) is list:
+        annotation = get_args(annotation)[0]
+    return get_args(annotation)

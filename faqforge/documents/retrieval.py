@@ -27,9 +27,10 @@ import numpy as np
 
 from faqforge.core.io import PipelineError, atomic_path, read_jsonl, write_json, write_jsonl
 from faqforge.core.records import normalise
+from faqforge.core.sections import Index, choices
 
 INDEX = "data/index"
-METHODS = ("bm25", "dense", "hybrid")
+METHODS = choices(Index, "method")
 PROVENANCE = ("passage_id", "chunk_id", "doc", "section", "pages")
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n+")
 

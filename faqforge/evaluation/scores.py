@@ -16,12 +16,13 @@ cannot tell them apart.
 import random
 
 from faqforge.core.chat_format import citations, strip_citations
+from faqforge.core.sections import EvaluateJudge, choices
 from faqforge.evaluation.factual import factual_scores, supported
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 
-ARMS = ("base_closed", "tuned_closed", "base_rag", "tuned_rag")
+ARMS = choices(EvaluateJudge, "arms")  # base_closed, tuned_closed, base_rag, tuned_rag
 
 
 ARM_NAMES = {"base_closed": "base, closed book", "tuned_closed": "tuned, closed book",

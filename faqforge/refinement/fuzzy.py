@@ -30,8 +30,9 @@ from rapidfuzz import fuzz, process
 
 from faqforge.core.io import PipelineError
 from faqforge.core.records import normalise
+from faqforge.core.sections import Dedup, choices
 
-SCORERS = ("ratio", "token_sort_ratio", "token_set_ratio", "partial_ratio")
+SCORERS = choices(Dedup, "scorer")
 # Pairs scored one by one before the word index takes over, about a minute of
 # cdist on 2 cores each: 400M pairs is ~28,000 questions against each other
 # (bench/dedup.py: 20,000 questions of ~100 characters, 200M pairs, 23.5 s).

@@ -13,9 +13,10 @@ import transformers
 from faqforge.core.config import checked
 from faqforge.core.io import PipelineError
 from faqforge.core.records import dropped
+from faqforge.core.sections import Finetune, choices
 from faqforge.models.checkpoints import chat_prompt
 
-OVERLONG = ("skip", "error")
+OVERLONG = choices(Finetune, "overlong")
 
 
 def tokenize_example(tokenizer, messages):

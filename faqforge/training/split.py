@@ -30,6 +30,7 @@ from faqforge.core.records import (
     pair_response,
     quote_in_text,
 )
+from faqforge.core.sections import Raft, choices
 
 DOCS = "data/docs"
 TOP_SOURCE = "docs"  # the source of documents directly in data/docs/
@@ -63,8 +64,8 @@ def to_messages(pair, system_prompt, passages=None, answer=None):
     return record
 
 
-TARGETS = ("answer", "evidence")
-ORDERS = ("retrieved", "shuffled")
+TARGETS = choices(Raft, "target")
+ORDERS = choices(Raft, "order")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
