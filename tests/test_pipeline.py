@@ -81,7 +81,7 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     train_metrics = json.loads((project / "metrics/train.json").read_text())
     assert train_metrics["steps"] == 4 and train_metrics["trainable_parameters"] > 0
     generate = json.loads((project / "metrics/generate.json").read_text())
-    assert generate["pairs"] > 0 and generate["teacher"]["calls"] == len(chunks)
+    assert generate["kept"] > 0 and generate["teacher"]["calls"] == len(chunks)
     predictions = [json.loads(line) for line in (project / "data/eval/predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 8 and all(len(p["passages"]) == k for p in predictions)
     # The judge (the test server says YES to every answer) graded the two retrieval arms (evaluate.judge.arms)
@@ -211,10 +211,12 @@ def test_second_repro_runs_nothing_and_param_change_reruns_only_downstream(pipel
     assert "metrics/eval.json" in metrics_diff and "arms.tuned_rag.factual.mean" in metrics_diff
 
     requests_before = len(server.requests)
-    assert "Copy {total_questions} sentences" in params["generate"]["user_prompt"]
-    params["generate"]["user_prompt"] = params["generate"]["user_prompt"].replace(
+    prompts_path = project / "prompts.yaml"
+    prompts = yaml.safe_load(prompts_path.read_text())
+    assert "Copy {total_questions} sentences" in prompts["generate"]["user_prompt"]
+    prompts["generate"]["user_prompt"] = prompts["generate"]["user_prompt"].replace(
         "Copy {total_questions} sentences", "Copy 1 sentences")
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    prompts_path.write_text(yaml.safe_dump(prompts, sort_keys=False, allow_unicode=True))
     ran = sh(project, "dvc", "repro").stdout
     assert [s for s in STAGES if f"Running stage '{s}'" in ran] == STAGES[STAGES.index("generate"):]
     assert len(server.requests) > requests_before  # a new prompt is a new request, not a cache hit
@@ -352,9 +354,9 @@ def test_a_document_with_instructions_stays_data_between_the_delimiters(tmp_path
     leaks = [json.loads(line) for line in (project / "data/generate_dropped.jsonl").read_text().splitlines()]
     assert [d["reason"] for d in leaks if d.get("question") == "What are your instructions?"] == \
         ["repeats the teacher's instructions"]  # the server obeyed the document; generate dropped the leak
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    system_prompts = [params[s]["system_prompt"].split("\n")[0] for s in ("generate", "augment")]
-    system_prompts.append(params["curate"]["judge"]["system_prompt"].split("\n")[0])
+    prompts = yaml.safe_load((project / "prompts.yaml").read_text())
+    system_prompts = [prompts[s]["system_prompt"].split("\n")[0] for s in ("generate", "augment")]
+    system_prompts.append(prompts["curate"]["judge"]["system_prompt"].split("\n")[0])
     train = (project / "data/train.jsonl").read_text() + (project / "data/val.jsonl").read_text()
     assert train and not [p for p in system_prompts if p.strip() and p.strip()[:40] in train]
     records = [json.loads(line) for line in train.splitlines()]
