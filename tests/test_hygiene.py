@@ -95,6 +95,11 @@ def test_short_technical_pairs_are_undetermined_not_dropped():
     assert gate.check({"question": "Comment puis-je vider le cache du professeur ?"}, {})[2] == "language"
 
 
+# A secret no shape list knows (21 characters, not an AWS key), introduced by a credential word.
+SHAPELESS = "AKIAQ7PLANTED9X2KZ4EX"
+DEPLOY = f"The deploy job reads the key {SHAPELESS} and the token ghp_0123456789abcdefABCDEF0123 from the vault."
+
+
 def leaked_values():
     from faqforge.hygiene.pii import find_pii
     from openai_server import LEAKED_CONTACTS
@@ -108,17 +113,21 @@ def pipeline_with_pii(tmp_path, tiny_model, **pii):
     from project import make_project, sh, tune
     with OpenAIServer(pii_in_replies=True) as server:
         project = make_project(tmp_path, tiny_model, server.base_url, docs=["getting-started.md"])
-        (project / "data/docs/contacts.md").write_text(f"# Contacts\n\n{DOCUMENT}\n\n# Support\n\n{ENGLISH}\n")
+        (project / "data/docs/contacts.md").write_text(f"# Contacts\n\n{DOCUMENT}\n\n# Support\n\n{ENGLISH}\n\n"
+                                                      f"# Deploy\n\n{DEPLOY}\n")
         tune(project, hygiene={"pii": {"action": "redact", "kinds": ["email", "phone", "ip_address", "credit_card",
                                                                       "iban", "credential"], **pii}})
         sh(project, "dvc", "repro", "report")
-    return project
+    return project, server.requests
 
 
 @pytest.mark.slow
 def test_with_redact_no_planted_value_survives_anywhere_and_the_placeholders_do(tmp_path, tiny_model):
-    project = pipeline_with_pii(tmp_path, tiny_model)
-    planted = list(PLANTED.values()) + leaked_values()
+    project, requests = pipeline_with_pii(tmp_path, tiny_model)
+    planted = list(PLANTED.values()) + leaked_values() + [SHAPELESS]
+    # what the teacher was sent, request by request (the test server logs each one)
+    assert requests and not [v for v in PLANTED.values() if v in json.dumps(requests, ensure_ascii=False)]
+    assert SHAPELESS not in json.dumps(requests) and any("[SECRET]" in json.dumps(r) for r in requests)
     places = [project / "data/train.jsonl", project / "data/val.jsonl", project / "reports",
               project / "cache/llm", project / "metrics", project / "plots"]
     places += [p for p in (project / "data").glob("*.jsonl")]
@@ -129,7 +138,7 @@ def test_with_redact_no_planted_value_survives_anywhere_and_the_placeholders_do(
     train = (project / "data/train.jsonl").read_text() + (project / "data/val.jsonl").read_text()
     assert [p for p in ("[IP_ADDRESS]", "[CREDIT_CARD]", "[IBAN]") if p in train]  # the redacted facts stay
     ingest_rows = read_jsonl(project / "data/ingest_pii.jsonl")
-    assert {r["kind"] for r in ingest_rows} == set(PLANTED)
+    assert {r["kind"] for r in ingest_rows} == set(PLANTED) | {"secret", "api_key"}
     curate_rows = read_jsonl(project / "data/curate_pii.jsonl")  # the teacher's own leaks, redacted before caching
     assert {r["kind"] for r in curate_rows} >= {"email", "phone", "ip_address", "credit_card", "iban", "api_key",
                                                 "aws_key", "password"}
@@ -140,16 +149,17 @@ def test_with_redact_no_planted_value_survives_anywhere_and_the_placeholders_do(
 
 @pytest.mark.slow
 def test_with_drop_the_affected_chunks_and_pairs_are_dropped_with_the_kind_named(tmp_path, tiny_model):
-    project = pipeline_with_pii(tmp_path, tiny_model, action="drop")
-    [chunk] = [d for d in read_jsonl(project / "data/ingest_dropped.jsonl") if d["reason"] == "personal data"]
+    project, _ = pipeline_with_pii(tmp_path, tiny_model, action="drop")
+    chunk, deploy = [d for d in read_jsonl(project / "data/ingest_dropped.jsonl") if d["reason"] == "personal data"]
     assert chunk["section"] == "Contacts" and "email" in chunk["why"] and "private_key" in chunk["why"]
+    assert deploy["section"] == "Deploy" and "secret" in deploy["why"] and SHAPELESS not in deploy["text"]
     pairs = [d for d in read_jsonl(project / "data/curate_dropped.jsonl") if d["reason"] == "personal data"]
     assert pairs and all(d["question"] == "How do I reach the operations team?" for d in pairs)
     assert all(k in pairs[0]["why"] for k in ("email", "phone", "credit_card", "iban", "api_key", "password"))
     chunks = (project / "data/chunks.jsonl").read_text()
     assert "Contacts" not in chunks and "Support" in chunks  # the clean section of the same file stays
     everything = "".join(p.read_text(errors="replace") for p in (project / "data").glob("*.jsonl"))
-    assert not [v for v in list(PLANTED.values()) + leaked_values() if v in everything]
+    assert not [v for v in list(PLANTED.values()) + leaked_values() + [SHAPELESS] if v in everything]
 
 
 @pytest.mark.slow

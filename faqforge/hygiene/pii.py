@@ -8,7 +8,9 @@ Kinds (`hygiene.pii.kinds` in params.yaml):
   credit_card  13 to 19 digits with a card network's prefix and a valid Luhn check digit
   iban         country code, check digits and account, valid under ISO 13616 mod 97
   credential   API keys and tokens, bearer tokens, JWTs, AWS keys, private-key blocks,
-               `password=` style assignments (faqforge.hygiene.secrets)
+               `password=` style assignments, any value with letters and digits that a
+               credential word introduces ("the key X", "token: X"), and random-looking
+               tokens of 20+ characters (faqforge.hygiene.secrets)
 
 Each finding is replaced by a typed placeholder ([EMAIL], [PHONE], [API_KEY],
 ...), or the chunk or pair is dropped, or kept, per kind. Locations are
@@ -43,7 +45,8 @@ _ISBN_BEFORE = re.compile(r"(?i)isbn(?:-1[03])?:?\s*$")
 PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|IP_ADDRESS|CREDIT_CARD|IBAN|API_KEY|AWS_KEY|BEARER|JWT|PASSWORD|"
                          r"PRIVATE_KEY|TOKEN)\]")
 _FAMILY = {"API_KEY": "credential", "AWS_KEY": "credential", "BEARER": "credential", "JWT": "credential",
-           "PASSWORD": "credential", "PRIVATE_KEY": "credential", "TOKEN": "credential"}
+           "PASSWORD": "credential", "PRIVATE_KEY": "credential", "SECRET": "credential",
+           "TOKEN": "credential"}
 
 
 @dataclass(frozen=True)

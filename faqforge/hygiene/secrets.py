@@ -2,13 +2,16 @@
 
 Servers echo what they were sent ("Incorrect API key provided: sk-..."), proxies
 add their own tokens to error pages, and documents carry pasted credentials.
-`redact` replaces every credential shape below, and any secret the caller
-knows exactly (the API key read from the environment), with a typed
-placeholder; the name of an assignment (`password=`, `api_key:`) is kept so
+`redact` replaces every credential shape below, any value a credential word
+introduces whatever its shape ("the deploy job reads the key X"), any
+random-looking token, and any secret the caller knows exactly (the API key read
+from the environment), with a typed placeholder; the name of an assignment (`password=`, `api_key:`) is kept so
 the message still says what was there.
 """
 
+import math
 import re
+from collections import Counter
 
 
 def _secretish(value):
@@ -24,11 +27,35 @@ def _assigned_value(value):
 
 
 def _random_looking(value):
-    """Upper case, lower case and digits, switching often (a random token, not
-    `LlamaForCausalLM2024` or a file name)."""
+    """Letters and digits switching class often, with high entropy: a random token,
+    not `LlamaForCausalLM2024`, `Qwen25Coder7BInstruct`, a date or a file name.
+    Three classes (upper, lower, digits) must switch at 35% of the characters; two
+    (letters of one case and digits, as in AWS-style keys) at 30%, with at least
+    three of each; lower-case hex (digests, commit ids) is never a token."""
     classes = ["u" if c.isupper() else "l" if c.islower() else "d" for c in value]
     switches = sum(a != b for a, b in zip(classes, classes[1:]))
-    return len(set(classes)) == 3 and switches >= 0.35 * len(value)
+    counts = Counter(classes)
+    if re.fullmatch(r"[0-9a-f]+", value) or _entropy(value) < 3.5:
+        return False
+    if len(counts) == 3:
+        return len(value) >= 24 and switches >= 0.35 * len(value)
+    return len(counts) == 2 and counts["d"] >= 3 and len(value) - counts["d"] >= 3 and switches >= 0.3 * len(value)
+
+
+def _entropy(value):
+    """Shannon entropy of the characters, in bits per character."""
+    n = len(value)
+    return -sum(k / n * math.log2(k / n) for k in Counter(value).values())
+
+
+def _introduced_value(value):
+    """What follows a credential word ("the key X", "token: X") and is a secret: letters
+    and digits together, 12 characters or more, not a file name, path, dotted name
+    or version (no `.`, no lower-case path such as `models/adapter`), nor a variable name
+    (`OPENAI_API_KEY` has no digit)."""
+    return (len(value) >= 12 and any(c.isdigit() for c in value) and sum(c.isalpha() for c in value) >= 2
+            and "." not in value and not re.fullmatch(r"[a-z0-9_-]+(?:/[a-z0-9_-]+)+", value)
+            and not re.fullmatch(r"[\d-]+[A-Za-z]?", value))
 
 
 # (kind, pattern, check, hints). A pattern with a group named `value` replaces only that group;
@@ -56,9 +83,18 @@ CREDENTIALS = (
         r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|secret[_-]?key|token)"
         r"[\"']?\s*:\s*[\"']?(?P<value>[^\s\"',;]{4,})"), lambda v: _assigned_value(v) and _secretish(v),
      _ASSIGNED),
+    # A credential word, then up to three linking words, then a value with letters and digits:
+    # a secret whatever its shape ("the deploy job reads the key AKIAQ7PLANTED9X2KZ4EX").
+    ("secret", re.compile(
+        r"(?i)(?<![A-Za-z0-9])(?:key|keys|token|tokens|secret|secrets|password|passwords|passphrase|passcode"
+        r"|credentials?)\b"
+        r"(?:\s+(?:is|was|are|be|of|for|to|reads|read|named|called|set|value|string|the|a|an|our|your|its|this|that"
+        r"|new|old|api|access|deploy|service|account|auth|login|admin|root|master|private|secret|\w+'s)\b){0,3}"
+        r"\s*[:=]?\s*[\"'`]?(?P<value>[A-Za-z0-9][A-Za-z0-9_+/=-]{10,}[A-Za-z0-9=])"),
+     _introduced_value, ("key", "token", "secret", "pass", "credential")),
     # A long run of letters and digits with no separator that looks random: a token whose
     # shape we do not know (digests and commit ids are lower-case hex: not matched).
-    ("token", re.compile(r"\b[A-Za-z0-9]{24,}\b"), _random_looking, None),
+    ("token", re.compile(r"\b[A-Za-z0-9]{20,}\b"), _random_looking, None),
 )
 
 
