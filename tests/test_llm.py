@@ -227,3 +227,33 @@ def test_scrub_rewrites_replies_before_they_are_cached_and_cleans_old_entries(tm
     assert again["cached"] and "[EMAIL]" in again["text"]
     [entry] = [p.read_text() for p in (tmp_path / "raw").rglob("*.json")]
     assert "[EMAIL]" in json.loads(entry)["text"]
+
+
+def test_a_key_is_never_sent_over_plain_http_to_another_host(tmp_path, monkeypatch):
+    """A key set for the teacher and a plain-http, non-loopback URL: the stage stops
+    before any connection is made (the client is never even built)."""
+    import openai
+
+    from faqforge.core.io import PipelineError
+
+    def no_client(*args, **kwargs):
+        raise AssertionError("a client was built")
+    monkeypatch.setattr(openai, "AsyncOpenAI", no_client)
+    monkeypatch.setenv("TEACHER_KEY", "sk-live-9fQ2xLmP4rT7wZ1k")
+    params = {"backend": "openai", "model": "m", "api_key_env": "TEACHER_KEY", "max_retries": 0}
+    for url in ("http://10.0.0.5:8000/v1", "http://gpu-host:8000/v1", "http://[2001:db8::1]:8000/v1"):
+        teacher = Teacher({**params, "base_url": url}, cache_dir=tmp_path / "cache")
+        with pytest.raises(PipelineError, match=r"teacher.base_url .* is plain http to another host, so the key in "
+                                                r"TEACHER_KEY would cross the network unencrypted"):
+            teacher.chat([MESSAGES])
+    monkeypatch.delenv("TEACHER_KEY")  # no key, nothing to leak: it connects (and here fails as a test double)
+    with pytest.raises(AssertionError, match="a client was built"):
+        Teacher({**params, "base_url": "http://10.0.0.5:8000/v1"}, cache_dir=tmp_path / "cache").chat([MESSAGES])
+
+
+@pytest.mark.parametrize("url, insecure", [("https://api.example.com/v1", False), ("http://127.0.0.1:8000/v1", False),
+                                           ("http://localhost:8000/v1", False), ("http://[::1]:8000/v1", False),
+                                           ("http://10.0.0.5:8000/v1", True)])
+def test_https_loopback_or_an_explicit_override_may_carry_the_key(url, insecure):
+    from faqforge.teacher.transport import check_key_transport
+    assert check_key_transport(url, "sk-live-9fQ2xLmP4rT7wZ1k", insecure, "teacher", "OPENAI_API_KEY") is None

@@ -151,6 +151,7 @@ def test_data_report_shows_the_whole_funnel_and_a_clean_eval_audit(pipeline_run)
     ("teacher.concurrency", 3, []), ("teacher.timeout", 30, []), ("teacher.max_retries", 9, []),
     ("teacher.requests_per_minute", 60, []), ("teacher.budget_usd", 5.0, []), ("teacher.batch_size", 4, []),
     ("teacher.base_url", "http://127.0.0.1:9/v1", []),
+    ("teacher.insecure_http", True, []),
     ("teacher.context_window", 4096, ["ingest"]),            # what ingest's chunk budget reads with max_tokens auto
     ("teacher.temperature", 0.5, ["generate", "curate", "augment", "evaluate"]),
     ("dedup.threshold", 80, ["dedup"]),

@@ -35,6 +35,7 @@ class Teacher(Section):
     usd_per_1m_prompt_tokens: Number = Field(0.0, ge=0)
     usd_per_1m_completion_tokens: Number = Field(0.0, ge=0)
     budget_usd: Number | None = Field(None, ge=0)
+    insecure_http: bool = False
     guided_no_repeat_ngram: int = Field(4, ge=0)
 
 

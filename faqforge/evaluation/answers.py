@@ -85,7 +85,7 @@ def served_answers(arm_chats, params, teacher_params):
     for arm, chats in arm_chats.items():
         name = served[f"{arm.split('_')[0]}_model"]
         transport = OpenAITransport(name, {**checked("teacher", teacher_params), "base_url": served["base_url"],
-                                           "api_key_env": served["api_key_env"]})
+                                           "api_key_env": served["api_key_env"]}, endpoint="evaluate.served")
         answers = [None] * len(chats)
         transport.answer([(chat, sampling) for chat in chats], f"{arm} answers ({name})", answers.__setitem__)
         failed = [r for r in answers if r.get("error")]

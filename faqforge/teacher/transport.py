@@ -10,18 +10,21 @@ faqforge.teacher.client) may refuse a request before it is sent.
 """
 
 import asyncio
+import ipaddress
 import json
 import os
 import random
 import time
+from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
+from faqforge.core.io import PipelineError
 from faqforge.hygiene.secrets import redact
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 TRANSPORT_KEYS = ("base_url", "api_key_env", "timeout", "concurrency", "requests_per_minute", "tokens_per_minute",
-                  "max_retries", "backoff_seconds", "max_backoff_seconds")
+                  "max_retries", "backoff_seconds", "max_backoff_seconds", "insecure_http")
 
 
 class RateLimiter:
@@ -50,8 +53,9 @@ class OpenAITransport:
     """Sends (messages, sampling) requests to `model` at `params["base_url"]`.
     `stats` counts retries, the time spent waiting for them and schema fallbacks."""
 
-    def __init__(self, model, params):
-        self.model = model
+    def __init__(self, model, params, endpoint="teacher"):
+        """`endpoint` names the params section the URL and key come from, for errors."""
+        self.model, self.endpoint = model, endpoint
         self.params = {key: params[key] for key in TRANSPORT_KEYS}
         self.stats = {"retries": 0, "retry_wait_seconds": 0.0, "schema_fallbacks": 0}
         self.schema_unsupported = False
@@ -60,6 +64,8 @@ class OpenAITransport:
         """Answer every request; `finished(k, reply)` as each one arrives. A reply is
         a dict with `text`, `prompt_tokens`, `completion_tokens`, `finish_reason`
         (and `logprobs` when asked), or an error record (`text` None, `error`, `message`)."""
+        check_key_transport(self.params["base_url"], os.environ.get(self.params["api_key_env"] or ""),
+                            self.params["insecure_http"], self.endpoint, self.params["api_key_env"])
         asyncio.run(self._answer_all(requests, desc, finished, budget))
 
     async def _answer_all(self, requests, desc, finished, budget):
@@ -164,6 +170,26 @@ class OpenAITransport:
                                    "top": {x.token: x.logprob for x in t.top_logprobs or []}}
                                   for t in choice.logprobs.content]
         return result
+
+
+def check_key_transport(base_url, api_key, insecure_http, endpoint, key_env):
+    """Stop before connecting when a key would cross the network in the clear: plain
+    http:// to a host other than this machine (unless `insecure_http`)."""
+    parts = urlsplit(base_url or "")
+    if not api_key or insecure_http or parts.scheme != "http" or _loopback(parts.hostname or ""):
+        return
+    raise PipelineError(f"params.yaml: {endpoint}.base_url {base_url} is plain http to another host, so the key in "
+                        f"{key_env} would cross the network unencrypted; use https, or set teacher.insecure_http: "
+                        "true for a network you trust.")
+
+
+def _loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
 
 
 class MalformedReply(Exception):
