@@ -9,8 +9,9 @@ import math
 
 import torch
 from tqdm import tqdm
-from transformers import DynamicCache, StaticCache
+from transformers import DynamicCache, StaticCache, StoppingCriteria, StoppingCriteriaList
 from transformers.cache_utils import DynamicLayer
+from transformers.generation.streamers import BaseStreamer
 
 from faqforge.models.checkpoints import chat_prompt
 from faqforge.models.guided import JsonSchemaGuide, string_array_shape
@@ -22,7 +23,7 @@ MIN_SHARED_PREFIX = 16
 @torch.inference_mode()
 def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperature=0.0, top_p=1.0, batch_size=8,
                   seed=0, desc="generating", schemas=None, no_repeat_ngram=0, top_logprobs=None, on_result=None,
-                  static_cache=True, shared_prefix=True):
+                  static_cache=True, shared_prefix=True, on_token=None, should_stop=None, return_token_ids=False):
     """Answer each conversation (a list of chat messages); returns one dict per input.
 
     Conversations are sorted by prompt length and batched with left padding, so a
@@ -45,6 +46,11 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
     is laid out as [shared prefix | padding | its own tokens], the padding masked
     and the positions counted from the mask, so each row still reads its own
     prompt token for token (bench/generation.py).
+    `on_token(i, token_id)` is called for each new token of conversation i as it
+    is chosen (streaming), and `should_stop(i)`, checked every step, ends
+    conversation i early (a client gone, a deadline passed) while the rest of its
+    batch goes on. With `return_token_ids` each result also has
+    `prompt_token_ids` and `token_ids`, the ids the model read and wrote.
     """
     shapes = [string_array_shape(s) if s is not None else None for s in (schemas or [None] * len(conversations))]
     prompts = [chat_prompt(tokenizer, messages) for messages in conversations]
@@ -80,8 +86,12 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
         recorder = LogprobRecorder(top_logprobs) if top_logprobs else None
         if recorder:
             processors.append(recorder)
+        hooks = {}
+        if on_token or should_stop:
+            feed = RowFeed(idx, stop_ids, on_token, should_stop)
+            hooks = {"streamer": feed, "stopping_criteria": StoppingCriteriaList([feed])}
         out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                             logits_processor=processors, **caching, **sampling)
+                             logits_processor=processors, **caching, **sampling, **hooks)
         new_tokens = out[:, batch["input_ids"].shape[1]:]
         for row, i in enumerate(idx):
             ids = new_tokens[row].tolist()
@@ -90,11 +100,46 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
             text = tokenizer.decode(kept, skip_special_tokens=True).strip()
             results[i] = {"text": text, "prompt_tokens": lengths[i], "completion_tokens": len(kept),
                           "finish_reason": "stop" if stopped else "length"}
+            if return_token_ids:
+                results[i].update(prompt_token_ids=token_ids[i], token_ids=kept)
             if recorder:
                 results[i]["logprobs"] = recorder.tokens(row, ids, tokenizer, stop_ids | {tokenizer.pad_token_id})
             if on_result:
                 on_result(i, results[i])
     return results
+
+
+class RowFeed(BaseStreamer, StoppingCriteria):
+    """Per-row hooks on one `generate` call: hands each row's new tokens to
+    `on_token(i, id)` until the row stops, and stops a row when `should_stop(i)`
+    says so (generate then pads it while the other rows go on). `rows` maps a
+    batch row to its conversation's index."""
+
+    def __init__(self, rows, stop_ids, on_token=None, should_stop=None):
+        self.rows, self.stop_ids, self.on_token, self.should_stop = rows, stop_ids, on_token, should_stop
+        self.done = [False] * len(rows)
+        self.stopping = set()
+
+    def __call__(self, input_ids, scores, **kwargs):
+        if self.should_stop:
+            self.stopping.update(r for r, i in enumerate(self.rows) if not self.done[r] and self.should_stop(i))
+        return torch.tensor([r in self.stopping for r in range(len(self.rows))], device=input_ids.device)
+
+    def put(self, value):
+        if value.dim() > 1:
+            return  # the prompt, handed over before the first step
+        for r, token_id in enumerate(value.tolist()):
+            if self.done[r]:
+                continue
+            if token_id in self.stop_ids:
+                self.done[r] = True
+                continue
+            if self.on_token:
+                self.on_token(self.rows[r], token_id)
+            self.done[r] = r in self.stopping
+
+    def end(self):
+        pass
 
 
 class LogprobRecorder:
