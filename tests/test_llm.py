@@ -255,5 +255,5 @@ def test_a_key_is_never_sent_over_plain_http_to_another_host(tmp_path, monkeypat
                                            ("http://localhost:8000/v1", False), ("http://[::1]:8000/v1", False),
                                            ("http://10.0.0.5:8000/v1", True)])
 def test_https_loopback_or_an_explicit_override_may_carry_the_key(url, insecure):
-    from faqforge.teacher.transport import check_key_transport
-    assert check_key_transport(url, "sk-live-9fQ2xLmP4rT7wZ1k", insecure, "teacher", "OPENAI_API_KEY") is None
+    from faqforge.hygiene.keys import check_key_transport
+    assert check_key_transport(url, "sk-live-9fQ2xLmP4rT7wZ1k", insecure, "teacher", "OPENAI_API_KEY", "x") is None

@@ -10,16 +10,14 @@ faqforge.teacher.client) may refuse a request before it is sent.
 """
 
 import asyncio
-import ipaddress
 import json
 import os
 import random
 import time
-from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from faqforge.core.io import PipelineError
+from faqforge.hygiene.keys import api_key, check_key_transport
 from faqforge.hygiene.secrets import redact
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -64,8 +62,9 @@ class OpenAITransport:
         """Answer every request; `finished(k, reply)` as each one arrives. A reply is
         a dict with `text`, `prompt_tokens`, `completion_tokens`, `finish_reason`
         (and `logprobs` when asked), or an error record (`text` None, `error`, `message`)."""
-        check_key_transport(self.params["base_url"], os.environ.get(self.params["api_key_env"] or ""),
-                            self.params["insecure_http"], self.endpoint, self.params["api_key_env"])
+        where = "params.yaml: " + ("teacher" if self.endpoint == "teacher" else self.endpoint) + ".base_url"
+        check_key_transport(self.params["base_url"], api_key(self.params["api_key_env"]), self.params["insecure_http"],
+                            where, self.params["api_key_env"], "set teacher.insecure_http: true")
         asyncio.run(self._answer_all(requests, desc, finished, budget))
 
     async def _answer_all(self, requests, desc, finished, budget):
@@ -170,26 +169,6 @@ class OpenAITransport:
                                    "top": {x.token: x.logprob for x in t.top_logprobs or []}}
                                   for t in choice.logprobs.content]
         return result
-
-
-def check_key_transport(base_url, api_key, insecure_http, endpoint, key_env):
-    """Stop before connecting when a key would cross the network in the clear: plain
-    http:// to a host other than this machine (unless `insecure_http`)."""
-    parts = urlsplit(base_url or "")
-    if not api_key or insecure_http or parts.scheme != "http" or _loopback(parts.hostname or ""):
-        return
-    raise PipelineError(f"params.yaml: {endpoint}.base_url {base_url} is plain http to another host, so the key in "
-                        f"{key_env} would cross the network unencrypted; use https, or set teacher.insecure_http: "
-                        "true for a network you trust.")
-
-
-def _loopback(host):
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve anywhere
 
 
 class MalformedReply(Exception):
