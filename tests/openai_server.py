@@ -31,11 +31,10 @@ import hashlib
 import json
 import random
 import re
+import socket
 import threading
 import time
-from http.server import ThreadingHTTPServer
-
-from faqforge.answering.serve import JsonHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 UPSTREAM_TOKEN = "x9Kq2mWv7Lp4Rt8Zc1Nb6Hd3Fg5Js0Ya"  # a token of no known shape
 FAULTS = ("429", "500", "503", "timeout", "drop", "truncated", "nonjson")
@@ -45,6 +44,37 @@ FAULTS = ("429", "500", "503", "timeout", "drop", "truncated", "nonjson")
 LEAKED_CONTACTS = ("Write to ops.lead@example.org or call +1-202-555-0143; the VPN is 172.16.4.20, card "
                    "5555 5555 5555 4444, IBAN DE89 3704 0044 0532 0130 00, key sk-ops-7Hq2LmX9pR4tW1zK, "
                    "aws AKIAJ7Q2EXAMPLEKEY9Z and password=Sup3r-Secret!")
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet keep-alive HTTP/1.1 handler that answers JSON promptly (hand-written, so it
+    can misbehave on purpose: truncated bodies, dropped connections)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def setup(self):
+        super().setup()
+        # Headers and body go out in two writes: without this, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send_body(self, status, data, headers=None, length=None):
+        """Send `data`; a `length` larger than the data makes a truncated response."""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(length or len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+        if length:
+            self.close_connection = True
+
+    def _send(self, status, payload, headers=None):
+        self.send_body(status, json.dumps(payload).encode(), headers)
 
 
 def sharp_verdict(user):

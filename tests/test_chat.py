@@ -101,6 +101,16 @@ def test_one_shot_question_streams_from_a_served_model(openai_server, tmp_path):
     assert request["body"]["stream"] is True and request["auth"] == "Bearer secret"
 
 
+def test_a_key_is_not_sent_over_plain_http_to_another_host(tmp_path):
+    """Refused before any connection (the address is in a documentation range that routes nowhere)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAQFORGE_SERVE_KEY": "sk-serve-7Hq2LmX9pR4tW1zK"}
+    command = [sys.executable, "-m", "faqforge", "chat", "--base-url", "http://192.0.2.7:8000/v1", "--model", "chatbot",
+               "--question", "hi", "--passages", "0"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1 and "plain http to another host, so the key in FAQFORGE_SERVE_KEY" in result.stderr
+    assert "--insecure-http" in result.stderr and "sk-serve" not in result.stderr
+
+
 def test_answer_writes_as_it_streams():
     out = io.StringIO()
     assert answer(RecordingBot(), [{"role": "user", "content": "q"}], out) == "answer 1"

@@ -14,13 +14,13 @@ cites (document, section, pages). --passages 0 asks closed book.
 """
 
 import argparse
-import os
 import sys
 import threading
 from pathlib import Path
 
 from faqforge.core.chat_format import question_messages, sources, sources_block, trained_layout, with_passages
 from faqforge.core.io import PipelineError
+from faqforge.hygiene.keys import api_key, check_key_transport
 from faqforge.hygiene.secrets import redact
 from faqforge.models.checkpoints import chat_prompt, load_model
 
@@ -59,9 +59,11 @@ class LocalChat:
 class ServedChat:
     """A model behind an OpenAI-compatible server (vLLM, `python -m faqforge serve`), streamed."""
 
-    def __init__(self, base_url, model, api_key_env, max_tokens, temperature):
+    def __init__(self, base_url, model, api_key_env, max_tokens, temperature, insecure_http=False):
         import openai
-        self.client = openai.OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env or "") or "none")
+        key = api_key(api_key_env)
+        check_key_transport(base_url, key, insecure_http, "--base-url", api_key_env, "pass --insecure-http")
+        self.client = openai.OpenAI(base_url=base_url, api_key=key or "none")
         self.model, self.sampling = model, {"max_tokens": max_tokens, "temperature": temperature}
 
     def stream(self, messages):
@@ -124,7 +126,10 @@ def main(argv=None):
     parser.add_argument("--adapter", default="models/adapter", help="local: the fine-tuned student, a LoRA adapter "
                                                                     "or a full checkpoint ('' for the base alone)")
     parser.add_argument("--base-url", help="chat with a model behind this OpenAI-compatible /v1 URL instead")
-    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="with --base-url: the key's variable")
+    parser.add_argument("--api-key-env", default="FAQFORGE_SERVE_KEY",
+                        help="with --base-url: the variable holding the server's key (faqforge serve's by default)")
+    parser.add_argument("--insecure-http", action="store_true",
+                        help="with --base-url: allow sending the key over plain http to another host")
     parser.add_argument("--system", help="system prompt (default: the one the student was trained with)")
     parser.add_argument("--passages", type=int, help="passages shown with each question (default: as the student "
                                                      "was trained, split.raft.passages for RAFT; 0: closed book)")
@@ -146,7 +151,8 @@ def main(argv=None):
         if args.base_url:
             if not args.model:
                 raise PipelineError("--base-url needs --model, the name the server serves (e.g. chatbot)")
-            bot = ServedChat(args.base_url, args.model, args.api_key_env, args.max_new_tokens, args.temperature)
+            bot = ServedChat(args.base_url, args.model, args.api_key_env, args.max_new_tokens, args.temperature,
+                             args.insecure_http)
         else:
             bot = LocalChat(args.model or "models/base", args.adapter, args.max_new_tokens, args.temperature,
                             args.seed)

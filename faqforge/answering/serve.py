@@ -1,185 +1,183 @@
-"""An OpenAI-compatible HTTP server for a local base model and named LoRA adapters.
+"""An OpenAI-compatible server for the base model and the fine-tuned students,
+on FastAPI and uvicorn.
 
-    python -m faqforge serve --lora-modules chatbot=models/adapter          # finetune.method lora
-    python -m faqforge serve --model models/adapter --served-model-name chatbot   # finetune.method full
-    curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \
+    python -m faqforge serve                                  # base, and models/adapter as chatbot
+    python -m faqforge serve --lora-modules chatbot=models/adapter support=models/support-adapter
+    curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
          -d '{"model": "chatbot", "messages": [{"role": "user", "content": "How do I add documents?"}]}'
 
 Like vLLM's `--lora-modules`: the base model answers under its name (`base`
-unless --served-model-name says otherwise) and each adapter under its own.
-Endpoints: GET /v1/models, POST /v1/chat/completions with temperature, top_p,
-seed, max_tokens, logprobs/top_logprobs and response_format json_schema
-(guided decoding, faqforge.models.guided). Requests that arrive together are answered
-in one batch (up to --batch-size, waiting at most --max-wait-ms for company),
-so concurrent clients share the forward passes.
+unless --served-model-name says otherwise) and each student under its own, a
+LoRA adapter on the shared base or a full fine-tune loaded beside it.
+Endpoints: GET /v1/models, POST /v1/chat/completions (streamed with
+"stream": true) with temperature, top_p, seed, max_tokens, logprobs and
+response_format json_schema (guided decoding), GET /health. Requests that arrive
+together are answered in one batch (up to --batch-size, waiting at most
+--max-wait-ms for company).
 
-Retrieval: for a student trained with passages (RAFT; its prompt.json says so)
-the server shows each question the top --passages passages of --index in the
-training layout, fills in the training system prompt when a request has none,
-and returns the passages the answer cites in a `sources` field next to the
-choice's message. A request whose last user turn already holds passages (a
-client that built the prompt, e.g. `faqforge chat`) is answered as it is.
+Each student is prompted as it was trained, from the prompt.json stored with
+it: a request without a system message gets the student's system prompt, and
+a student trained with passages (RAFT) has each question shown the top
+passages of --index in the training layout and returns the passages its
+answer cites in a `sources` field. The base model is prompted like the first
+student (as evaluation's base arms are) unless --layout-from names another.
 
-    python -m faqforge serve --generator-url http://gpu-host:8000/v1
+Safe by default: with the variable named by --api-key-env set
+(FAQFORGE_SERVE_KEY), every /v1 request needs `Authorization: Bearer <key>`;
+without a key the server refuses any address but this machine's unless
+--insecure says so. Bodies, max_tokens, concurrent generations and time per
+request are limited (see the options).
 
-forwards the built prompt to an OpenAI-compatible generator (vLLM serving the
-adapter, say) instead of running a model in-process: the deployment gets
-retrieval and sources without a model in this process.
+    python -m faqforge serve --generator-url https://gpu-host:8000/v1
+
+forwards the built prompts to an OpenAI-compatible generator (vLLM serving the
+adapter, say) instead of running a model in-process: the deployment gets the
+training prompt, retrieval and sources without a model in this process.
 """
 
 import argparse
-import json
 import os
 import socket
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from faqforge.answering.backends import BadRequest, Forwarder, ModelServer, Retrieving
-from faqforge.core.chat_format import trained_layout
+from faqforge.answering.backends import TrainedPrompt, is_lora
+from faqforge.core.chat_format import LAYOUT_FILE, trained_layout
 from faqforge.core.io import PipelineError
+from faqforge.hygiene.keys import api_key, is_loopback
 
-
-class JsonHandler(BaseHTTPRequestHandler):
-    """A quiet keep-alive HTTP/1.1 handler that answers JSON promptly."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def setup(self):
-        super().setup()
-        # Headers and body go out in two writes: without this, Nagle's algorithm and the
-        # client's delayed ACK add ~40 ms to every response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def send_body(self, status, data, headers=None, length=None):
-        """Send `data`; a `length` larger than the data makes a truncated response."""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(length or len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-        if length:
-            self.close_connection = True
-
-    def _send(self, status, payload, headers=None):
-        self.send_body(status, json.dumps(payload).encode(), headers)
-
-
-def make_http_server(model_server, host="127.0.0.1", port=8000, api_key=None):
-    """A ThreadingHTTPServer speaking the OpenAI API in front of `model_server`."""
-
-    class Handler(JsonHandler):
-        def _authorised(self):
-            if api_key and self.headers.get("Authorization") != f"Bearer {api_key}":
-                self._send(401, {"error": {"message": "invalid API key", "type": "authentication_error"}})
-                return False
-            return True
-
-        def do_GET(self):
-            if not self._authorised():
-                return
-            if self.path.rstrip("/") == "/v1/models":
-                self._send(200, {"object": "list", "data": [
-                    {"id": name, "object": "model", "owned_by": "faqforge"} for name in model_server.model_names()]})
-            else:
-                self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
-
-        def do_POST(self):
-            if not self._authorised():
-                return
-            if self.path.rstrip("/") != "/v1/chat/completions":
-                self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
-                return
-            try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
-                if not isinstance(body, dict):
-                    raise BadRequest(400, "the request body must be a JSON object")
-                self._send(200, model_server.complete(body))
-            except json.JSONDecodeError as e:
-                self._send(400, {"error": {"message": f"the request body is not JSON: {e}",
-                                           "type": "invalid_request_error"}})
-            except BadRequest as e:
-                kind = "invalid_request_error" if e.status < 500 else "server_error"
-                self._send(e.status, {"error": {"message": str(e), "type": kind}})
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+DEFAULT_KEY_ENV = "FAQFORGE_SERVE_KEY"
+DEFAULT_STUDENT = "models/adapter"
 
 
 def parse_lora_modules(items):
-    adapters = {}
-    for item in items or []:
+    """{name: path} of the students to serve; each a LoRA adapter or a full fine-tune."""
+    students = {}
+    for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise PipelineError(f"--lora-modules {item!r}: write it as name=path, e.g. chatbot=models/adapter")
-        if not os.path.exists(os.path.join(path, "adapter_config.json")):
-            if os.path.exists(os.path.join(path, "config.json")):
-                raise PipelineError(f"--lora-modules {item!r}: {path} is a full fine-tune (finetune.method full), "
-                                    f"not an adapter: serve it with --model {path} --served-model-name {name}")
-            raise PipelineError(f"--lora-modules {item!r}: {path}/adapter_config.json not found; "
-                                "train one with `dvc repro finetune`")
-        adapters[name] = path
-    return adapters
+        if not (is_lora(path) or os.path.exists(os.path.join(path, "config.json"))):
+            raise PipelineError(f"--lora-modules {item!r}: {path} holds neither adapter_config.json (a LoRA "
+                                "adapter) nor config.json (a full fine-tune); train one with `dvc repro finetune`")
+        students[name] = path
+    return students
+
+
+def layouts(students, base_name, base_path, layout_from, passages):
+    """{served name: {"system_prompt", "passages"}}: each student's from the prompt.json stored with it,
+    the base model's from --layout-from, its own prompt.json or the first student's."""
+    out = {}
+    for name, path in students.items():
+        if not os.path.exists(os.path.join(path, LAYOUT_FILE)):
+            print(f"note: {path} has no {LAYOUT_FILE} (trained before faqforge stored it): its prompt comes from "
+                  "params.yaml and prompts.yaml", file=sys.stderr)
+        out[name] = trained_layout(path)
+    base = layout_from or next((p for p in (base_path,) if os.path.exists(os.path.join(p, LAYOUT_FILE))), None)
+    out[base_name] = trained_layout(base) if base else next(iter(out.values()), trained_layout(None, "-"))
+    if passages is not None:
+        if passages < 0:
+            raise PipelineError(f"--passages {passages}: give 0 (no retrieval) or more")
+        out = {name: {**layout, "passages": passages} for name, layout in out.items()}
+    return out
+
+
+def bind(host, port):
+    """A listening socket (port 0: a free one), so the address is known before uvicorn starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise PipelineError(f"--host {host} --port {port}: cannot listen there ({e.strerror})") from None
+    sock.listen(2048)
+    return sock
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="python -m faqforge serve", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="models/base",
+                   help="base model: a checkpoint directory, an HF id in the local cache, or embedded:...")
+    p.add_argument("--served-model-name", default="base", help="the name clients use for the base model")
+    p.add_argument("--lora-modules", nargs="*", metavar="NAME=PATH",
+                   help=f"students to serve by name (default: chatbot={DEFAULT_STUDENT} when it exists)")
+    p.add_argument("--host", default="127.0.0.1", help="another address than this machine's needs a key")
+    p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    p.add_argument("--api-key-env", default=DEFAULT_KEY_ENV, help="the variable holding the key clients must send")
+    p.add_argument("--insecure", action="store_true", help="serve a non-loopback address without a key")
+    p.add_argument("--batch-size", type=int, default=8, help="requests answered together at most")
+    p.add_argument("--max-wait-ms", type=float, default=20, help="how long a request waits for company")
+    p.add_argument("--max-concurrent", type=int, default=32,
+                   help="requests generating or waiting at once; more get 503 with Retry-After")
+    p.add_argument("--max-tokens-limit", type=int, default=1024, help="the largest max_tokens a request may ask")
+    p.add_argument("--request-timeout", type=float, default=120, help="seconds a request may take, waiting included")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="the largest request body")
+    p.add_argument("--body-timeout", type=float, default=10, help="seconds a client has to send its body")
+    p.add_argument("--passages", type=int, help="passages shown with each question (default: as each student was "
+                                                "trained, from its prompt.json; 0: no retrieval)")
+    p.add_argument("--index", default="data/index", help="the retrieval index (`dvc repro index` builds it)")
+    p.add_argument("--layout-from", help="the student whose prompt.json the base model is prompted with")
+    p.add_argument("--generator-url", help="forward the built prompts to this OpenAI-compatible /v1 server "
+                                           "instead of loading a model")
+    p.add_argument("--generator-models", nargs="*", help="with --generator-url: the model names it serves "
+                                                         "(default: its GET /v1/models)")
+    p.add_argument("--generator-key-env", help="with --generator-url: the variable holding its API key")
+    p.add_argument("--insecure-http", action="store_true",
+                   help="with --generator-url: allow sending its key over plain http to another host")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    return p
+
+
+def build(args):
+    """(the app, the names it serves, the passages per name) for parsed arguments."""
+    from faqforge.answering.app import Limits, create_app
+    key = api_key(args.api_key_env)
+    if not key and not is_loopback(args.host) and not args.insecure:
+        raise PipelineError(f"--host {args.host}: refusing to serve another address than this machine's without a "
+                            f"key; export one in {args.api_key_env} (clients send it as a bearer token), or pass "
+                            "--insecure for a network you trust")
+    if args.generator_url:
+        from faqforge.answering.forwarding import Forwarder
+        backend = Forwarder(args.generator_url, args.generator_key_env, args.generator_models,
+                            args.max_tokens_limit, args.insecure_http)
+        shown = {name: trained_layout(args.layout_from) for name in backend.model_names()}
+        if args.passages is not None:
+            shown = {name: {**layout, "passages": args.passages} for name, layout in shown.items()}
+    else:
+        items = args.lora_modules
+        if items is None:
+            items = [f"chatbot={DEFAULT_STUDENT}"] if os.path.exists(DEFAULT_STUDENT) else []
+        students = parse_lora_modules(items)
+        shown = layouts(students, args.served_model_name, args.model, args.layout_from, args.passages)
+        from faqforge.answering.backends import ModelServer
+        backend = ModelServer(args.model, students, args.served_model_name, args.batch_size, args.max_wait_ms,
+                              args.max_tokens_limit)
+    retriever = None
+    if any(layout["passages"] for layout in shown.values()):
+        from faqforge.documents.retrieval import Retriever
+        retriever = Retriever(args.index)
+    limits = Limits(args.max_body_bytes, args.body_timeout, args.max_concurrent, args.request_timeout)
+    return create_app(TrainedPrompt(backend, shown, retriever), key, limits), backend.model_names(), shown
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m faqforge serve", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="models/base",
-                        help="base model: a checkpoint directory, an HF id in the local cache, or embedded:...")
-    parser.add_argument("--served-model-name", default="base", help="the name clients use for the base model")
-    parser.add_argument("--lora-modules", nargs="*", metavar="NAME=PATH", help="adapters to serve, by name")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    parser.add_argument("--batch-size", type=int, default=8, help="requests answered together at most")
-    parser.add_argument("--max-wait-ms", type=float, default=20, help="how long a request waits for company")
-    parser.add_argument("--api-key-env", help="require `Authorization: Bearer $VAR` (the variable's name)")
-    parser.add_argument("--passages", type=int, help="passages shown with each question (default: as the adapter "
-                                                     "was trained, from its prompt.json; 0: no retrieval)")
-    parser.add_argument("--index", default="data/index", help="the retrieval index (`dvc repro index` builds it)")
-    parser.add_argument("--layout-from", help="the student whose prompt.json gives the system prompt and passages "
-                                              "(default: the first --lora-modules path, else --model or "
-                                              "models/adapter when it has one, else params.yaml)")
-    parser.add_argument("--generator-url", help="forward the built prompts to this OpenAI-compatible /v1 server "
-                                                "instead of loading a model")
-    parser.add_argument("--generator-models", nargs="*", help="with --generator-url: the model names it serves "
-                                                              "(default: its GET /v1/models)")
-    parser.add_argument("--generator-key-env", help="with --generator-url: the variable holding its API key")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     try:
-        api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
-        if args.api_key_env and not api_key:
-            raise PipelineError(f"--api-key-env {args.api_key_env}: that environment variable is empty")
-        adapters = parse_lora_modules(args.lora_modules)
-        layout = trained_layout(args.layout_from or next(iter(adapters.values()), None) or next(
-            (m for m in (args.model, "models/adapter") if os.path.exists(os.path.join(m, "prompt.json"))), None))
-        k = layout["passages"] if args.passages is None else args.passages
-        if k < 0:
-            raise PipelineError(f"--passages {k}: give 0 (no retrieval) or more")
-        if args.generator_url:
-            model_server = Forwarder(args.generator_url, args.generator_key_env, args.generator_models)
-        else:
-            model_server = ModelServer(args.model, adapters, args.served_model_name, args.batch_size,
-                                       args.max_wait_ms)
-        if k:
-            from faqforge.documents.retrieval import Retriever
-            model_server = Retrieving(model_server, Retriever(args.index), k, layout["system_prompt"])
+        app, names, shown = build(args)
+        sock = bind(args.host, args.port)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    server = make_http_server(model_server, args.host, args.port, api_key)
-    host, port = server.server_address[:2]
-    print(f"serving {', '.join(model_server.model_names())} on http://{host}:{port}/v1", flush=True)
-    if k:
-        print(f"each question is shown its top {k} passages of {args.index}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    import uvicorn
+    host, port = sock.getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host
+    print(f"serving {', '.join(names)} on http://{host}:{port}/v1", flush=True)
+    for name in names:
+        if shown[name]["passages"]:
+            print(f"{name}: each question is shown its top {shown[name]['passages']} passages of {args.index}",
+                  flush=True)
+    config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5,
+                            limit_concurrency=args.max_concurrent * 4 + 64)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0

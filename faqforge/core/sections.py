@@ -249,7 +249,7 @@ class Served(Section):
     base_url: str | None = None
     tuned_model: str = "chatbot"
     base_model: str = "base"
-    api_key_env: str | None = "OPENAI_API_KEY"
+    api_key_env: str | None = "FAQFORGE_SERVE_KEY"
 
 
 class EvaluateExample(Section):
