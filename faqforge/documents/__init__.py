@@ -1,4 +1,5 @@
-"""The documents: fetching them from URLs (fetch), reading every format into
+"""The documents: fetching them from URLs (fetch, through web: downloads no
+sources list can turn against the network), reading every format into
 blocks with section and page (readers, with the shared block helpers in blocks
 and the reStructuredText and PDF readers in rst and pdf), packing blocks into
 token-budgeted chunks (chunking), the ingest stage's loop (ingest), and the

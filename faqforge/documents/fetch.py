@@ -1,55 +1,51 @@
-"""Bring the documents listed in data/sources.yaml into data/docs/, each as a DVC import.
+"""Bring the documents listed in data/sources.yaml into data/docs/, each a DVC-tracked file.
 
-    python -m faqforge fetch                 # import every URL not imported yet
-    python -m faqforge fetch --update        # also refresh the ones already imported (dvc update)
+    python -m faqforge fetch                 # fetch every URL not fetched yet
+    python -m faqforge fetch --update        # also refresh the ones already fetched
 
 data/sources.yaml:
 
+    allow: [10.20.0.0/16]                       # intranet networks sources may live on (optional)
     sources:
       - url: https://example.com/handbook.pdf
-      - url: https://example.com/faq            # an HTML page: saved as faq.html
+      - url: example.com/faq                    # no scheme: https; http only when a URL says http://
         source: faq                             # sub-folder of data/docs/ (a source for split.mix)
         name: support-faq.html                  # file name (default: from the URL and its type)
 
-Each document goes through `dvc import-url`, so it is versioned like every
-other artifact: its .dvc file records the URL and the server's ETag, `dvc
-update` refreshes it, `dvc repro` then reruns ingest for it alone. Before
-importing, the URL is probed (redirects followed) with a time-out and
-retries with backoff for time-outs, dropped connections, 429 and 5xx; a URL
-that still fails is reported with its status and the others go on. A URL
-already imported is left alone, so a second run does nothing.
+Each document is downloaded by faqforge itself (faqforge.documents.web: every
+address checked, on the first request and after each redirect, so the list
+cannot reach this machine, its network or a cloud metadata service unless
+`allow` or --allow lets it; a size cap; only types ingest reads) and tracked
+with `dvc add`: the .dvc file records the URL, the server's ETag and the time
+under `meta`, `fetch --update` asks again with the ETag (an unchanged page
+costs a 304), and `dvc repro` then reruns ingest for a changed document
+alone. A URL that fails is retried with backoff for time-outs, dropped
+connections, 429 and 5xx, then reported with its status while the others go
+on. A URL already fetched is left alone, so a second run does nothing.
 """
 
 import argparse
+import datetime
 import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
 import yaml
 
 from faqforge.core.io import PipelineError
+from faqforge.documents.web import GENERIC_TYPES, FetchError, get, parse_allow
 
 SOURCES = "data/sources.yaml"
 DOCS = Path("data/docs")
 SUFFIX_BY_TYPE = {"application/pdf": ".pdf", "text/html": ".html", "text/markdown": ".md", "text/x-markdown": ".md",
                   "text/plain": ".txt", "text/x-rst": ".rst"}
 SUPPORTED = (".pdf", ".html", ".htm", ".md", ".markdown", ".txt", ".rst")
-RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
-
-
-class FetchError(Exception):
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-
-
 def read_sources(path=SOURCES):
-    """The entries of data/sources.yaml, checked: each has a http(s) url."""
+    """(entries, allow) of data/sources.yaml, checked: each entry has an http(s) url
+    (https:// added to one without a scheme); allow lists the networks that may be fetched from."""
     path = Path(path)
     if not path.exists():
         raise PipelineError(f"{path}: not found; list the documents to fetch there (see `python -m faqforge fetch "
@@ -68,38 +64,39 @@ def read_sources(path=SOURCES):
         if isinstance(entry, str):
             entries[k] = entry = {"url": entry}
         url = entry.get("url") if isinstance(entry, dict) else None
+        if isinstance(url, str) and "://" not in url:
+            entry["url"] = url = f"https://{url}"
         if not url or urlparse(url).scheme not in ("http", "https"):
-            raise PipelineError(f"{path}: sources[{k}]: needs a url starting with http:// or https://, got {url!r}.")
+            raise PipelineError(f"{path}: sources[{k}]: needs an http(s) url, got {url!r}.")
         unknown = set(entry) - {"url", "source", "name"}
         if unknown:
             raise PipelineError(f"{path}: sources[{k}]: unknown key {sorted(unknown)[0]!r} (url, source, name).")
-    return entries
+    unknown = set(data) - {"sources", "allow"} if isinstance(data, dict) else set()
+    if unknown:
+        raise PipelineError(f"{path}: unknown key {sorted(unknown)[0]!r} (sources, allow).")
+    try:
+        parse_allow(data.get("allow"))
+    except ValueError as e:
+        raise PipelineError(f"{path}: {e}") from None
+    return entries, list(data.get("allow") or [])
 
 
-def probe(url, timeout, attempts, backoff):
-    """(final URL after redirects, content type) of a reachable URL; FetchError
-    with the status ("404 Not Found", "timed out", ...) otherwise."""
-    for attempt in range(1, attempts + 1):
+def readable(content_type, url):
+    """Whether ingest reads a body of this type (a generic type passes when the URL's suffix is one it reads)."""
+    if content_type in SUFFIX_BY_TYPE:
+        return True
+    return content_type in GENERIC_TYPES and PurePosixPath(urlparse(url).path).suffix.lower() in SUPPORTED
+
+
+def download(url, options, etag=None):
+    """web.get with retries and backoff for what may pass (time-outs, 429, 5xx)."""
+    for attempt in range(1, options["attempts"] + 1):
         try:
-            request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "faqforge-fetch"})
-            try:
-                response = urllib.request.urlopen(request, timeout=timeout)
-            except urllib.error.HTTPError as e:
-                if e.code not in (405, 501):
-                    raise
-                request = urllib.request.Request(url, headers={"User-Agent": "faqforge-fetch"})  # no HEAD: GET
-                response = urllib.request.urlopen(request, timeout=timeout)
-            with response:
-                return response.geturl(), response.headers.get_content_type()
-        except urllib.error.HTTPError as e:
-            status, retry = f"{e.code} {e.reason}", e.code in RETRYABLE
-        except (TimeoutError, OSError) as e:  # URLError is an OSError; socket time-outs too
-            reason = getattr(e, "reason", e)
-            timed_out = isinstance(reason, TimeoutError) or "timed out" in str(reason)
-            status, retry = ("timed out" if timed_out else f"unreachable ({reason})"), True
-        if not retry or attempt == attempts:
-            raise FetchError(status, f"{status} after {attempt} attempt{'s' * (attempt > 1)}")
-        time.sleep(backoff * 2 ** (attempt - 1))
+            return get(url, options["timeout"], options["max_bytes"], options["allowed"], etag, readable)
+        except FetchError as e:
+            if not e.retry or attempt == options["attempts"]:
+                raise FetchError(e.status, f"{e} after {attempt} attempt{'s' * (attempt > 1)}") from None
+        time.sleep(options["backoff"] * 2 ** (attempt - 1))
 
 
 def target_for(entry, content_type):
@@ -118,18 +115,22 @@ def target_for(entry, content_type):
     return DOCS / source / name
 
 
-def imported_url(dvc_file):
-    """The URL a .dvc file imports, or None."""
+def fetched_from(dvc_file):
+    """(URL, ETag) a .dvc file records: fetch's `meta`, or an older `dvc import-url`'s dependency."""
     try:
-        deps = (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("deps") or []
+        record = yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
-        return None
-    return deps[0].get("path") if deps else None
+        return None, None
+    meta = ((record.get("outs") or [{}])[0] or {}).get("meta") or {}
+    if meta.get("url"):
+        return meta["url"], meta.get("etag")
+    deps = record.get("deps") or []
+    return (deps[0].get("path"), None) if deps else (None, None)
 
 
 def already_imported():
-    """{url: .dvc file} for the imports already in data/docs/."""
-    return {url: f for f in DOCS.rglob("*.dvc") if (url := imported_url(f))}
+    """{url: (.dvc file, etag)} for the documents already fetched into data/docs/."""
+    return {url: (f, etag) for f in DOCS.rglob("*.dvc") for url, etag in [fetched_from(f)] if url}
 
 
 def dvc(*args, timeout):
@@ -141,52 +142,68 @@ def dvc(*args, timeout):
     return result
 
 
-def fetch(entries, update=False, timeout=30.0, attempts=3, backoff=1.0, out=sys.stdout):
-    """Import every entry; returns [{url, result, path?, status?, error?}]:
-    result is imported, updated, present or failed."""
+def store(entry, page, target, old_record=None, timeout=120):
+    """Write the body (atomically), track it with `dvc add` and record under the output's
+    `meta` where it came from; an older `dvc import-url` record of it is replaced."""
+    if old_record is not None and (yaml.safe_load(old_record.read_text(encoding="utf-8")) or {}).get("deps"):
+        old_record.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_bytes(page.body)
+    os.replace(partial, target)
+    dvc("add", str(target), timeout=timeout)
+    record_path = target.with_name(target.name + ".dvc")
+    record = yaml.safe_load(record_path.read_text(encoding="utf-8"))
+    record["outs"][0]["meta"] = {"url": entry["url"], "final_url": page.url, "etag": page.etag,
+                                 "content_type": page.content_type,
+                                 "fetched": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    record_path.write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
+
+
+def fetch(entries, options, update=False, out=sys.stdout):
+    """Fetch every entry; returns [{url, result, path?, status?, error?}]: result is
+    fetched, updated, unchanged, present or failed. `options`: timeout, attempts,
+    backoff, max_bytes and allowed (faqforge.documents.web.parse_allow)."""
     done = already_imported()
     results = []
     for entry in entries:
         url = entry["url"]
-        if url in done:
-            if update:
-                try:
-                    dvc("update", str(done[url]), timeout=timeout * attempts + 60)
-                    results.append({"url": url, "result": "updated", "path": str(done[url])[:-4]})
-                except (FetchError, subprocess.TimeoutExpired) as e:
-                    results.append({"url": url, "result": "failed", "status": getattr(e, "status", "timed out"),
-                                    "error": str(e)})
-            else:
-                results.append({"url": url, "result": "present", "path": str(done[url])[:-4]})
-            print(f"{results[-1]['result']:>8}  {url}", file=out)
-            continue
         try:
-            _, content_type = probe(url, timeout, attempts, backoff)
-            target = target_for(entry, content_type)
+            if url in done:
+                record, etag = done[url]
+                target = record.with_name(record.name[:-4])
+                result = "present"
+                if update:
+                    page = download(url, options, etag)
+                    result = "unchanged"
+                    if page.status == 200 and not (target.exists() and target.read_bytes() == page.body):
+                        store(entry, page, target, record)
+                        result = "updated"
+                results.append({"url": url, "result": result, "path": str(target)})
+                print(f"{result:>9}  {url}", file=out)
+                continue
+            page = download(url, options)
+            target = target_for(entry, page.content_type)
             if target.exists():
-                raise FetchError("exists", f"{target} exists and is not an import of this URL; give the entry "
+                raise FetchError("exists", f"{target} exists and was not fetched from this URL; give the entry "
                                            "another `name` or remove the file")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            for attempt in range(1, attempts + 1):
-                try:
-                    dvc("import-url", url, str(target), timeout=timeout * 4 + 60)
-                    break
-                except (FetchError, subprocess.TimeoutExpired) as e:
-                    if attempt == attempts:
-                        raise FetchError(getattr(e, "status", "timed out"), str(e)) from None
-                    time.sleep(backoff * 2 ** (attempt - 1))
-            results.append({"url": url, "result": "imported", "path": str(target)})
-            print(f"imported  {url} -> {target}", file=out)
-        except FetchError as e:
-            results.append({"url": url, "result": "failed", "status": e.status, "error": str(e)})
-            print(f"  failed  {url}: {e}", file=out)
+            store(entry, page, target)
+            results.append({"url": url, "result": "fetched", "path": str(target)})
+            print(f"  fetched  {url} -> {target}", file=out)
+        except (FetchError, subprocess.TimeoutExpired) as e:
+            status = getattr(e, "status", "timed out")
+            results.append({"url": url, "result": "failed", "status": status, "error": str(e)})
+            print(f"   failed  {url}: {e}", file=out)
     return results
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m faqforge fetch", description=__doc__.split("\n")[0])
     parser.add_argument("--sources", default=SOURCES, help=f"the list of URLs (default {SOURCES})")
-    parser.add_argument("--update", action="store_true", help="refresh documents already imported (dvc update)")
+    parser.add_argument("--update", action="store_true", help="refresh documents already fetched")
+    parser.add_argument("--allow", nargs="*", default=[], metavar="NETWORK[:PORT]",
+                        help="intranet networks or addresses that may be fetched from, besides the list's `allow`")
+    parser.add_argument("--max-bytes", type=int, default=50 << 20, help="the largest document (default 50 MiB)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt (default 30)")
     parser.add_argument("--attempts", type=int, default=3, help="tries per URL (default 3)")
     parser.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry, doubling")
@@ -194,14 +211,22 @@ def main(argv=None):
     try:
         if not Path(".dvc").is_dir():
             raise PipelineError(f"{os.getcwd()}: not a DVC project; run fetch from the project's root.")
-        results = fetch(read_sources(args.sources), args.update, args.timeout, args.attempts, args.backoff)
+        entries, allow = read_sources(args.sources)
+        try:
+            allowed = parse_allow([*allow, *args.allow])
+        except ValueError as e:
+            raise PipelineError(f"--allow: {e}") from None
+        options = {"timeout": args.timeout, "attempts": args.attempts, "backoff": args.backoff,
+                   "max_bytes": args.max_bytes, "allowed": allowed}
+        results = fetch(entries, options, args.update)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     failed = [r for r in results if r["result"] == "failed"]
-    counts = {k: sum(r["result"] == k for r in results) for k in ("imported", "updated", "present", "failed")}
+    counts = {k: sum(r["result"] == k for r in results)
+              for k in ("fetched", "updated", "unchanged", "present", "failed")}
     print("fetch: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n) if results else "fetch: no sources listed")
-    if counts["imported"] or counts["updated"]:
+    if counts["fetched"] or counts["updated"]:
         print("next: git add data/docs/ (the .dvc files and .gitignore), then `dvc repro`")
     for r in failed:
         print(f"error: {r['url']}: {r['error']}", file=sys.stderr)
