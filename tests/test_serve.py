@@ -297,6 +297,22 @@ def test_overload_gets_503_with_retry_after_and_a_gone_client_stops_its_generati
         assert post(url, {"model": "tiny", "messages": ASK, "max_tokens": 4})[0] == 200  # capacity is back
 
 
+def test_a_client_gone_before_a_plain_answer_stops_its_generation_too(model_server):
+    with running(app_for(model_server)) as url:
+        before = model_server.stats["cancelled"]
+        body = json.dumps({"model": "tiny", "messages": ASK, "max_tokens": 900}).encode()
+        port = int(url.split(":")[2].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+            time.sleep(0.3)  # generating
+        deadline = time.monotonic() + 30
+        while model_server.stats["cancelled"] == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        how, tokens = model_server.finished[-1]
+        assert how == "cancelled" and tokens < 900
+
+
 def test_a_generation_over_the_time_limit_is_stopped(model_server):
     with running(app_for(model_server, request_timeout=0.3)) as url:
         start = time.monotonic()
