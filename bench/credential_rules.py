@@ -4,7 +4,7 @@ params, prompts, bench notes, the eval set) and its own code, which is full of
 identifiers, model names, paths and hashes. Every span flagged is printed with
 its context, so each can be judged by eye; the sample corpus holds no credential.
 
-    .venv/bin/python bench/secrets.py
+    .venv/bin/python bench/credential_rules.py
 """
 
 import collections
