@@ -177,7 +177,9 @@ def main(argv=None):
         if shown[name]["passages"]:
             print(f"{name}: each question is shown its top {shown[name]['passages']} passages of {args.index}",
                   flush=True)
-    config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5,
+    # Idle connections are kept longer than clients' pools (httpx: 5 s) and load balancers (60 s) keep
+    # theirs, so a client never sends on a connection the server is closing at that moment.
+    config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5, timeout_keep_alive=65,
                             limit_concurrency=args.max_concurrent * 4 + 64)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
