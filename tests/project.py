@@ -45,6 +45,7 @@ def make_project(root, student, base_url, docs=DOCS):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "data" / "docs").mkdir(parents=True)
     (root / "data" / "eval").mkdir()
+    (root / "data" / "review.jsonl").write_text("")  # no decisions yet (a dependency of split)
     for doc in docs:
         shutil.copy(ROOT / "data" / "docs" / doc, root / "data" / "docs" / doc)
     evalset = json.loads((ROOT / "data" / "eval" / "evalset.json").read_text())[:8]

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import ROOT
 from openai_server import OpenAIServer
-from project import CHAIN, DOCS, PLANTED_KEY, STAGES, make_project, sh
+from project import CHAIN, DOCS, PLANTED_KEY, STAGES, make_project, read_jsonl, sh
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,9 @@ def test_data_report_shows_the_whole_funnel_and_a_clean_eval_audit(pipeline_run)
     ("teacher.insecure_http", True, []),
     ("teacher.context_window", 4096, ["ingest"]),            # what ingest's chunk budget reads with max_tokens auto
     ("teacher.temperature", 0.5, ["generate", "curate", "augment", "evaluate"]),
-    ("dedup.threshold", 80, ["dedup"]),
+    ("dedup.threshold", 80, ["dedup", "split"]),           # split checks people's pairs against generated ones
+    ("decontaminate.answer_threshold", 80, ["augment", "decontaminate", "split"]),  # split: people's pairs too
+    ("review.require", True, ["split"]), ("review.reviewer", "ana", []),
     # prompts.yaml: a prompt reruns only the stage that asks it
     ("prompts.yaml:curate.judge.system_prompt", "Judge the pair.", ["curate"]),
     ("prompts.yaml:evaluate.judge.user_prompt", "Q: {question} R: {reference} A: {answer}", ["evaluate"]),
@@ -420,3 +422,30 @@ def test_the_reliability_page_names_tests_that_exist():
     for path, name in cited:
         assert (ROOT / path).exists(), path
         assert not name or re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M), f"{path}::{name}"
+
+
+@pytest.mark.slow
+def test_a_review_decision_reruns_split_and_what_follows_only(pipeline_run):
+    """A decision appended to data/review.jsonl: dvc status shows split and report changed, dvc repro
+    runs split and the stages after it, the rejected pair is gone and the report counts it."""
+    from faqforge.core.review import append_decisions, make_decision
+    project, _ = pipeline_run
+    review = project / "data/review.jsonl"
+    target = next(p for p in read_jsonl(project / "data/qa_augmented.jsonl") if "variant_of" not in p)
+    try:
+        append_decisions(review, [make_decision(target["id"], "reject", "ana", reason="wrong")])
+        # split applies the decisions, the report counts them; nothing upstream reads them
+        assert sorted(json.loads(sh(project, "dvc", "status", "--json").stdout)) == ["report", "split"]
+        ran = re.findall(r"Running stage '(\w+)'", sh(project, "dvc", "repro").stdout)
+        assert ran[0] == "split" and set(ran) <= {"split", "report", "finetune", "evaluate"}, ran
+        train = [json.loads(line) for line in (project / "data/train.jsonl").read_text().splitlines()]
+        val = [json.loads(line) for line in (project / "data/val.jsonl").read_text().splitlines()]
+        assert target["id"] not in {r.get("pair_id", r["id"]).split("~")[0] for r in train + val}
+        [out] = [d for d in read_jsonl(project / "data/split_dropped.jsonl") if d["id"] == target["id"]]
+        assert out["reason"] == "rejected in review" and out["why"] == "wrong (ana)"
+        report = (project / "reports/data.md").read_text()
+        assert "## Review" in report and "| rejected: wrong | 1 |" in report
+    finally:
+        review.write_text("")
+        sh(project, "dvc", "repro")
+

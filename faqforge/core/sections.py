@@ -215,6 +215,11 @@ class Split(Section):
                           "accurately.")
 
 
+class Review(Section):
+    require: bool = False
+    reviewer: str | None = None
+
+
 class Finetune(Section):
     method: Literal["full", "lora"] = "full"
     lora_r: int = Field(16, ge=1)
@@ -283,7 +288,7 @@ class Evaluate(Section):
 PARTS = {"hygiene.pii": Pii}
 SECTIONS = {"teacher": Teacher, "student": Student, "ingest": Ingest, "hygiene": Hygiene, "generate": Generate,
             "curate": Curate, "dedup": Dedup, "decontaminate": Decontaminate, "augment": Augment,
-            "index": Index, "split": Split, "finetune": Finetune, "evaluate": Evaluate}
+            "index": Index, "split": Split, "review": Review, "finetune": Finetune, "evaluate": Evaluate}
 
 
 def choices(model, key):

@@ -70,6 +70,30 @@ def render_mix(table_by_source, val_by_source):
                       table(rows, list(rows[0]) if rows else ["source"]), ""])
 
 
+def render_review(review):
+    """The review section: what people decided (data/review.jsonl) and what came of it."""
+    if not review:
+        return ""
+    rejected = review.get("rejected") or {}
+    rows = [{"": "pairs with a decision", "count": review.get("reviewed", 0)},
+            {"": "approved (edits, additions and rescues included)", "count": review.get("approved", 0)},
+            {"": "rejected", "count": sum(rejected.values())},
+            *({"": f"rejected: {reason}", "count": n} for reason, n in sorted(rejected.items())),
+            {"": "edited", "count": review.get("edited", 0)},
+            {"": "added by hand", "count": review.get("added", 0)},
+            {"": "rescued from a drop", "count": review.get("rescued", 0)},
+            {"": "training pairs nobody reviewed", "count": review.get("not_reviewed", 0)}]
+    out = ["## Review", "", "Decisions people made in data/review.jsonl, as the split stage applied them.", "",
+           table(rows, ["", "count"]), ""]
+    if review.get("refused"):
+        out += ["Rescues refused:", *(f"- `{r['pair_id']}`: {r['why']}" for r in review["refused"]), ""]
+    if review.get("orphaned"):
+        out += ["Decisions whose pair no longer exists (its document changed or was removed); review them again "
+                "or leave them:", *(f"- `{o['pair_id']}`: {o['action']} by {o['reviewer']}, {o['time']}"
+                                    for o in review["orphaned"]), ""]
+    return "\n".join(out)
+
+
 def render(funnel_rows, histogram, lengths, documents, kept_sample, dropped_samples, audit, sections=()):
     """The markdown of reports/data.md. `audit`: (pairs checked, pairs the
     independent eval-set check flags among them, the check in words); `sections`:
@@ -108,7 +132,8 @@ def render(funnel_rows, histogram, lengths, documents, kept_sample, dropped_samp
                 + (f"; and {len(d['notes']) - 5} more" if len(d["notes"]) > 5 else "") for d in noted]
         out += [""]
     for section in sections:
-        out += [section.rstrip(), ""]
+        if section:
+            out += [section.rstrip(), ""]
     out += ["## Sample of training pairs", ""]
     out += [f"- **Q:** {clip(pair_prompt(p))}  \n  **A:** {clip(pair_response(p))}  \n  ({p['doc']})"
             for p in kept_sample]

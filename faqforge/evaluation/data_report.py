@@ -11,8 +11,9 @@ import csv
 from collections import Counter
 
 from faqforge.core.io import atomic_path, read_evalset, read_json, read_jsonl, write_text
-from faqforge.core.records import pair_prompt, pair_response
-from faqforge.evaluation.data_render import render, render_hygiene, render_mix
+from faqforge.core.records import pair_prompt, pair_response, prompt_field, response_field
+from faqforge.core.review import REVIEW_FILE, read_decisions, review_state
+from faqforge.evaluation.data_render import render, render_hygiene, render_mix, render_review
 from faqforge.evaluation.data_stats import (
     COUNTED,
     SAMPLE_SIZE,
@@ -39,6 +40,21 @@ def write_csv(path, rows):
         writer.writerows(rows)
 
 
+def pairs_as_split_saw_them(augmented, pools):
+    """{id: pair} of every pair a training record can come from: the pipeline's, the
+    rescued ones, and people's own (data/review.jsonl), with the review's edits applied."""
+    state = review_state(read_decisions(REVIEW_FILE))
+    by_id = {p["id"]: p for p in [*pools, *augmented]}
+    for pair_id, s in state.items():
+        if s["added"]:
+            by_id[pair_id] = {"id": pair_id, "doc": s["doc"] or REVIEW_FILE, "human": True}
+        if pair_id in by_id and (s["question"] or s["answer"]):
+            pair = by_id[pair_id]
+            by_id[pair_id] = {**pair, prompt_field(pair): s["question"] or pair_prompt(pair),
+                              response_field(pair): s["answer"] or pair_response(pair)}
+    return by_id
+
+
 def write_report(params):
     """reports/data.md and the plots of the data from the pipeline's outputs; returns its summary line."""
     ingest_report = read_jsonl("data/ingest_report.jsonl")
@@ -47,7 +63,7 @@ def write_report(params):
               "decontaminate": "data/qa_clean.jsonl", "augment": "data/qa_augmented.jsonl"}
     out = {stage: read_jsonl(path) for stage, path in stages.items()}
     dropped = {stage: read_jsonl(f"data/{stage}_dropped.jsonl") for stage in STAGES}
-    by_id = {p["id"]: p for p in out["augment"]}
+    by_id = pairs_as_split_saw_them(out["augment"], [*dropped["curate"], *dropped["dedup"]])
     # RAFT refusal examples (split.raft.refusal_share) and further draws of a pair (split.raft.draws)
     # reuse a pair's question: counted apart, not as pairs.
     records = {name: read_jsonl(f"data/{name}.jsonl") for name in ("train", "val")}
@@ -82,12 +98,14 @@ def write_report(params):
             f"with trigram Jaccard >= {AUDIT_QUESTION_JACCARD} against an eval question, or an answer holding "
             f">= {AUDIT_ANSWER_CONTAINMENT:.0%} of an eval answer's trigrams; independent of the decontaminate "
             f"stage's rule")
+    split = {"mix": {}, **read_json("metrics/split.json")}
     write_text("reports/data.md", render(
         rows, histogram, lengths, documents, stable_sample(train, SAMPLE_SIZE),
         {**{s: one_per_reason(x) for s, x in dropped.items()},
          "ingest": one_per_reason(not_ingested + dropped["ingest"])},
         (len(train) + len(val), flagged, rule),
-        sections=[render_mix(read_json("metrics/split.json").get("mix", {}), Counter(source_of(p["doc"]) for p in val)),
+        sections=[render_mix(split["mix"], Counter(source_of(p["doc"]) for p in val)),
+                  render_review(split.get("review")),
                   render_hygiene({s: read_jsonl(f"data/{s}_pii.jsonl") for s in ("ingest", "curate")},
                                  {s: [x for x in dropped[s] if x["reason"] == "language"]
                                   for s in ("ingest", "curate")},

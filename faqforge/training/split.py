@@ -30,6 +30,7 @@ from faqforge.core.records import (
     pair_response,
     quote_in_text,
 )
+from faqforge.core.review import REVIEW_FILE
 from faqforge.core.sections import Raft, choices
 
 DOCS = "data/docs"
@@ -111,8 +112,8 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
     without a citation, as in the RAFT recipe); distractors are the best
     passages for the question from other documents than the pair's. The answer is the pair's (`target:
     answer`) or the oracle's sentences that state it (`target: evidence`, the
-    pair's answer where none does). For a `refusal_share` of the pairs, one
-    more record shows distractors that do not hold the answer and answers
+    pair's answer where none does, or where a person wrote it: `answer_by_person`).
+    For a `refusal_share` of the pairs, one more record shows distractors that do not hold the answer and answers
     REFUSAL. The passages are shown in the retriever's order for the question
     (`order: retrieved`) or shuffled (`order: shuffled`). Every record carries
     `kind` (oracle, no_oracle, refusal), the passage ids and the oracle's
@@ -136,7 +137,10 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
         arrange = _arranger(order, hits, k, rng)
         others = _distractors(pair, hits, retriever.passages, k, rng)
         oracle = oracle_passage(pair, by_chunk.get(pair.get("chunk_id"), []))
-        stated = evidence(pair_response(pair), oracle["text"]) if oracle and target == "evidence" else None
+        # target evidence: the oracle's sentences that state the answer, unless a person wrote it
+        by_person = pair.get("answer_by_person")
+        stated = evidence(pair_response(pair), oracle["text"]) if oracle and target == "evidence" and not by_person \
+            else None
         for draw in range(1, draws + 1):
             salt = "oracle" if draw == 1 else f"oracle{draw}"
             with_oracle = oracle is not None and _coin(seed, pair["id"], salt) < params["oracle_p"]
@@ -219,7 +223,10 @@ def _raft_fields(record, pair, shown, kind, oracle_n):
 
 def source_of(doc):
     """A document's source: its sub-folder of data/docs/ (the first one), or
-    "docs" for a file directly in data/docs/."""
+    "docs" for a file directly in data/docs/; "review" for the pairs people
+    wrote in the review without naming a document (their doc: data/review.jsonl)."""
+    if doc == REVIEW_FILE:
+        return "review"
     path = PurePosixPath(doc)
     parts = path.relative_to(DOCS).parts if path.is_relative_to(DOCS) else path.parts
     return parts[0] if len(parts) > 1 else TOP_SOURCE
