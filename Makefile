@@ -1,12 +1,15 @@
 # make run   - set up .venv if missing, then run the whole pipeline (dvc repro)
 # make test  - set up .venv if missing, then lint (ruff) and run the test suite
 # make setup - only set up .venv
+# make browser - Debian's headless Chromium and its driver, for the review screen's browser tests
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test clean-venv
+CHROMEDRIVER := /usr/bin/chromedriver
+
+.PHONY: setup run test browser clean-venv
 
 setup: $(STAMP)
 
@@ -20,7 +23,15 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)
 	. $(BIN)/activate && dvc repro
 
-test: $(STAMP)
+browser: $(CHROMEDRIVER)
+
+# Debian's own packages: a browser that downloads itself cannot run here. Needs root (CI is).
+$(CHROMEDRIVER):
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "note: the browser tests need chromium and chromium-driver: sudo apt-get install chromium chromium-driver"; fi
+
+test: $(STAMP) $(CHROMEDRIVER)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

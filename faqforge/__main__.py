@@ -2,14 +2,16 @@
 
     python -m faqforge serve [--lora-modules chatbot=models/adapter]   an OpenAI-compatible server
     python -m faqforge chat [--question Q] [--base-url URL --model NAME]   chat with the tuned model
-    python -m faqforge fetch [--update]      import the URLs of data/sources.yaml into data/docs/ (dvc import-url)
+    python -m faqforge fetch [--update]      download the URLs of data/sources.yaml into data/docs/, checked
+    python -m faqforge review                review the pairs in the browser (decisions: data/review.jsonl)
 
 The pipeline itself runs with `dvc repro`.
 """
 
 import sys
 
-COMMANDS = {"serve": "faqforge.answering.serve", "chat": "faqforge.answering.chat", "fetch": "faqforge.documents.fetch"}
+COMMANDS = {"serve": "faqforge.answering.serve", "chat": "faqforge.answering.chat", "fetch": "faqforge.documents.fetch",
+            "review": "faqforge.review.serve"}
 
 
 def main(argv=None):

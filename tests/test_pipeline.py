@@ -12,7 +12,7 @@ import yaml
 
 from conftest import ROOT
 from openai_server import OpenAIServer
-from project import CHAIN, DOCS, PLANTED_KEY, STAGES, make_project, read_jsonl, sh
+from project import CHAIN, DOCS, PLANTED_KEY, STAGES, make_project, read_jsonl, sh, tune
 
 
 @pytest.fixture(scope="module")
@@ -449,3 +449,115 @@ def test_a_review_decision_reruns_split_and_what_follows_only(pipeline_run):
         review.write_text("")
         sh(project, "dvc", "repro")
 
+
+@pytest.fixture
+def browser():
+    """Headless Chromium (Debian's chromium and chromium-driver; `make test` installs them)."""
+    import os
+    if not os.path.exists("/usr/bin/chromedriver"):
+        pytest.skip("chromium-driver is not installed: make browser (as root), or apt-get install chromium "
+                    "chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,1000"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.mark.slow
+def test_review_in_a_browser_reaches_the_training_data(pipeline_run, browser, tmp_path):
+    """The review screen on the default run's data, in a real browser: filter, approve one pair,
+    reject one with a reason, edit one, add one by hand, rescue a dedup-dropped one; the decisions
+    file holds the five; dvc repro reruns split and what follows only, and the training data and
+    the report reflect every one."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.select import Select
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from faqforge.review.app import create_review_app
+    from faqforge.review.store import Store
+    from test_serve import running
+    project, _ = pipeline_run
+    threshold = yaml.safe_load((project / "params.yaml").read_text())["dedup"]["threshold"]
+    review = project / "data/review.jsonl"
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
+
+    def show(pair, state=""):
+        Select(browser.find_element(By.ID, "state")).select_by_value(state)
+        search = browser.find_element(By.ID, "q")
+        search.clear()
+        search.send_keys(pair["question"])
+        def narrowed(d):  # the filter has answered: fewer rows than pairs, the wanted one among them
+            rows = d.find_elements(By.CSS_SELECTOR, "#rows tr")
+            return 0 < len(rows) < len(kept) and [r for r in rows if r.get_attribute("data-id") == pair["id"]]
+        wait.until(narrowed)[0].click()
+        wait.until(lambda d: d.find_element(By.ID, "detail-question").text.strip())
+
+    def done(text):
+        wait.until(lambda d: text in d.find_element(By.ID, "status").text)
+
+    try:
+        tune(project, dedup={"threshold": 76})  # the test teacher's questions share a stem: make dedup drop one
+        sh(project, "dvc", "repro")
+        kept = read_jsonl(project / "data/qa_clean.jsonl")
+        approve, reject, edit = kept[0], kept[1], kept[2]
+        [duplicate, *_] = read_jsonl(project / "data/dedup_dropped.jsonl")
+        store = Store(project, "tester", yaml.safe_load((project / "params.yaml").read_text())["decontaminate"])
+        with running(create_review_app(store)) as url:
+            browser.get(url.removesuffix("/v1") + "/")
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#rows tr"))
+            show(approve)
+            browser.find_element(By.ID, "approve").click()
+            done(f"approve: {approve['id']}")
+            show(reject)
+            Select(browser.find_element(By.ID, "reject-reason")).select_by_value("not in the documents")
+            browser.find_element(By.ID, "reject").click()
+            done(f"reject: {reject['id']}")
+            show(edit)
+            browser.find_element(By.ID, "edit").click()
+            answer = browser.find_element(By.ID, "edit-answer")
+            answer.clear()
+            answer.send_keys("An answer a person corrected.")
+            browser.find_element(By.ID, "edit-save").click()
+            done(f"edit: {edit['id']}")
+            show(duplicate, "dropped")
+            browser.find_element(By.ID, "rescue").click()
+            done(f"rescue: {duplicate['id']}")
+            browser.save_screenshot(str(tmp_path / "review-pairs.png"))
+            browser.find_element(By.ID, "tab-add").click()
+            browser.find_element(By.ID, "add-question").send_keys("Wie sichere ich den Cache?")
+            browser.find_element(By.ID, "add-answer").send_keys("Mit dvc push auf ein Remote.")
+            browser.find_element(By.ID, "add-submit").click()
+            done("added human-")
+        assert (tmp_path / "review-pairs.png").stat().st_size > 10_000
+        from faqforge.core.review import human_pair_id, read_decisions
+        decisions = read_decisions(review)
+        assert [(d["action"], d["pair_id"]) for d in decisions] == [
+            ("approve", approve["id"]), ("reject", reject["id"]), ("edit", edit["id"]),
+            ("rescue", duplicate["id"]), ("add", human_pair_id("Wie sichere ich den Cache?"))]
+        assert decisions[1]["reason"] == "not in the documents" and {d["reviewer"] for d in decisions} == {"tester"}
+
+        ran = re.findall(r"Running stage '(\w+)'", sh(project, "dvc", "repro").stdout)
+        assert ran[0] == "split" and set(ran) <= {"split", "report", "finetune", "evaluate"}, ran
+        records = [json.loads(line) for name in ("train", "val")
+                   for line in (project / f"data/{name}.jsonl").read_text().splitlines()]
+        by_pair = {}
+        for r in records:
+            by_pair.setdefault(r.get("pair_id", r["id"]).split("~")[0], []).append(r)
+        assert reject["id"] not in by_pair and approve["id"] in by_pair and duplicate["id"] in by_pair
+        assert any("An answer a person corrected." in r["messages"][-1]["content"] for r in by_pair[edit["id"]])
+        assert by_pair[human_pair_id("Wie sichere ich den Cache?")][0]["messages"][1]["content"].endswith(
+            "Wie sichere ich den Cache?")
+        report = (project / "reports/data.md").read_text()
+        for line in ("| rejected: not in the documents | 1 |", "| edited | 1 |", "| added by hand | 1 |",
+                     "| rescued from a drop | 1 |"):
+            assert line in report, line
+    finally:
+        review.write_text("")
+        tune(project, dedup={"threshold": threshold})
+        sh(project, "dvc", "repro")

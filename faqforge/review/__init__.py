@@ -1,0 +1,10 @@
+"""The review loop in the browser: people vet the generated pairs, add their own
+and try the bot, every decision appended to data/review.jsonl (the format:
+faqforge.core.review; the split stage applies it). The pairs with their
+chunks, verdicts, clusters and decisions, filtered in memory (store); the
+FastAPI app and its page, served without a build step or CDN (app, static/);
+the command (serve).
+
+May import: faqforge.core, faqforge.hygiene, faqforge.models, faqforge.documents, faqforge.refinement,
+faqforge.training, faqforge.answering.
+"""

@@ -1,0 +1,69 @@
+"""Review the pairs in the browser.
+
+    python -m faqforge review                 # http://127.0.0.1:8001/
+    FAQFORGE_REVIEWER=ana python -m faqforge review --port 8002
+
+Shows every pair curate kept or dropped (and what dedup and decontaminate then
+did), with its chunk and the sentences that support it, the judge's verdict
+and the duplicates; approve, reject (with a reason), edit, rescue a dropped
+pair, add your own pairs or import a CSV/JSONL of them, and try the tuned bot.
+Decisions go to data/review.jsonl (commit it with git); `dvc repro` then
+reruns split and what follows it. It listens on this machine only.
+"""
+
+import argparse
+import os
+import sys
+
+from faqforge.core.io import PipelineError
+
+
+def chat_backend(model, student, index):
+    """A function building the bot on first use: the student beside its base, prompted as
+    trained (its prompt.json), with retrieval when it was trained with passages."""
+    def build():
+        from faqforge.answering.backends import ModelServer, TrainedPrompt
+        from faqforge.core.chat_format import trained_layout
+        layout = trained_layout(student)
+        server = ModelServer(model, {"chatbot": student}, "base", batch_size=4, max_wait_ms=10)
+        retriever = None
+        if layout["passages"]:
+            from faqforge.documents.retrieval import Retriever
+            retriever = Retriever(index)
+        return TrainedPrompt(server, {"base": layout, "chatbot": layout}, retriever)
+    return build
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m faqforge review", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8001, help="0 picks a free port")
+    parser.add_argument("--reviewer", help="the name decisions are signed with (default: FAQFORGE_REVIEWER, "
+                                           "params.yaml review.reviewer, the login name)")
+    parser.add_argument("--model", default="models/base", help="the bot's base model")
+    parser.add_argument("--student", default="models/adapter", help="the bot: the fine-tuned student")
+    parser.add_argument("--index", default="data/index", help="the retrieval index the bot reads")
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    try:
+        from faqforge.core.config import load_params
+        params = load_params(sections=["review", "decontaminate"]) if os.path.exists("params.yaml") else {}
+        reviewer = (args.reviewer or os.environ.get("FAQFORGE_REVIEWER")
+                    or (params.get("review") or {}).get("reviewer"))
+        from faqforge.review.store import Store
+        store = Store(".", reviewer, params.get("decontaminate"))
+        if not store.rows:
+            raise PipelineError("no pairs to review here: run `dvc repro curate` first (data/qa_curated.jsonl)")
+        from faqforge.answering.serve import bind
+        sock = bind("127.0.0.1", args.port)
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    import uvicorn
+
+    from faqforge.review.app import create_review_app
+    bot = chat_backend(args.model, args.student, args.index) if os.path.exists(args.student) else None
+    app = create_review_app(store, bot)
+    print(f"reviewing {len(store.rows)} pairs as {store.reviewer} on http://127.0.0.1:{sock.getsockname()[1]}/",
+          flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level=args.log_level)).run(sockets=[sock])
+    return 0
