@@ -173,3 +173,16 @@ def test_a_persons_text_that_leaks_the_eval_set_leaves_and_require_keeps_only_ap
     pairs, removed, summary = _apply(decisions, require=True)
     assert [p["id"] for p in pairs] == ["c4-1"] and summary["not_reviewed"] == 0
     assert {r["id"] for r in removed if r["reason"] == "not reviewed"} == {"c1-0", "c1-0-p1", "c2-0"}
+
+
+def test_the_report_lists_orphaned_decisions_and_refused_rescues():
+    """A decision whose pair no longer exists (its document changed) is listed, not dropped silently."""
+    from faqforge.evaluation.data_render import render_review
+    decisions = [make_decision("gone-3", "edit", "ana", answer="Still right?", when="2026-12-06T01:00:00+00:00"),
+                 make_decision("c6-0", "rescue", "bo"), make_decision("c2-0", "reject", "bo", reason="wrong")]
+    _, _, summary = _apply(decisions)
+    text = render_review(summary)
+    assert "| rejected: wrong | 1 |" in text
+    assert "- `gone-3`: edit by ana, 2026-12-06T01:00:00+00:00" in text
+    assert "- `c6-0`: not rescued: it is too close to the eval set" in text
+    assert render_review({}) == ""
