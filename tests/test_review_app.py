@@ -165,3 +165,26 @@ def test_try_the_bot_streams_an_answer_and_says_when_there_is_no_bot(project, ti
             events = [json.loads(line) for line in response.read().decode().splitlines()]
     assert built == [1] and events[-1] == {"done": True, "sources": []}
     assert len(events) > 2 and all(e["delta"] for e in events[:-1])  # streamed piece by piece
+
+
+def test_try_the_bot_with_a_served_model(project, openai_server):
+    """--bot-url: the questions go to an OpenAI-compatible server, streamed back through the page's API."""
+    from faqforge.review.serve import chat_backend
+    from openai_server import teacher_reply
+    student = project / "student"
+    student.mkdir()
+    (student / "prompt.json").write_text(json.dumps({"system_prompt": "Be brief.", "context": "closed_book",
+                                                     "passages": 0}))
+    bot = chat_backend("unused", str(student), str(project / "no-index"), openai_server.base_url, "test-teacher",
+                       "NO_SUCH_KEY")
+    with running(create_review_app(Store(project, "ana"), bot)) as url:
+        request = urllib.request.Request(url.removesuffix("/v1") + "/api/chat", method="POST", headers={
+            "Content-Type": "application/json"}, data=json.dumps({"messages": [
+                {"role": "user", "content": "How do I push data?"}]}).encode())
+        with urllib.request.urlopen(request) as response:
+            events = [json.loads(line) for line in response.read().decode().splitlines()]
+    sent = openai_server.requests[-1]["body"]
+    assert sent["stream"] is True and sent["model"] == "test-teacher"
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}  # the student's trained prompt
+    assert "".join(e.get("delta", "") for e in events) == teacher_reply(sent["messages"])
+    assert events[-1]["done"] is True

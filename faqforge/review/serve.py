@@ -18,19 +18,24 @@ import sys
 from faqforge.core.io import PipelineError
 
 
-def chat_backend(model, student, index):
-    """A function building the bot on first use: the student beside its base, prompted as
-    trained (its prompt.json), with retrieval when it was trained with passages."""
+def chat_backend(model, student, index, bot_url=None, bot_model="chatbot", key_env="FAQFORGE_SERVE_KEY"):
+    """A function building the bot on first use: the student beside its base (or, with
+    `bot_url`, the model an OpenAI-compatible server serves as `bot_model`), prompted as
+    trained (the student's prompt.json), with retrieval when it was trained with passages."""
     def build():
         from faqforge.answering.backends import ModelServer, TrainedPrompt
         from faqforge.core.chat_format import trained_layout
         layout = trained_layout(student)
-        server = ModelServer(model, {"chatbot": student}, "base", batch_size=4, max_wait_ms=10)
+        if bot_url:
+            from faqforge.answering.forwarding import Forwarder
+            server = Forwarder(bot_url, key_env, [bot_model])
+        else:
+            server = ModelServer(model, {"chatbot": student}, "base", batch_size=4, max_wait_ms=10)
         retriever = None
         if layout["passages"]:
             from faqforge.documents.retrieval import Retriever
             retriever = Retriever(index)
-        return TrainedPrompt(server, {"base": layout, "chatbot": layout}, retriever)
+        return TrainedPrompt(server, {name: layout for name in server.model_names()}, retriever)
     return build
 
 
@@ -42,6 +47,10 @@ def main(argv=None):
     parser.add_argument("--model", default="models/base", help="the bot's base model")
     parser.add_argument("--student", default="models/adapter", help="the bot: the fine-tuned student")
     parser.add_argument("--index", default="data/index", help="the retrieval index the bot reads")
+    parser.add_argument("--bot-url", help="try a served bot instead: an OpenAI-compatible /v1 URL (faqforge serve, "
+                                          "vLLM)")
+    parser.add_argument("--bot-model", default="chatbot", help="with --bot-url: the served model's name")
+    parser.add_argument("--bot-key-env", default="FAQFORGE_SERVE_KEY", help="with --bot-url: its key's variable")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     try:
@@ -61,7 +70,8 @@ def main(argv=None):
     import uvicorn
 
     from faqforge.review.app import create_review_app
-    bot = chat_backend(args.model, args.student, args.index) if os.path.exists(args.student) else None
+    bot = (chat_backend(args.model, args.student, args.index, args.bot_url, args.bot_model, args.bot_key_env)
+           if args.bot_url or os.path.exists(args.student) else None)
     app = create_review_app(store, bot)
     print(f"reviewing {len(store.rows)} pairs as {store.reviewer} on http://127.0.0.1:{sock.getsockname()[1]}/",
           flush=True)
