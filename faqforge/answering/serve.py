@@ -72,7 +72,7 @@ def layouts(students, base_name, base_path, layout_from, passages):
             print(f"note: {path} has no {LAYOUT_FILE} (trained before faqforge stored it): its prompt comes from "
                   "params.yaml and prompts.yaml", file=sys.stderr)
         out[name] = trained_layout(path)
-    base = layout_from or next((p for p in (base_path,) if os.path.exists(os.path.join(p, LAYOUT_FILE))), None)
+    base = layout_from or (base_path if os.path.exists(os.path.join(base_path, LAYOUT_FILE)) else None)
     out[base_name] = trained_layout(base) if base else next(iter(out.values()), trained_layout(None, "-"))
     if passages is not None:
         if passages < 0:
