@@ -51,15 +51,6 @@ def test_a_sigkilled_writer_leaves_the_previous_file_and_the_next_write_sweeps_i
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"] and read_jsonl(path) == [{"n": 2}]
 
 
-def test_the_teacher_cache_drops_temporaries_a_killed_run_left(tmp_path):
-    from faqforge.teacher.cache import ResponseCache
-    (tmp_path / "ab").mkdir()
-    (tmp_path / "ab" / "abc.json").write_text("{}")
-    (tmp_path / "ab" / ".abd.json.x1y2.tmp").write_text('{"half')
-    ResponseCache(tmp_path)
-    assert [p.name for p in (tmp_path / "ab").iterdir()] == ["abc.json"]
-
-
 def test_atomic_path_creates_parent(tmp_path):
     with atomic_path(tmp_path / "deep" / "x.txt") as tmp:
         tmp.write_text("ok")

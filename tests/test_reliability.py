@@ -14,6 +14,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from faqforge.teacher.cache import cached_entries
 from openai_server import UPSTREAM_TOKEN, OpenAIServer
 from project import PLANTED_KEY, env_for, make_project, read_jsonl, sh, tune
 
@@ -36,8 +37,7 @@ def data_files(project):
 
 def cached_requests(project, stage):
     """The requests whose answers are in the stage's cache (answered and received)."""
-    return {json.dumps(json.loads(p.read_text())["request"]["messages"])
-            for p in (project / "cache/llm" / stage).rglob("*.json")}
+    return {json.dumps(entry["request"]["messages"]) for entry in cached_entries(project / "cache/llm" / stage)}
 
 
 def assert_same_results(project, reference, extra_cache_entries=False):
@@ -54,9 +54,12 @@ def assert_same_results(project, reference, extra_cache_entries=False):
     for stage in LLM_STAGES:
         ours, expected = cached_requests(project, stage), cached_requests(reference, stage)
         assert ours >= expected if extra_cache_entries else ours == expected
-    if not extra_cache_entries:
-        files = [sorted(str(f.relative_to(p)) for f in (p / "cache/llm").rglob("*")) for p in (project, reference)]
-        assert files[0] == files[1]  # nothing else: no temporary a killed write left behind
+    if not extra_cache_entries:  # nothing else: no temporary, cut-off line or unsealed segment a kill left behind
+        for stage in LLM_STAGES:
+            segments = sorted((project / "cache/llm" / stage).glob("seg-*.jsonl"))
+            assert sorted(p.name for p in (project / "cache/llm" / stage).iterdir()) == sorted(
+                name for s in segments for name in (s.name, s.name.removesuffix(".jsonl") + ".idx.npy"))
+            assert all(s.read_bytes().endswith(b"\n") for s in segments)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +110,7 @@ def test_every_llm_stage_and_finetune_sigkilled_at_a_random_point_end_like_an_un
                     time.sleep(rng.uniform(0, 0.2))  # into the next step, before the run can end
                 else:
                     k = rng.randint(1, sizes[stage] - 3)  # two requests in flight may land together
-                    wait_for(lambda stage=stage, k=k: len(list((project / "cache/llm" / stage).rglob("*.json"))) >= k,
+                    wait_for(lambda stage=stage, k=k: len(list(cached_entries(project / "cache/llm" / stage))) >= k,
                              process, f"{k} answers cached by {stage} (seed {seed})")
             finally:
                 os.killpg(process.pid, signal.SIGKILL)
