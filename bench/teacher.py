@@ -7,8 +7,16 @@ request after 200 ms, so with 16 requests in flight the ideal is 80 requests/s.
 Baseline, measured in the same run: the same client with one request in flight
 (ideal 5/s). Targets: concurrency 16 reaches >= 90% of 80/s; with
 requests_per_minute 120 the rate the server sees is within 5% of 2/s.
+
+Adaptive concurrency (`concurrency: auto`): a server that answers at most
+CAPACITY requests at once, each in 200 ms, and 429 (Retry-After 0.1 s) to any
+beyond (in a process of its own, so the client's CPU is not the server's). The
+ideal is CAPACITY / 0.2 s. Against it, in the same run: the old default
+(concurrency 8) and the best fixed setting, which needs the capacity known
+(concurrency CAPACITY). Target: auto >= 90% of the ideal, backing off on 429.
 """
 
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +47,49 @@ def run(server, n, **params):
     return n / elapsed, seen_rate
 
 
+CAPACITY, ADAPTIVE_REQUESTS = 32, 4000
+SERVER = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from openai_server import OpenAIServer
+with OpenAIServer(delay={delay}, capacity={capacity}, retry_after=0.1) as server:
+    print(server.base_url, flush=True)
+    sys.stdin.read()
+"""
+
+
+def adaptive():
+    """(label, req/s, 429s, final limit) for fixed 8, fixed CAPACITY and auto."""
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    server = subprocess.Popen([sys.executable, "-c", SERVER.format(tests=tests, delay=DELAY, capacity=CAPACITY)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    base_url = server.stdout.readline().strip()
+    rows = []
+    try:
+        for concurrency in (8, CAPACITY, "auto"):
+            with tempfile.TemporaryDirectory() as cache:
+                teacher = Teacher({"backend": "openai", "model": "bench", "base_url": base_url, "api_key_env": "NONE",
+                                   "max_tokens": 16, "timeout": 30, "max_retries": 50, "concurrency": concurrency},
+                                  cache_dir=cache)
+                start = time.monotonic()
+                results = teacher.chat([[{"role": "user", "content": f"bench question {i} {time.time()}"}]
+                                        for i in range(ADAPTIVE_REQUESTS)], desc=f"concurrency {concurrency}")
+                elapsed = time.monotonic() - start
+                teacher.close()
+            assert all(r["text"] for r in results), "a request failed"
+            [replica] = teacher.stats["replicas"].values()
+            rows.append((concurrency, ADAPTIVE_REQUESTS / elapsed, replica["overloaded"], replica["limit"]))
+    finally:
+        server.stdin.close()
+        server.wait()
+    return rows
+
+
 def main():
+    ideal = CAPACITY / DELAY
+    for concurrency, rate, rejected, limit in adaptive():
+        print(f"capacity {CAPACITY}, concurrency {concurrency!s:>4}: {rate:6.1f} req/s ({rate / ideal:.0%} of ideal "
+              f"{ideal:.0f}/s), {rejected} x 429, final limit {limit}" + ("; target >= 90%" * (concurrency == "auto")))
     with OpenAIServer(delay=DELAY) as server:
         sequential, _ = run(server, 25, concurrency=1)
         concurrent, _ = run(server, 800, concurrency=16)

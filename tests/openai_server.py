@@ -19,7 +19,11 @@ normally), or `fault_rate` draws one at random from FAULTS for that share of req
   drop       closes the connection without a response
   truncated  sends half of a completion body
   nonjson    a 200 whose body is not JSON
-`delay` makes every answer wait that long (a slow model); `reject_schema` answers
+`fault_kinds` narrows the faults `fault_rate` draws from. `capacity` answers 429 to a
+request arriving while that many are being answered (a server at its limit; `peak_busy`
+records the most it answered at once).
+`record=False` keeps only the count of requests (`received`), not each one (a benchmark's
+million requests). `delay` makes every answer wait that long (a slow model); `reject_schema` answers
 400 to any request carrying a response_format, like a server without guided decoding;
 `sharp_judge` makes the judge grade an answer against its reference (YES when it states
 most of the reference's content) instead of saying YES to everything; `echo_secrets` makes error bodies repeat the Authorization header and a token of the
@@ -135,8 +139,12 @@ def _logprobs(text):
 
 class OpenAIServer:
     def __init__(self, fail_first=0, faults=None, fault_rate=0.0, retry_after=1, slow_seconds=30,
-                 delay=0.0, reject_schema=False, echo_secrets=False, pii_in_replies=False, sharp_judge=False, seed=0):
+                 delay=0.0, reject_schema=False, echo_secrets=False, pii_in_replies=False, sharp_judge=False, seed=0,
+                 fault_kinds=FAULTS, capacity=None, record=True):
         self.requests = []
+        self.record, self.received = record, 0
+        self.fault_kinds = fault_kinds
+        self.capacity, self.busy, self.peak_busy = capacity, 0, 0
         self.fail_first = fail_first
         self.faults = list(faults or [])
         self.fault_rate = fault_rate
@@ -162,9 +170,22 @@ class OpenAIServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server.lock:
                     fault = server._next_fault()
-                    server.requests.append({"path": self.path, "body": body, "time": time.monotonic(),
-                                            "auth": self.headers.get("Authorization"), "fault": fault})
-                if server.delay:
+                    full = server.capacity is not None and server.busy >= server.capacity
+                    fault = "429" if full else fault   # at its limit, as a hosted API or a gateway says
+                    server.busy += not full
+                    server.peak_busy = max(server.peak_busy, server.busy)
+                    server.received += 1
+                    if server.record:
+                        server.requests.append({"path": self.path, "body": body, "time": time.monotonic(),
+                                                "auth": self.headers.get("Authorization"), "fault": fault})
+                try:
+                    self._answer(body, fault, full)
+                finally:
+                    with server.lock:
+                        server.busy -= not full
+
+            def _answer(self, body, fault, full):
+                if server.delay and not full:
                     time.sleep(server.delay)
                 if fault == "429":
                     self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}},
@@ -237,7 +258,7 @@ class OpenAIServer:
         if self.faults:
             return self.faults.pop(0)
         if self.fault_rate and self.random.random() < self.fault_rate:
-            return self.random.choice(FAULTS)
+            return self.random.choice(self.fault_kinds)
         return None
 
     def answered(self):

@@ -106,7 +106,7 @@ def test_a_value_outside_its_choices_or_type_is_named(tmp_path):
     with pytest.raises(PipelineError) as e:
         load_params(path, ["teacher"])
     assert "teacher.temperature: input should be a valid integer" in str(e.value) and "(got 'hot')" in str(e.value)
-    assert "teacher.concurrency: input should be greater than or equal to 1 (got 0)" in str(e.value)
+    assert "teacher.concurrency: input should be greater than or equal to 1 or input should be 'auto' (got 0)" in str(e.value)
 
 
 def test_sections_are_frozen_and_typed():

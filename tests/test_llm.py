@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from faqforge.teacher.cache import request_key
+from faqforge.teacher.cache import cached_entries, request_key
 from faqforge.teacher.client import Teacher
 from openai_server import UPSTREAM_TOKEN, OpenAIServer
 
@@ -39,8 +39,8 @@ def test_openai_backend_talks_http_and_caches(tmp_path, openai_server, monkeypat
     second = again.chat([MESSAGES])
     assert second[0]["cached"] and second[0]["text"] == first[0]["text"]
     assert len(openai_server.requests) == 2 and again.stats["cache_hits"] == 1
-    cached = "".join(p.read_text() for p in (tmp_path / "cache").rglob("*.json"))
-    assert "sk-test-secret-123" not in cached
+    cached = "".join(p.read_text(errors="replace") for p in (tmp_path / "cache").iterdir())
+    assert "sk-test-secret-123" not in cached and "dvc push" in cached
 
 
 def test_openai_backend_retries_server_errors(tmp_path, openai_server):
@@ -56,7 +56,7 @@ def test_failed_request_becomes_error_record_and_is_not_cached(tmp_path, openai_
     [result] = teacher.chat([MESSAGES])
     assert result["text"] is None and result["error"] == "InternalServerError"
     assert teacher.stats["errors"] == 1 and teacher.stats["errors_by_kind"] == {"InternalServerError": 1}
-    assert not list((tmp_path / "cache").rglob("*.json"))
+    assert not list(cached_entries(tmp_path / "cache"))
 
 
 def test_error_messages_are_recorded_with_key_like_text_redacted(tmp_path, monkeypatch):
@@ -221,12 +221,16 @@ def test_scrub_rewrites_replies_before_they_are_cached_and_cleans_old_entries(tm
     [reply] = Teacher(openai_params(openai_server), cache_dir=tmp_path / "clean", scrub=scrub).chat([messages])
     assert "[EMAIL]" in reply["text"] and "help@example.com" not in reply["text"]
     # (the request itself holds it here; in the pipeline ingest redacted the chunk before it was asked)
-    cached = [json.loads(p.read_text())["text"] for p in (tmp_path / "clean").rglob("*.json")]
+    cached = [entry["text"] for entry in cached_entries(tmp_path / "clean")]
     assert cached and not [text for text in cached if "help@example.com" in text]
-    [again] = Teacher(openai_params(openai_server), cache_dir=tmp_path / "raw", scrub=scrub).chat([messages])
+    scrubbing = Teacher(openai_params(openai_server), cache_dir=tmp_path / "raw", scrub=scrub)
+    [again] = scrubbing.chat([messages])
     assert again["cached"] and "[EMAIL]" in again["text"]
-    [entry] = [p.read_text() for p in (tmp_path / "raw").rglob("*.json")]
-    assert "[EMAIL]" in json.loads(entry)["text"]
+    scrubbing.close()
+    [entry] = cached_entries(tmp_path / "raw")  # the old version is gone from disk, not only shadowed
+    assert "[EMAIL]" in entry["text"]
+    assert "help@example.com" not in "".join(p.read_text(errors="replace") for p in (tmp_path / "raw").iterdir()
+                                             if p.suffix == ".jsonl").split('"request"')[0]
 
 
 def test_a_key_is_never_sent_over_plain_http_to_another_host(tmp_path, monkeypatch):
@@ -257,3 +261,33 @@ def test_a_key_is_never_sent_over_plain_http_to_another_host(tmp_path, monkeypat
 def test_https_loopback_or_an_explicit_override_may_carry_the_key(url, insecure):
     from faqforge.hygiene.keys import check_key_transport
     assert check_key_transport(url, "sk-live-9fQ2xLmP4rT7wZ1k", insecure, "teacher", "OPENAI_API_KEY", "x") is None
+
+
+def test_map_streams_in_order_holding_a_window_and_the_first_answer_comes_before_the_last_request(
+        tmp_path, openai_server):
+    """5,000 items through Teacher.map with a window of 100: replies come in input
+    order; when the first arrives, only about a window of items has been read;
+    items needing no request pass through in their place; a rerun asks nothing."""
+    pulled = []
+
+    def items():
+        for i in range(5000):
+            pulled.append(i)
+            yield i
+
+    def request(i):
+        return None if i % 10 == 0 else ([{"role": "user", "content": f"Verdict on item {i}?"}], {"max_tokens": 8})
+
+    teacher = Teacher(openai_params(openai_server, concurrency=16), cache_dir=tmp_path)
+    seen, pulled_at_first = [], None
+    for item, reply in teacher.map(items(), request, window=100):
+        if pulled_at_first is None:
+            pulled_at_first = len(pulled)
+        assert (reply is None) == (item % 10 == 0) and (reply is None or reply["text"])
+        seen.append(item)
+    teacher.close()
+    assert seen == list(range(5000)) and pulled_at_first <= 100 + 64
+    assert teacher.stats["calls"] == len(openai_server.requests) == 4500
+    again = Teacher(openai_params(openai_server), cache_dir=tmp_path)
+    assert [item for item, _ in again.map(range(5000), request)] == list(range(5000))
+    assert again.stats["calls"] == 0 and again.stats["cache_hits"] == 4500

@@ -148,7 +148,7 @@ def test_data_report_shows_the_whole_funnel_and_a_clean_eval_audit(pipeline_run)
 @pytest.mark.slow
 @pytest.mark.parametrize("key, value, stale", [
     # the teacher's transport knobs: how fast and where answers come, not which
-    ("teacher.concurrency", 3, []), ("teacher.timeout", 30, []), ("teacher.max_retries", 9, []),
+    ("teacher.concurrency", 3, []), ("teacher.engine", "ray", []), ("teacher.ray_actors", 8, []), ("teacher.timeout", 30, []), ("teacher.max_retries", 9, []),
     ("teacher.requests_per_minute", 60, []), ("teacher.budget_usd", 5.0, []), ("teacher.batch_size", 4, []),
     ("teacher.base_url", "http://127.0.0.1:9/v1", []),
     ("teacher.insecure_http", True, []),

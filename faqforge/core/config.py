@@ -114,7 +114,7 @@ def checked(name, values):
 
 
 # Parts of an error's location that name a type a value was tried as (a union's members), not a key.
-TYPE_TAG = re.compile(r"^(int|float|str|bool|none|(list|dict|literal|function-\w+)\[.*\]|[A-Z]\w*)$")
+TYPE_TAG = re.compile(r"^(int|float|str|bool|none|constrained-\w+|(list|dict|literal|function-\w+)\[.*\]|[A-Z]\w*)$")
 
 
 def _problems(model, section, errors):

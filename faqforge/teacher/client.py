@@ -5,9 +5,9 @@ and sends the rest to one of two backends:
   local   transformers in-process, batched (faqforge.teacher.local)
   openai  any OpenAI-compatible server (faqforge.teacher.transport)
 
-Every answer is cached on disk (each stage has its own directory,
-cache/llm/<stage>/, a persistent DVC output: `dvc repro` never deletes it and
-`dvc push` shares it), keyed by the content of the request (backend, model,
+Every answer is cached on disk (each stage has its own directory of segment
+files, cache/llm/<stage>/, a persistent DVC output: `dvc repro` never deletes it
+and `dvc push` shares it; see faqforge.teacher.cache), keyed by the content of the request (backend, model,
 messages, sampling settings, response format), so a rerun, an interrupted run
 or a run after adding one document only calls the LLM for requests it has
 never answered. The API key is never part of a key or an entry. Failed
@@ -16,6 +16,10 @@ cost are counted in `stats`; `budget_usd` stops sending before the priced cost
 would pass it.
 """
 
+import collections
+import concurrent.futures
+import functools
+import itertools
 import time
 from pathlib import Path
 
@@ -23,9 +27,12 @@ from faqforge.core.config import checked
 from faqforge.core.io import PipelineError
 from faqforge.teacher.cache import ResponseCache, request_key
 from faqforge.teacher.local import LocalBackend
+from faqforge.teacher.ray_engine import map_on_ray
 from faqforge.teacher.transport import OpenAITransport
 
 SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "seed")
+WINDOW = 1024   # items a streaming stage holds at most: in flight, or answered and waiting for the ones before
+LOOKUP = 64     # cache lookups done together
 
 
 class Budget:
@@ -89,6 +96,10 @@ class Teacher:
         transport = getattr(self.backend, "stats", {"retries": 0, "retry_wait_seconds": 0.0, "schema_fallbacks": 0})
         return {**self.counts, **transport, "wall_seconds": self.wall_seconds, "cost_usd": self.cost_usd}
 
+    def close(self):
+        """Seal this run's cache segment (also done at exit)."""
+        self.cache.close()
+
     def cost(self, prompt_tokens, completion_tokens):
         return (prompt_tokens * self.prices[0] + completion_tokens * self.prices[1]) / 1e6
 
@@ -98,50 +109,106 @@ class Teacher:
         top-k log-probabilities of every reply token. Returns dicts with `text`
         (None on error), `error`, `cached`, `prompt_tokens`, `completion_tokens`,
         `finish_reason` and, when asked, `logprobs`."""
-        sampling = {**self.sampling, **overrides}
         formats = response_formats or [None] * len(conversations)
-        requests = []
-        for messages, response_format in zip(conversations, formats):
-            extra = {k: v for k, v in (("response_format", response_format),
-                                        ("top_logprobs", top_logprobs)) if v}
-            requests.append((messages, {**sampling, **extra}))
-        keys = [request_key(self.model_id, m, s) for m, s in requests]
-        results = [self.cache.get(k) for k in keys]
-        todo = [i for i, r in enumerate(results) if r is None]
-        self.counts["cache_hits"] += len(conversations) - len(todo)
-        for key, r in zip(keys, results):
-            if r is not None:
-                if self.scrub and r.get("text") and self.scrub(r["text"]) != r["text"]:
-                    r["text"] = self.scrub(r["text"])  # cached before the policy asked for it
-                    self.cache.put(key, r)
-                r.pop("request", None)
-                r["cached"] = True
-        if not todo:
-            return results
+        options = [{**overrides, "response_format": f, "top_logprobs": top_logprobs} for f in formats]
+        return [reply for _, reply in self.map(list(zip(conversations, options)), lambda request: request, desc,
+                                               window=max(1, len(conversations)), total=len(conversations))]
 
-        def finished(k, r):
-            """Account for and cache one fresh answer (with the request it answers,
-            for auditing), as soon as it arrives."""
-            i = todo[k]
-            self.counts["calls"] += 1
-            if r.get("error"):
-                self.counts["errors"] += 1
-                by_kind = self.counts["errors_by_kind"]
-                by_kind[r["error"]] = by_kind.get(r["error"], 0) + 1
-            else:
-                if self.scrub and r.get("text"):
-                    r = {**r, "text": self.scrub(r["text"])}
-                self.counts["prompt_tokens"] += r["prompt_tokens"]
-                self.counts["completion_tokens"] += r["completion_tokens"]
-                self.cost_usd += self.cost(r["prompt_tokens"], r["completion_tokens"])
-                messages, request_sampling = requests[i]
-                self.cache.put(keys[i], {**r, "request": {"model": self.model_id, "messages": messages,
-                                                          "sampling": request_sampling}})
-            results[i] = {**r, "cached": False}
-
+    def map(self, items, request, desc="teacher", window=WINDOW, total=None):
+        """Yield (item, reply) for each item of the iterable `items`, in order, as
+        replies arrive, holding at most about `window` items at once: a stage streams
+        its input through the teacher in bounded memory, and the first reply comes
+        before the last request is built. `request(item)` gives (messages, options):
+        sampling overrides such as max_tokens, `response_format` and `top_logprobs`
+        (None leaves one out), or None for an item that needs no request (its reply
+        is None). Replies as `chat` returns them."""
+        items = iter(items)
         start = time.monotonic()
         try:
-            self.backend.answer([requests[i] for i in todo], desc, finished, budget=self.budget)
+            if self.params["engine"] == "ray":
+                yield from map_on_ray(self, items, request, desc, LOOKUP)
+                return
+            if isinstance(self.backend, LocalBackend):   # in-process: a window at a time, in batches
+                while batch := list(itertools.islice(items, window)):
+                    yield from zip(batch, self._answer_batch(batch, request, desc))
+                return
+            with self.backend.session(desc, self.budget, total) as submit:
+                held = collections.deque()
+                while batch := list(itertools.islice(items, LOOKUP)):
+                    for item, (key, req, hit) in zip(batch, self._lookup(batch, request)):
+                        ask = req is not None and hit is None
+                        held.append((item, submit(*req, functools.partial(self._fresh, key, req)) if ask else hit))
+                    while held and (len(held) > window or _ready(held[0][1])):
+                        item, reply = held.popleft()
+                        yield item, _result(reply)
+                while held:
+                    item, reply = held.popleft()
+                    yield item, _result(reply)
         finally:
             self.wall_seconds += time.monotonic() - start
-        return results
+
+    def _lookup(self, batch, request, count=True):
+        """(key, request, cached reply or None) for each item of a batch; (None,
+        None, None) for an item that needs no request. `count`: as cache hits."""
+        requests = []
+        for item in batch:
+            built = request(item)
+            if built is not None:
+                messages, options = built
+                built = messages, {**self.sampling, **{k: v for k, v in options.items() if v is not None}}
+            requests.append(built)
+        asked = [i for i, r in enumerate(requests) if r is not None]
+        keys = [None] * len(batch)
+        for i in asked:
+            keys[i] = request_key(self.model_id, *requests[i])
+        found = [None] * len(batch)
+        for i, reply in zip(asked, self.cache.get_many([keys[i] for i in asked])):
+            found[i] = reply
+        for key, reply in zip(keys, found):
+            if reply is not None:
+                self.counts["cache_hits"] += count
+                if self.scrub and reply.get("text") and self.scrub(reply["text"]) != reply["text"]:
+                    reply["text"] = self.scrub(reply["text"])  # cached before the policy asked for it
+                    self.cache.replace(key, reply)
+                reply.pop("request", None)
+                reply["cached"] = True
+        return list(zip(keys, requests, found))
+
+    def _answer_batch(self, batch, request, desc):
+        """Replies to a batch from the cache and, for the rest, the in-process backend."""
+        looked_up = self._lookup(batch, request)
+        replies = [hit for _, _, hit in looked_up]
+        todo = [i for i, (_, req, hit) in enumerate(looked_up) if req is not None and hit is None]
+        if todo:
+            def finished(k, reply):
+                key, req, _ = looked_up[todo[k]]
+                replies[todo[k]] = self._fresh(key, req, reply)
+            self.backend.answer([looked_up[i][1] for i in todo], desc, finished, budget=self.budget)
+        return replies
+
+    def _fresh(self, key, request, reply):
+        """Account for and cache one fresh answer (with the request it answers, for
+        auditing) as soon as it arrives; failed requests are not cached."""
+        self.counts["calls"] += 1
+        if reply.get("error"):
+            self.counts["errors"] += 1
+            by_kind = self.counts["errors_by_kind"]
+            by_kind[reply["error"]] = by_kind.get(reply["error"], 0) + 1
+        else:
+            if self.scrub and reply.get("text"):
+                reply = {**reply, "text": self.scrub(reply["text"])}
+            self.counts["prompt_tokens"] += reply["prompt_tokens"]
+            self.counts["completion_tokens"] += reply["completion_tokens"]
+            self.cost_usd += self.cost(reply["prompt_tokens"], reply["completion_tokens"])
+            messages, sampling = request
+            self.cache.put(key, {**reply, "request": {"model": self.model_id, "messages": messages,
+                                                      "sampling": sampling}})
+        return {**reply, "cached": False}
+
+
+def _ready(reply):
+    return not isinstance(reply, concurrent.futures.Future) or reply.done()
+
+
+def _result(reply):
+    return reply.result() if isinstance(reply, concurrent.futures.Future) else reply

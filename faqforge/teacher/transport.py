@@ -1,28 +1,35 @@
 """The OpenAI-compatible transport: any server speaking the chat completions
-API (vLLM, TGI, Ollama, llama.cpp, hosted APIs).
+API (vLLM, TGI, Ollama, llama.cpp, hosted APIs), one or a fleet of replicas.
 
-It keeps `concurrency` requests in flight, optionally paced to
-`requests_per_minute` / `tokens_per_minute`, retries 429, 5xx, timeouts,
-dropped connections and malformed replies with exponential backoff and jitter
-(or the server's Retry-After), and turns a request that still fails into an
+Requests are submitted one at a time and answered on an event loop in a
+thread of its own (`session`), so a stage can stream: it submits as it reads
+and takes replies as they come, holding only what is in flight. Which replica
+answers and how many requests are in flight: faqforge.teacher.fleet. Requests
+are optionally paced to `requests_per_minute` / `tokens_per_minute`; 429, 5xx,
+timeouts, dropped connections and malformed replies are retried with
+exponential backoff and jitter (or the server's Retry-After; at once on
+another replica when there is one), and a request that still fails becomes an
 error record. It knows nothing of caches or prices: a `budget` (see
 faqforge.teacher.client) may refuse a request before it is sent.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import random
+import threading
 import time
 
 from tqdm import tqdm
 
 from faqforge.hygiene.keys import api_key, check_key_transport
 from faqforge.hygiene.secrets import redact
+from faqforge.teacher.fleet import OVERLOAD_STATUS, Fleet, Replica, replica_limits
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
-TRANSPORT_KEYS = ("base_url", "api_key_env", "timeout", "concurrency", "requests_per_minute", "tokens_per_minute",
-                  "max_retries", "backoff_seconds", "max_backoff_seconds", "insecure_http")
+TRANSPORT_KEYS = ("base_url", "api_key_env", "timeout", "concurrency", "max_concurrency", "requests_per_minute",
+                  "tokens_per_minute", "max_retries", "backoff_seconds", "max_backoff_seconds", "insecure_http")
 
 
 class RateLimiter:
@@ -47,14 +54,21 @@ class RateLimiter:
         self.next_free += (actual - estimated) * self.interval
 
 
+def base_urls(value):
+    """teacher.base_url as a list: one URL, or several replicas of one model."""
+    return [value] if isinstance(value, str) else list(value or [])
+
+
 class OpenAITransport:
     """Sends (messages, sampling) requests to `model` at `params["base_url"]`.
-    `stats` counts retries, the time spent waiting for them and schema fallbacks."""
+    `stats` counts retries, the time spent waiting for them, schema fallbacks and,
+    per replica, requests, errors, overloads, ejections and the last limit."""
 
     def __init__(self, model, params, endpoint="teacher"):
         """`endpoint` names the params section the URL and key come from, for errors."""
         self.model, self.endpoint = model, endpoint
-        self.params = {key: params[key] for key in TRANSPORT_KEYS}
+        self.params = {key: params.get(key) for key in TRANSPORT_KEYS}
+        self.params["max_concurrency"] = self.params["max_concurrency"] or 256
         self.stats = {"retries": 0, "retry_wait_seconds": 0.0, "schema_fallbacks": 0}
         self.schema_unsupported = False
 
@@ -62,65 +76,102 @@ class OpenAITransport:
         """Answer every request; `finished(k, reply)` as each one arrives. A reply is
         a dict with `text`, `prompt_tokens`, `completion_tokens`, `finish_reason`
         (and `logprobs` when asked), or an error record (`text` None, `error`, `message`)."""
+        with self.session(desc, budget, total=len(requests)) as submit:
+            futures = [submit(m, s, lambda reply, k=k: finished(k, reply)) for k, (m, s) in enumerate(requests)]
+            for future in futures:
+                future.result()
+
+    @contextlib.contextmanager
+    def session(self, desc, budget=None, total=None):
+        """Yield `submit(messages, sampling, on_reply)`, which returns a
+        concurrent.futures.Future of the reply, or of what `on_reply(reply)`
+        returns: it runs (on the transport's thread) as soon as the reply arrives.
+        Leaving the block cancels what is still in flight."""
         where = "params.yaml: " + ("teacher" if self.endpoint == "teacher" else self.endpoint) + ".base_url"
-        check_key_transport(self.params["base_url"], api_key(self.params["api_key_env"]), self.params["insecure_http"],
-                            where, self.params["api_key_env"], "set teacher.insecure_http: true")
-        asyncio.run(self._answer_all(requests, desc, finished, budget))
+        urls = base_urls(self.params["base_url"])
+        key = api_key(self.params["api_key_env"])
+        for url in urls:
+            check_key_transport(url, key, self.params["insecure_http"], where, self.params["api_key_env"],
+                                "set teacher.insecure_http: true")
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name=f"{desc} requests", daemon=True)
+        thread.start()
+        state = asyncio.run_coroutine_threadsafe(self._open(urls), loop).result()
+        state["bar"] = tqdm(total=total, desc=desc, unit="req")
+        state["budget"], state["errors"] = budget, 0
 
-    async def _answer_all(self, requests, desc, finished, budget):
-        import openai
-        key_env = self.params["api_key_env"] or ""
-        # Servers without auth (a local vLLM) accept any key; hosted APIs answer 401.
-        api_key = os.environ.get(key_env) or "EMPTY"
-        client = openai.AsyncOpenAI(base_url=self.params["base_url"], api_key=api_key,
-                                    timeout=self.params["timeout"], max_retries=0)
-        limit = asyncio.Semaphore(self.params["concurrency"])
-        rpm, tpm = self.params["requests_per_minute"], self.params["tokens_per_minute"]
-        request_pace = RateLimiter(rpm) if rpm else None
-        token_pace = RateLimiter(tpm) if tpm else None
-        bar = tqdm(total=len(requests), desc=desc, unit="req")
-        errors = 0
-
-        async def one(k, messages, sampling):
-            nonlocal errors
-            async with limit:
-                estimate = sum(len(m["content"]) for m in messages) // 3 + sampling.get("max_tokens", 512)
-                reserved = budget.reserve(estimate, sampling.get("max_tokens", 512)) if budget else 0.0
-                if reserved is None:
-                    reply = budget.refusal()
-                else:
-                    if request_pace:
-                        await request_pace.acquire()
-                    if token_pace:
-                        await token_pace.acquire(estimate)
-                    reply = await self._with_retries(client, messages, sampling, api_key, openai)
-                    used = reply.get("prompt_tokens", 0), reply.get("completion_tokens", 0)
-                    if token_pace:
-                        token_pace.settle(estimate, sum(used))
-                    if budget:
-                        budget.settle(reserved, *used)
-                errors += bool(reply.get("error"))
-                finished(k, reply)
-                bar.update(1)
-                bar.set_postfix(errors=errors, retries=self.stats["retries"], refresh=False)
-
+        def submit(messages, sampling, on_reply=None):
+            return asyncio.run_coroutine_threadsafe(self._one(state, messages, sampling, on_reply), loop)
         try:
-            await asyncio.gather(*(one(k, m, s) for k, (m, s) in enumerate(requests)))
+            yield submit
         finally:
-            bar.close()
-            await client.close()
+            asyncio.run_coroutine_threadsafe(self._close(state), loop).result()
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
+            state["bar"].close()
+            self.stats["replicas"] = state["fleet"].stats()
 
-    async def _with_retries(self, client, messages, sampling, api_key, openai):
-        """One request, retried on transient failures; an error record when it still fails."""
+    async def _open(self, urls):
+        import openai
+        # Servers without auth (a local vLLM) accept any key; hosted APIs answer 401.
+        self.api_key = os.environ.get(self.params["api_key_env"] or "") or "EMPTY"
+        start, adaptive, ceiling = replica_limits(self.params["concurrency"], self.params["max_concurrency"])
+        replicas = [Replica(url, openai.AsyncOpenAI(base_url=url, api_key=self.api_key,
+                                                    timeout=self.params["timeout"], max_retries=0),
+                            start, adaptive, ceiling) for url in urls]
+        rpm, tpm = self.params["requests_per_minute"], self.params["tokens_per_minute"]
+        return {"fleet": Fleet(replicas, self.params["concurrency"]), "openai": openai,
+                "request_pace": RateLimiter(rpm) if rpm else None, "token_pace": RateLimiter(tpm) if tpm else None}
+
+    async def _close(self, state):
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for replica in state["fleet"].replicas:
+            await replica.client.close()
+
+    async def _one(self, state, messages, sampling, on_reply):
+        budget = state["budget"]
+        estimate = sum(len(m["content"]) for m in messages) // 3 + sampling.get("max_tokens", 512)
+        reserved = budget.reserve(estimate, sampling.get("max_tokens", 512)) if budget else 0.0
+        if reserved is None:
+            reply = budget.refusal()
+        else:
+            if state["request_pace"]:
+                await state["request_pace"].acquire()
+            if state["token_pace"]:
+                await state["token_pace"].acquire(estimate)
+            reply = await self._with_retries(state, messages, sampling)
+            used = reply.get("prompt_tokens", 0), reply.get("completion_tokens", 0)
+            if state["token_pace"]:
+                state["token_pace"].settle(estimate, sum(used))
+            if budget:
+                budget.settle(reserved, *used)
+        state["errors"] += bool(reply.get("error"))
+        state["bar"].update(1)
+        state["bar"].set_postfix(errors=state["errors"], retries=self.stats["retries"], refresh=False)
+        return on_reply(reply) if on_reply else reply
+
+    async def _with_retries(self, state, messages, sampling):
+        """One request, retried on transient failures (on another replica when
+        there is one); an error record when it still fails."""
+        openai, fleet = state["openai"], state["fleet"]
         attempts = 1 + int(self.params["max_retries"])
         base, cap = float(self.params["backoff_seconds"]), float(self.params["max_backoff_seconds"])
-        attempt = 0
+        attempt, replica = 0, None
         while True:
             retry_after = None
             sent_schema = bool(sampling.get("response_format")) and not self.schema_unsupported
+            replica = await fleet.acquire(avoid=replica)
+            sent_at, outcome = time.monotonic(), "failed"
             try:
-                return await self._request(client, messages, sampling)
+                reply = await self._request(replica.client, messages, sampling)
+                outcome = "ok"
+                return reply
             except openai.BadRequestError as e:
+                outcome = "ok"  # the server is fine; the request is not
                 if sent_schema and _about_schema(e):
                     # This server cannot constrain output to a schema: ask without it from
                     # now on (not counted as a retry), and rely on the worked examples
@@ -129,20 +180,26 @@ class OpenAITransport:
                         self.schema_unsupported = True
                         self.stats["schema_fallbacks"] += 1
                     continue
-                return _error_record(e, api_key)
+                return _error_record(e, self.api_key)
             except openai.APIStatusError as e:
                 if e.status_code not in RETRYABLE_STATUS:
-                    return _error_record(e, api_key)
+                    outcome = "ok"
+                    return _error_record(e, self.api_key)
+                outcome = "overloaded" if e.status_code in OVERLOAD_STATUS else "failed"
                 error = e
                 retry_after = _retry_after(e.response.headers)
             except (openai.APIConnectionError, openai.APIResponseValidationError, MalformedReply) as e:
                 error = e  # timeouts, dropped connections, bodies that are not a completion
+            finally:
+                await fleet.release(replica, sent_at, outcome)
             attempt += 1
             if attempt == attempts:
-                return _error_record(error, api_key)
+                return _error_record(error, self.api_key)
+            self.stats["retries"] += 1
+            if outcome == "failed" and len(fleet.replicas) > 1:
+                continue  # another replica takes it now; this one is marked down if it keeps failing
             wait = retry_after if retry_after is not None else \
                 min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-            self.stats["retries"] += 1
             self.stats["retry_wait_seconds"] += wait
             await asyncio.sleep(wait)
 
@@ -193,4 +250,5 @@ def _retry_after(headers):
 
 
 def _error_record(error, api_key):
+    """A failed request as a record, the key (and anything of its shape) redacted."""
     return {"text": None, "error": type(error).__name__, "message": redact(str(error), [api_key])[:1000]}
