@@ -9,8 +9,8 @@ no number, code span or file name.
 """
 
 from faqforge.core.config import load_params
-from faqforge.core.io import read_evalset, read_jsonl
-from faqforge.core.stage import finish, run
+from faqforge.core.io import Spool, iter_jsonl, read_evalset
+from faqforge.core.stage import Outputs, finish, run
 from faqforge.hygiene.pii import PiiPolicy
 from faqforge.synthesis.augment import augment_pairs
 from faqforge.teacher.client import Teacher
@@ -19,18 +19,30 @@ from faqforge.teacher.client import Teacher
 def main():
     params = load_params(sections=["augment", "decontaminate", "hygiene", "teacher"])
     p = params["augment"]
-    pairs = [{**x, "group": x.get("cluster") or x["id"]} for x in read_jsonl("data/qa_clean.jsonl")]
+    pairs = ({**x, "group": x.get("cluster") or x["id"]} for x in iter_jsonl("data/qa_clean.jsonl"))
     pii = PiiPolicy(params["hygiene"]["pii"])
     teacher = Teacher(params["teacher"], cache_dir="cache/llm/augment", scrub=pii.scrubber)
-    variants, dropped = [], []
-    if p["paraphrases"] > 0 and pairs:
-        variants, dropped = augment_pairs(teacher, pairs, p, pii, read_evalset("data/eval/evalset.json"),
-                                          params["decontaminate"])
-    finish("augment", len(pairs), {"data/qa_augmented.jsonl": pairs + variants}, dropped,
-           {"paraphrases_kept": len(variants), "answers_rephrased": sum(bool(v.get("answer_rephrased"))
-                                                                        for v in variants)},
+    originals, rephrased = 0, 0
+    with Outputs("augment", "data/qa_augmented.jsonl") as out, Spool() as variants:
+        if p["paraphrases"] > 0:
+            evalset = read_evalset("data/eval/evalset.json")
+            pairs = augment_pairs(teacher, pairs, p, pii, evalset, params["decontaminate"])
+        else:
+            pairs = ((pair, [], []) for pair in pairs)
+        for pair, new, removed in pairs:   # the originals first, then every variant, as before streaming
+            out.keep(pair)
+            originals += 1
+            for variant in new:
+                variants.append(variant)
+                rephrased += bool(variant.get("answer_rephrased"))
+            for record in removed:
+                out.drop(record)
+        for variant in variants:
+            out.keep(variant)
+    finish("augment", originals, out.kept, out.reasons,
+           {"paraphrases_kept": out.kept - originals, "answers_rephrased": rephrased},
            teacher, p["max_error_rate"],
-           summary=f"{len(pairs)} pairs + {len(variants)} paraphrases = {len(pairs) + len(variants)}")
+           summary=f"{originals} pairs + {out.kept - originals} paraphrases = {out.kept}")
 
 
 if __name__ == "__main__":

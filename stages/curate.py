@@ -11,29 +11,46 @@ data/curate_pii.jsonl; a pair in a language not kept is dropped.
 """
 
 from faqforge.core.config import load_params
-from faqforge.core.io import read_jsonl, write_jsonl
-from faqforge.core.stage import finish, run
+from faqforge.core.io import count_lines, iter_jsonl
+from faqforge.core.lookup import RecordLookup
+from faqforge.core.stage import Outputs, finish, run
 from faqforge.hygiene.check import Hygiene
-from faqforge.synthesis.curate import check_pairs, judge_pairs
+from faqforge.synthesis.curate import check_pair, judge_request, judged_out
 from faqforge.teacher.client import Teacher
 
 
 def main():
     params = load_params(sections=["curate", "hygiene", "generate", "teacher"])
     p = params["curate"]
-    pairs = read_jsonl("data/qa_raw.jsonl")
-    chunk_text = {c["chunk_id"]: c["text"] for c in read_jsonl("data/chunks.jsonl")}
     hygiene = Hygiene(params)
-    kept, removed, pii_rows = check_pairs(pairs, chunk_text, hygiene, p)
     teacher = Teacher(params["teacher"], cache_dir="cache/llm/curate")
-    if p["judge"]["enabled"] and kept:
-        kept, judged_out = judge_pairs(teacher, kept, chunk_text, p["judge"])
-        removed += judged_out
-    write_jsonl("data/curate_pii.jsonl", pii_rows)
-    with_pair = len({x["chunk_id"] for x in kept})
-    finish("curate", len(pairs), {"data/qa_curated.jsonl": kept}, removed,
-           {"chunks": len(chunk_text), "chunks_with_kept_pair": with_pair,
-            "chunk_yield": round(with_pair / max(len(chunk_text), 1), 3), **hygiene.metrics()},
+    with RecordLookup("data/chunks.jsonl", "chunk_id") as chunks, \
+            Outputs("curate", "data/qa_curated.jsonl", "data/curate_pii.jsonl") as out:
+
+        def checked():
+            for pair in iter_jsonl("data/qa_raw.jsonl"):
+                text = chunks[pair["chunk_id"]]["text"]
+                pair, pii_rows, removed = check_pair(pair, text, hygiene, p)
+                for row in pii_rows:
+                    out.write("data/curate_pii.jsonl", row)
+                yield pair, text, removed
+
+        judge = p["judge"]["enabled"]
+        replies = teacher.map(checked(), lambda x: judge_request(x[0], x[1], p["judge"]) if judge and not x[2]
+                              else None, "curate", total=count_lines("data/qa_raw.jsonl"))
+        pairs = 0
+        for (pair, _, removed), reply in replies:
+            pairs += 1
+            removed = removed or (reply and judged_out(pair, reply, p["judge"]))
+            if removed:
+                out.drop(removed)
+            else:
+                out.keep(pair)
+                chunks.mark(pair["chunk_id"])
+        with_pair, n_chunks = chunks.marked(), len(chunks)
+    finish("curate", pairs, out.kept, out.reasons,
+           {"chunks": n_chunks, "chunks_with_kept_pair": with_pair,
+            "chunk_yield": round(with_pair / max(n_chunks, 1), 3), **hygiene.metrics()},
            teacher, p["max_error_rate"])
 
 

@@ -85,6 +85,34 @@ def iter_jsonl(path):
             yield record
 
 
+class Spool:
+    """Records put aside on disk (a temporary file, gone on close) and read back
+    in order later: what a streaming stage writes after everything else."""
+
+    def __enter__(self):
+        self.file = tempfile.TemporaryFile("w+", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+    def append(self, record):
+        self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def __iter__(self):
+        self.file.seek(0)
+        return (json.loads(line) for line in self.file)
+
+
+def count_lines(path):
+    """Lines in a file (records in a JSON Lines file), for progress bars; 0 when it is missing."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    with open(path, "rb") as f:
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+
+
 def read_json(path):
     """Read a JSON file; a missing or broken file is an error naming it."""
     path = Path(path)

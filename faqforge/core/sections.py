@@ -3,7 +3,7 @@ its default (params.yaml's own value, a test holds the two together) and its
 allowed values, declared once. What each knob does is documented next to it in
 params.yaml; faqforge.core.config reads and checks the file against these."""
 
-from typing import Literal, get_args, get_origin
+from typing import Annotated, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,7 +17,7 @@ class Section(BaseModel):
 class Teacher(Section):
     backend: Literal["local", "openai"] = "local"
     model: str = "embedded:smollm2-135m-instruct"
-    base_url: str | None = "http://127.0.0.1:8000/v1"
+    base_url: str | list[str] | None = "http://127.0.0.1:8000/v1"
     api_key_env: str | None = "OPENAI_API_KEY"
     temperature: Number = Field(0.0, ge=0)
     top_p: Number = Field(1.0, gt=0, le=1)
@@ -25,7 +25,11 @@ class Teacher(Section):
     seed: int = 0
     context_window: int = Field(8192, ge=1)
     batch_size: int = Field(16, ge=1)
-    concurrency: int = Field(8, ge=1)
+    engine: Literal["process", "ray"] = "process"
+    ray_actors: int = Field(2, ge=1)
+    ray_shard: int = Field(50_000, ge=1)
+    concurrency: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    max_concurrency: int = Field(256, ge=1)
     timeout: Number = Field(120, gt=0)
     max_retries: int = Field(5, ge=0)
     backoff_seconds: Number = Field(1.0, ge=0)
@@ -41,6 +45,7 @@ class Teacher(Section):
 
 class Student(Section):
     model: str = "embedded:smollm2-135m-instruct"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
 
 class Ingest(Section):

@@ -102,34 +102,53 @@ def variants_of(pair, reply, k, copied_examples=(), answers_reply=None):
 
 def augment_pairs(teacher, pairs, params, pii, evalset, decontaminate):
     """The teacher's paraphrases of each pair's question (and with `answers` its
-    answer) as new pairs. Returns (variants, dropped): a variant that copies the
-    question, adds personal data the pair lacks (`pii.added_by`) or comes too
-    close to the eval set (the `decontaminate` params) is dropped with its reason."""
-    replies = teacher.chat([paraphrase_messages(x, params) for x in pairs], desc="augment",
-                           max_tokens=params["max_tokens"])
-    answer_replies = [None] * len(pairs)
+    answer) as new pairs, streamed: yields (pair, variants, dropped) for each pair
+    of the iterable `pairs`, in order. A variant that copies the question, adds
+    personal data the pair lacks (`pii.added_by`) or comes too close to the eval
+    set (the `decontaminate` params) is dropped with its reason."""
+    replies = teacher.map(pairs, lambda x: (paraphrase_messages(x, params), {"max_tokens": params["max_tokens"]}),
+                          "augment")
     if params["answers"]:
-        answer_replies = teacher.chat([answer_messages(x, params) for x in pairs], desc="augment answers",
-                                      max_tokens=params["answer_max_tokens"])
-    variants, removed = [], []
-    for pair, reply, answer_reply in zip(pairs, replies, answer_replies):
-        if reply.get("error"):
-            removed.append(teacher_error_record(pair, "augment", reply))
-            continue
-        if answer_reply is not None and answer_reply.get("error"):
-            removed.append({**teacher_error_record(pair, "augment", answer_reply),
-                            "why": f"answer rephrasing: teacher error {answer_reply['error']}"})
-            answer_reply = None
-        new, copies = variants_of(pair, reply["text"], params["paraphrases"], example_questions(params),
-                                  answer_reply and answer_reply["text"])
-        for variant in new:
-            added = pii.added_by(pair, variant)
-            if added:  # the teacher wrote personal data the pair does not have (redacted in the cache)
-                copies.append(dropped(variant, "augment", "personal data",
-                                      f"the rephrasing adds {', '.join(added)} (hygiene.pii: drop)"))
-            else:
-                variants.append(variant)
-        removed.extend(copies)
-    variants, leaked = contamination(variants, evalset, **decontaminate)
-    removed.extend({**x, "dropped_by": "augment"} for x in leaked)
-    return variants, removed
+        replies = teacher.map(replies, lambda x: (answer_messages(x[0], params),
+                                                  {"max_tokens": params["answer_max_tokens"]}), "augment answers")
+    else:
+        replies = ((x, None) for x in replies)
+    batch = []
+    for (pair, reply), answer_reply in replies:
+        batch.append((pair, *_variants(pair, reply, answer_reply, params, pii)))
+        if len(batch) == DECONTAMINATE_BATCH:
+            yield from _decontaminated(batch, evalset, decontaminate)
+            batch = []
+    yield from _decontaminated(batch, evalset, decontaminate)
+
+
+DECONTAMINATE_BATCH = 512   # pairs whose variants are checked against the eval set together
+
+
+def _variants(pair, reply, answer_reply, params, pii):
+    if reply.get("error"):
+        return [], [teacher_error_record(pair, "augment", reply)]
+    removed = []
+    if answer_reply is not None and answer_reply.get("error"):
+        removed.append({**teacher_error_record(pair, "augment", answer_reply),
+                        "why": f"answer rephrasing: teacher error {answer_reply['error']}"})
+        answer_reply = None
+    new, copies = variants_of(pair, reply["text"], params["paraphrases"], example_questions(params),
+                              answer_reply and answer_reply["text"])
+    variants = []
+    for variant in new:
+        added = pii.added_by(pair, variant)
+        if added:  # the teacher wrote personal data the pair does not have (redacted in the cache)
+            copies.append(dropped(variant, "augment", "personal data",
+                                  f"the rephrasing adds {', '.join(added)} (hygiene.pii: drop)"))
+        else:
+            variants.append(variant)
+    return variants, removed + copies
+
+
+def _decontaminated(batch, evalset, decontaminate):
+    _, leaked = contamination([v for _, variants, _ in batch for v in variants], evalset, **decontaminate)
+    leaked = {x["id"]: {**x, "dropped_by": "augment"} for x in leaked}
+    for pair, variants, removed in batch:
+        yield (pair, [v for v in variants if v["id"] not in leaked],
+               removed + [leaked[v["id"]] for v in variants if v["id"] in leaked])

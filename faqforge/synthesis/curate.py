@@ -101,48 +101,40 @@ def judge_keeps(verdict, params):
     return verdict["score"] is None or verdict["score"] >= params["min_score"]
 
 
-def check_pairs(pairs, chunk_text, hygiene, params):
-    """Hygiene, then the rules, the quote check and the grounding score, on each pair.
-    Returns (kept, removed, pii_rows); each kept pair carries its `grounding`."""
-    kept, removed, pii_rows = [], [], []
-    for pair in pairs:
-        fields, rows, reason, why = hygiene.check({k: pair[k] for k in TEXT_FIELDS if k in pair},
-                                                  {"id": pair["id"], "chunk_id": pair["chunk_id"], "doc": pair["doc"]})
-        pair.update(fields)
-        pii_rows.extend(rows)
-        if not reason:
-            source = chunk_text[pair["chunk_id"]]
-            pair["grounding"] = round(grounding_score(pair_response(pair), source), 3)
-            why = rule_violation(pair, params["rules"]) or quote_violation(pair, source)
-            if why:
-                reason = why.split(" (")[0]  # the kind; the drop file has the details
-            elif pair["grounding"] < params["min_grounding"]:
-                why, reason = f"grounding {pair['grounding']} < min_grounding {params['min_grounding']}", \
-                    "low grounding"
-        if reason:
-            removed.append(dropped(pair, "curate", reason, why))
-        else:
-            kept.append(pair)
-    return kept, removed, pii_rows
+def check_pair(pair, chunk_text, hygiene, params):
+    """Hygiene, then the rules, the quote check and the grounding score, on one
+    pair against its chunk's text. Returns (pair, pii_rows, dropped record or
+    None); a pair that passes carries its `grounding`."""
+    fields, rows, reason, why = hygiene.check({k: pair[k] for k in TEXT_FIELDS if k in pair},
+                                              {"id": pair["id"], "chunk_id": pair["chunk_id"], "doc": pair["doc"]})
+    pair.update(fields)
+    if not reason:
+        pair["grounding"] = round(grounding_score(pair_response(pair), chunk_text), 3)
+        why = rule_violation(pair, params["rules"]) or quote_violation(pair, chunk_text)
+        if why:
+            reason = why.split(" (")[0]  # the kind; the drop file has the details
+        elif pair["grounding"] < params["min_grounding"]:
+            why, reason = f"grounding {pair['grounding']} < min_grounding {params['min_grounding']}", \
+                "low grounding"
+    return pair, rows, dropped(pair, "curate", reason, why) if reason else None
 
 
-def judge_pairs(teacher, pairs, chunk_text, params):
-    """The teacher judges each pair against its chunk; returns (kept, removed).
-    Each pair gets its verdict under `judge`."""
-    replies = teacher.chat([judge_messages(x, chunk_text[x["chunk_id"]], params) for x in pairs],
-                           desc="curate", max_tokens=params["max_tokens"], top_logprobs=params["top_logprobs"])
-    kept, removed = [], []
-    for pair, reply in zip(pairs, replies):
-        if reply.get("error"):
-            removed.append(teacher_error_record(pair, "curate", reply))
-            continue
-        verdict = pair["judge"] = parse_verdict(reply["text"], reply.get("logprobs"))
-        if judge_keeps(verdict, params):
-            kept.append(pair)
-            continue
-        kind = {"YES": "judge score below min_score", "NO": "judge NO"}.get(verdict["result"], "judge unparsed")
-        if verdict["p_yes"] is not None and params["min_p_yes"] is not None:
-            kind = "judge p_yes or score too low"
-        removed.append(dropped(pair, "curate", kind, f"{kind} (verdict {verdict['result']}, score "
-                                                     f"{verdict['score']}, p_yes {verdict['p_yes']})"))
-    return kept, removed
+def judge_request(pair, chunk_text, params):
+    """(messages, options) of the judge's request for one pair (Teacher.map's form)."""
+    return judge_messages(pair, chunk_text, params), {"max_tokens": params["max_tokens"],
+                                                      "top_logprobs": params["top_logprobs"]}
+
+
+def judged_out(pair, reply, params):
+    """None when the judge's reply keeps the pair (its verdict stored under
+    `judge`), else the dropped record with the reason."""
+    if reply.get("error"):
+        return teacher_error_record(pair, "curate", reply)
+    verdict = pair["judge"] = parse_verdict(reply["text"], reply.get("logprobs"))
+    if judge_keeps(verdict, params):
+        return None
+    kind = {"YES": "judge score below min_score", "NO": "judge NO"}.get(verdict["result"], "judge unparsed")
+    if verdict["p_yes"] is not None and params["min_p_yes"] is not None:
+        kind = "judge p_yes or score too low"
+    return dropped(pair, "curate", kind, f"{kind} (verdict {verdict['result']}, score "
+                                         f"{verdict['score']}, p_yes {verdict['p_yes']})")

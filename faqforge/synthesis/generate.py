@@ -25,6 +25,20 @@ def questions_for(n_tokens, tokens_per_question, min_questions, max_questions):
     return max(min_questions, min(max_questions, round(n_tokens / tokens_per_question)))
 
 
+def questions_wanted(chunk, params):
+    """How many questions generate asks of `chunk` with the generate params."""
+    return questions_for(chunk["n_tokens"], params["tokens_per_question"], params["min_questions"],
+                         params["max_questions"])
+
+
+def generation_request(chunk, params):
+    """(messages, options) of the teacher request for one chunk (Teacher.map's form)."""
+    n = questions_wanted(chunk, params)
+    return generation_messages(chunk, params, n), {
+        "response_format": response_format(n, params) if params["json_schema"] else None,
+        "max_tokens": params["max_tokens"]}
+
+
 def field_order(params):
     """The order the teacher writes a record's fields in. Answer first makes a
     small teacher copy a sentence of the chunk and then ask for it, which keeps
