@@ -25,7 +25,7 @@ EVALSET, CACHE, CHART = "data/eval/evalset.json", "cache/llm/evaluate", "reports
 
 
 def main():
-    params = load_params(sections=["evaluate", "split", "teacher"])
+    params = load_params(sections=["evaluate", "split", "student", "teacher"])
     p, k = params["evaluate"], params["split"]["raft"]["passages"]
     evalset = read_evalset(EVALSET)
     retriever = Retriever()
@@ -34,7 +34,7 @@ def main():
     if p["served"]["base_url"]:
         replies, students = served_answers(chats, p, params["teacher"]), None
     else:  # cached by content beside the judge's verdicts: a rerun that changes no input generates nothing
-        replies, students = local_answers(chats, p, cache_dir=CACHE)
+        replies, students = local_answers(chats, p, cache_dir=CACHE, dtype=params["student"]["dtype"])
     predictions = score_predictions(evalset, hits, replies)
     teacher = Teacher(params["teacher"], cache_dir=CACHE)
     if p["judge"]["enabled"]:

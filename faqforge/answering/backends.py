@@ -67,9 +67,9 @@ class ModelServer:
     `max_wait_ms` for company), streaming each request's tokens as they come."""
 
     def __init__(self, model_spec, adapters=None, name="base", batch_size=8, max_wait_ms=20,
-                 max_tokens_limit=1024):
+                 max_tokens_limit=1024, dtype="auto"):
         from faqforge.models.checkpoints import load_model
-        base, self.tokenizer = load_model(model_spec)
+        base, self.tokenizer = load_model(model_spec, dtype=dtype)
         self.name, self.batch_size, self.max_wait = name, batch_size, max_wait_ms / 1000
         self.max_tokens_limit = max_tokens_limit
         self.models = {name: (base, self.tokenizer, None)}
@@ -85,7 +85,7 @@ class ModelServer:
             self.models = {name: (peft, self.tokenizer, "off"), **{n: (peft, self.tokenizer, n) for n in loras}}
         for adapter, path in (adapters or {}).items():
             if adapter not in loras:
-                self.models[adapter] = (*load_model(path), None)
+                self.models[adapter] = (*load_model(path, dtype=dtype), None)
         self.context = {n: model.config.max_position_embeddings for n, (model, _, _) in self.models.items()}
         self.queue = queue.Queue()
         self.stats = {"requests": 0, "batches": 0, "cancelled": 0, "timed_out": 0}

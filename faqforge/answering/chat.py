@@ -30,7 +30,7 @@ PROMPT = "you> "
 class LocalChat:
     """A local model, with an adapter when given one, answering through its chat template."""
 
-    def __init__(self, model_spec, adapter, max_new_tokens, temperature, seed=0):
+    def __init__(self, model_spec, adapter, max_new_tokens, temperature, seed=0, dtype="auto"):
         self.seed = seed
         if adapter and not (Path(adapter) / "adapter_config.json").exists():
             if not (Path(adapter) / "config.json").exists():
@@ -38,7 +38,7 @@ class LocalChat:
                                     "fine-tuned checkpoint (config.json) there; train one with `dvc repro "
                                     "finetune`, or pass --adapter '' to chat with the base model.")
             model_spec, adapter = adapter, None  # finetune.method full: the checkpoint is the model
-        self.model, self.tokenizer = load_model(model_spec, adapter=adapter)
+        self.model, self.tokenizer = load_model(model_spec, adapter=adapter, dtype=dtype)
         self.sampling = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0}
         if temperature > 0:
             self.sampling["temperature"] = temperature
@@ -47,7 +47,8 @@ class LocalChat:
         import torch
         from transformers import TextIteratorStreamer
         torch.manual_seed(self.seed)  # with temperature > 0, the same conversation gets the same answer
-        inputs = self.tokenizer(chat_prompt(self.tokenizer, messages), return_tensors="pt", add_special_tokens=False)
+        inputs = self.tokenizer(chat_prompt(self.tokenizer, messages), return_tensors="pt",
+                                add_special_tokens=False).to(self.model.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         worker = threading.Thread(target=self.model.generate, kwargs={
             **inputs, **self.sampling, "streamer": streamer, "pad_token_id": self.tokenizer.pad_token_id})
@@ -137,6 +138,8 @@ def main(argv=None):
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 answers greedily")
     parser.add_argument("--seed", type=int, default=0, help="local: sampling seed when --temperature > 0")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="local: the precision to answer in (auto: bfloat16/float16 on a GPU, float32 on a CPU)")
     args = parser.parse_args(argv)
     try:
         layout = trained_layout(args.adapter)
@@ -155,7 +158,7 @@ def main(argv=None):
                              args.insecure_http)
         else:
             bot = LocalChat(args.model or "models/base", args.adapter, args.max_new_tokens, args.temperature,
-                            args.seed)
+                            args.seed, args.dtype)
         if args.question:
             answer(bot, question_messages(args.question, system_prompt), sys.stdout, retriever, k)
         else:

@@ -107,6 +107,8 @@ def parser():
     p.add_argument("--api-key-env", default=DEFAULT_KEY_ENV, help="the variable holding the key clients must send")
     p.add_argument("--insecure", action="store_true", help="serve a non-loopback address without a key")
     p.add_argument("--batch-size", type=int, default=8, help="requests answered together at most")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="the precision to answer in (auto: bfloat16/float16 on a GPU, float32 on a CPU)")
     p.add_argument("--max-wait-ms", type=float, default=20, help="how long a request waits for company")
     p.add_argument("--max-concurrent", type=int, default=32,
                    help="requests generating or waiting at once; more get 503 with Retry-After")
@@ -152,7 +154,7 @@ def build(args):
         shown = layouts(students, args.served_model_name, args.model, args.layout_from, args.passages)
         from faqforge.answering.backends import ModelServer
         backend = ModelServer(args.model, students, args.served_model_name, args.batch_size, args.max_wait_ms,
-                              args.max_tokens_limit)
+                              args.max_tokens_limit, args.dtype)
     retriever = None
     if any(layout["passages"] for layout in shown.values()):
         from faqforge.documents.retrieval import Retriever

@@ -5,27 +5,29 @@ OpenAI-compatible server that serves the base model and the adapter by name."""
 import contextlib
 from pathlib import Path
 
+import torch
+
 from faqforge.core.chat_format import question_messages
 from faqforge.core.config import checked
 from faqforge.core.io import PipelineError
 from faqforge.evaluation.scores import ARMS
-from faqforge.models.checkpoints import checkpoint_fingerprint, load_model
+from faqforge.models.checkpoints import answering_dtype, checkpoint_fingerprint, load_model
 from faqforge.models.decoding import generate_chat
 from faqforge.teacher.cache import ResponseCache, request_key
 from faqforge.teacher.transport import OpenAITransport
 
 
-def load_students(base="models/base", trained="models/adapter"):
+def load_students(base="models/base", trained="models/adapter", dtype="auto"):
     """{"base": model, "tuned": model}, tokenizer: one model with the adapter
     switched off and on (LoRA), or two models (a full fine-tune)."""
     if (Path(trained) / "adapter_config.json").exists():
-        model, tokenizer = load_model(base, adapter=trained)
+        model, tokenizer = load_model(base, adapter=trained, dtype=dtype)
         return {"base": model, "tuned": model}, tokenizer
-    tuned, tokenizer = load_model(trained)
-    return {"base": load_model(base)[0], "tuned": tuned}, tokenizer
+    tuned, tokenizer = load_model(trained, dtype=dtype)
+    return {"base": load_model(base, dtype=dtype)[0], "tuned": tuned}, tokenizer
 
 
-def local_answers(arm_chats, params, base="models/base", trained="models/adapter", cache_dir=None):
+def local_answers(arm_chats, params, base="models/base", trained="models/adapter", cache_dir=None, dtype="auto"):
     """({arm: replies}, stats) from the students in-process, in batches; an arm
     name starting with base_ answers with the adapter disabled. With `cache_dir`
     each answer is kept under a hash of the checkpoint's files, the prompt and the
@@ -34,6 +36,10 @@ def local_answers(arm_chats, params, base="models/base", trained="models/adapter
     cache hits and the tokens generated."""
     settings = {"max_new_tokens": params["max_new_tokens"], "temperature": params["temperature"],
                 "seed": params["seed"]}
+    keyed = dict(settings)
+    precision = answering_dtype(dtype)[0]
+    if precision != torch.float32:   # half precision answers differently: kept apart in the cache
+        keyed["dtype"] = str(precision).removeprefix("torch.")
     adapter = (Path(trained) / "adapter_config.json").exists()
     fingerprints = {"base": checkpoint_fingerprint(base)}
     fingerprints["tuned"] = (fingerprints["base"] + "+" if adapter else "") + checkpoint_fingerprint(trained)
@@ -41,7 +47,7 @@ def local_answers(arm_chats, params, base="models/base", trained="models/adapter
     replies, keys, missing = {}, {}, {}
     for arm, chats in arm_chats.items():
         model_id = f"student:{fingerprints[arm.split('_')[0]]}"
-        keys[arm] = [request_key(model_id, chat, settings) for chat in chats]
+        keys[arm] = [request_key(model_id, chat, keyed) for chat in chats]
         replies[arm] = [cache.get(key) if cache else None for key in keys[arm]]
         for reply in replies[arm]:
             if reply:
@@ -52,7 +58,7 @@ def local_answers(arm_chats, params, base="models/base", trained="models/adapter
     stats["cache_hits"] = stats["answers"] - stats["generated"]
     if not stats["generated"]:
         return replies, stats
-    models, tokenizer = load_students(base, trained)
+    models, tokenizer = load_students(base, trained, dtype)
     for arm, todo in missing.items():
         if not todo:
             continue
@@ -67,8 +73,10 @@ def local_answers(arm_chats, params, base="models/base", trained="models/adapter
             stats["generated_tokens"] += answer["completion_tokens"]
             if cache:   # with the request it answers, as the teacher's entries, for auditing
                 request = {"model": f"student:{fingerprints[side]}", "messages": arm_chats[arm][i],
-                           "sampling": settings}
+                           "sampling": keyed}
                 cache.put(keys[arm][i], {**answer, "request": request})
+    if cache:
+        cache.close()
     return replies, stats
 
 

@@ -67,11 +67,29 @@ def load_tokenizer(spec):
     return tokenizer
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def answering_dtype(name="auto"):
+    """(torch dtype, device) a model answers with: `auto` is bfloat16 on a GPU that
+    has it, float16 on an older GPU, and float32 on a CPU (half precision is no
+    faster there and its answers drift from the ones measured); or a DTYPES name."""
+    cuda = torch.cuda.is_available()
+    if name == "auto":
+        name = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if cuda else "float32"
+    return DTYPES[name], "cuda" if cuda else "cpu"
+
+
 def load_model(spec, dtype=torch.float32, quantization_config=None, adapter=None):
     """Load (model, tokenizer) in eval mode; with a LoRA `adapter` directory on
     top (a peft model); quantised (QLoRA) onto this process's GPU when given a
-    bitsandbytes `quantization_config`."""
+    bitsandbytes `quantization_config`. `dtype` a torch dtype (training: float32
+    weights, mixed precision on top), or a name for answering (`auto`, see
+    answering_dtype), which also puts the model on the GPU when there is one."""
     from transformers import AutoModelForCausalLM
+    device = None
+    if isinstance(dtype, str):
+        dtype, device = answering_dtype(dtype)
     quantised = {} if quantization_config is None else {
         "quantization_config": quantization_config, "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))}}
 
@@ -82,6 +100,8 @@ def load_model(spec, dtype=torch.float32, quantization_config=None, adapter=None
     if adapter:
         from peft import PeftModel
         model = PeftModel.from_pretrained(model, str(adapter))
+    if device and quantization_config is None:
+        model.to(device)
     model.eval()
     return model, load_tokenizer(spec)
 

@@ -72,7 +72,7 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
         shared = _common_prefix(rows) if share and len(rows) > 1 else 0
         if shared < MIN_SHARED_PREFIX:
             shared = 0
-        batch = _padded(rows, shared, tokenizer.pad_token_id)
+        batch = {k: v.to(model.device) for k, v in _padded(rows, shared, tokenizer.pad_token_id).items()}
         caching = {}
         if shared:
             caching["past_key_values"] = _prefix_cache(model, rows[0][:shared], len(rows),
@@ -205,7 +205,7 @@ def _plain_attention_cache(model):
 def _prefix_cache(model, prefix, rows, max_cache_len, static):
     """A key/value cache for `rows` rows holding `prefix`, read in once."""
     once = DynamicCache(config=model.config)
-    model(input_ids=torch.tensor([prefix]), past_key_values=once, use_cache=True, logits_to_keep=1)
+    model(input_ids=torch.tensor([prefix], device=model.device), past_key_values=once, use_cache=True, logits_to_keep=1)
     cache = (StaticCache(config=model.config, max_cache_len=max_cache_len) if static
              else DynamicCache(config=model.config))
     for layer_idx, layer in enumerate(once.layers):

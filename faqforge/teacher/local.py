@@ -20,7 +20,7 @@ class LocalBackend:
         Requests with the same decoding settings share batches (a response format may differ).
         `budget` is not consulted: in-process decoding has no bill to stop at."""
         if self.loaded is None:
-            self.loaded = load_model(local_checkpoint(self.spec, self.base_dir))
+            self.loaded = load_model(local_checkpoint(self.spec, self.base_dir), dtype="auto")
         model, tokenizer = self.loaded
         groups = {}
         for k, (_, sampling) in enumerate(requests):

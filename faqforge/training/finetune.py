@@ -61,7 +61,7 @@ def fine_tune(params, base, out, work):
     model = trainable_model(model, p, init_adapter)
     if p["gradient_checkpointing"]:
         model.enable_input_require_grads()
-    run_id = fingerprint(p, params["student"], world_size(), file_digest("data/train.jsonl"),
+    run_id = fingerprint(p, params["student"]["model"], world_size(), file_digest("data/train.jsonl"),
                          file_digest("data/val.jsonl"), file_digest(f"{base}/config.json"),
                          init_adapter and file_digest(init_adapter))
     checkpoint = resume_point(work, run_id) if p["resume"] else None
