@@ -5,8 +5,8 @@ a dict: a stage joining a million pairs to their chunks holds neither in memory.
         text = chunks[pair["chunk_id"]]["text"]
 
 The records go into SQLite in a temporary directory (deleted on close), read
-once, in one transaction; the file's later records win over earlier ones with
-the same key, as a dict would.
+once, in one transaction; the later records (of the file, or of the later file)
+win over earlier ones with the same key, as a dict would.
 """
 
 import json
@@ -20,20 +20,23 @@ BATCH = 10_000
 
 
 class RecordLookup:
+    """`path` one file or a list of them, read in order."""
+
     def __init__(self, path, key):
-        self.path, self.key = Path(path), key
+        self.key = key
         self.directory = tempfile.TemporaryDirectory(prefix="faqforge-lookup-")
         self.db = sqlite3.connect(Path(self.directory.name) / "records.sqlite")
         self.db.execute("PRAGMA journal_mode = OFF")
         self.db.execute("PRAGMA synchronous = OFF")
         self.db.execute("CREATE TABLE records (key TEXT PRIMARY KEY, record TEXT, marked INTEGER DEFAULT 0)")
         batch = []
-        for n, record in enumerate(iter_jsonl(path), 1):
-            if key not in record:
-                raise PipelineError(f"{path}: record {n} has no {key!r}; rerun the stage that writes the file.")
-            batch.append((str(record[key]), json.dumps(record, ensure_ascii=False)))
-            if len(batch) == BATCH:
-                self._insert(batch)
+        for one in [path] if isinstance(path, (str, Path)) else path:
+            for n, record in enumerate(iter_jsonl(one), 1):
+                if key not in record:
+                    raise PipelineError(f"{one}: record {n} has no {key!r}; rerun the stage that writes the file.")
+                batch.append((str(record[key]), json.dumps(record, ensure_ascii=False)))
+                if len(batch) == BATCH:
+                    self._insert(batch)
         self._insert(batch)
         self.db.commit()
 

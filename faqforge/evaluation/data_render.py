@@ -2,6 +2,8 @@
 the length distributions, pairs per document, the hygiene and source-mix
 sections, and the samples of kept and dropped pairs."""
 
+from collections import Counter
+
 from faqforge.core.records import pair_prompt, pair_response
 from faqforge.evaluation.data_stats import COUNTED, LENGTH_BIN_WORDS, yielded
 
@@ -24,35 +26,39 @@ def clip(text, limit=160):
 
 def render_hygiene(pii_rows, language_drops, keep, limit=40):
     """The personal data / secrets and language sections. `pii_rows`: {stage:
-    rows of data/<stage>_pii.jsonl} (locations and kinds, never the values);
-    `language_drops`: {stage: records dropped for their language}."""
-    kinds = sorted({r["kind"] for rows in pii_rows.values() for r in rows})
+    rows of data/<stage>_pii.jsonl} (locations and kinds, never the values; any
+    iterable, read once); `language_drops`: {stage: Counter of the language codes
+    of the records dropped for their language}."""
+    counted, located, total = {}, [], 0
+    for stage, rows in pii_rows.items():
+        counted[stage] = Counter()
+        for r in rows:
+            counted[stage][r["kind"], r["action"]] += 1
+            total += 1
+            if len(located) < limit:
+                located.append((stage, r))
+    kinds = sorted({kind for counts in counted.values() for kind, _ in counts})
     out = ["## Personal data and secrets", ""]
     if not kinds:
         out += ["None found (hygiene.pii in params.yaml says what is looked for).", ""]
     else:
-        counts = [{"kind": kind, **{f"{stage} ({action})": sum(r["kind"] == kind and r["action"] == action
-                                                               for r in rows)
-                                    for stage, rows in pii_rows.items()
-                                    for action in sorted({r["action"] for r in rows})}} for kind in kinds]
+        counts = [{"kind": kind, **{f"{stage} ({action})": counted[stage][kind, action]
+                                    for stage in counted for action in sorted({a for _, a in counted[stage]})}}
+                  for kind in kinds]
         out += [table(counts, list(counts[0])), "",
                 "Where (the values themselves are never written; every row is in data/<stage>_pii.jsonl):", ""]
-        located = [(stage, r) for stage, rows in pii_rows.items() for r in rows]
-        for stage, r in located[:limit]:
+        for stage, r in located:
             where = (f"`{r['doc']}`, section \"{r.get('section') or ''}\", chunk {r.get('index')}" if stage == "ingest"
                      else f"pair `{r['id']}` of `{r['doc']}`, {r['field']}")
             out.append(f"- {stage}: {where}, characters {r['start']}-{r['end']}: **{r['kind']}**, {r['action']}")
-        if len(located) > limit:
-            out.append(f"- ... and {len(located) - limit} more")
+        if total > limit:
+            out.append(f"- ... and {total - limit} more")
         out.append("")
     out += ["## Languages", "", f"Kept: {', '.join(keep) if isinstance(keep, list) else keep}."]
-    for stage, drops in language_drops.items():
-        by_code = {}
-        for d in drops:
-            by_code[d["why"].split()[1]] = by_code.get(d["why"].split()[1], 0) + 1
+    for stage, by_code in language_drops.items():
         unit = "chunks" if stage == "ingest" else "pairs"
         codes = ", ".join(f"{c}: {n}" for c, n in sorted(by_code.items()))
-        out.append(f"- {stage}: {len(drops)} {unit} dropped" + (f" ({codes})" if by_code else ""))
+        out.append(f"- {stage}: {sum(by_code.values())} {unit} dropped" + (f" ({codes})" if by_code else ""))
     return "\n".join(out) + "\n"
 
 
