@@ -84,7 +84,8 @@ class Teacher:
         self.prices = (float(params["usd_per_1m_prompt_tokens"]), float(params["usd_per_1m_completion_tokens"]))
         self.counts = {"calls": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0,
                        "errors": 0, "errors_by_kind": {}}
-        self.wall_seconds, self.cost_usd = 0.0, 0.0
+        self.wall_seconds, self.cost_usd = 0.0, 0.0   # seconds the backend worked for this stage
+        self.last_reply = None
         self.budget = Budget(params["budget_usd"], self.cost, lambda: self.cost_usd)
         if backend == "local":
             self.backend = LocalBackend(params["model"], base_dir, params["batch_size"])
@@ -123,21 +124,23 @@ class Teacher:
         (None leaves one out), or None for an item that needs no request (its reply
         is None). Replies as `chat` returns them."""
         items = iter(items)
-        start = time.monotonic()
+        if self.params["engine"] == "ray":
+            yield from map_on_ray(self, items, request, desc, LOOKUP)
+            return
+        if isinstance(self.backend, LocalBackend):   # in-process: a window at a time, in batches
+            while batch := list(itertools.islice(items, window)):
+                yield from zip(batch, self._answer_batch(batch, request, desc))
+            return
+        first_sent = None   # wall_seconds: from the first request sent to the last answer received
         try:
-            if self.params["engine"] == "ray":
-                yield from map_on_ray(self, items, request, desc, LOOKUP)
-                return
-            if isinstance(self.backend, LocalBackend):   # in-process: a window at a time, in batches
-                while batch := list(itertools.islice(items, window)):
-                    yield from zip(batch, self._answer_batch(batch, request, desc))
-                return
             with self.backend.session(desc, self.budget, total) as submit:
                 held = collections.deque()
                 while batch := list(itertools.islice(items, LOOKUP)):
                     for item, (key, req, hit) in zip(batch, self._lookup(batch, request)):
-                        ask = req is not None and hit is None
-                        held.append((item, submit(*req, functools.partial(self._fresh, key, req)) if ask else hit))
+                        if req is not None and hit is None:
+                            first_sent = first_sent or time.monotonic()
+                            hit = submit(*req, functools.partial(self._fresh, key, req))
+                        held.append((item, hit))
                     while held and (len(held) > window or _ready(held[0][1])):
                         item, reply = held.popleft()
                         yield item, _result(reply)
@@ -145,7 +148,8 @@ class Teacher:
                     item, reply = held.popleft()
                     yield item, _result(reply)
         finally:
-            self.wall_seconds += time.monotonic() - start
+            if first_sent:
+                self.wall_seconds += self.last_reply - first_sent
 
     def _lookup(self, batch, request, count=True):
         """(key, request, cached reply or None) for each item of a batch; (None,
@@ -183,12 +187,15 @@ class Teacher:
             def finished(k, reply):
                 key, req, _ = looked_up[todo[k]]
                 replies[todo[k]] = self._fresh(key, req, reply)
+            start = time.monotonic()
             self.backend.answer([looked_up[i][1] for i in todo], desc, finished, budget=self.budget)
+            self.wall_seconds += time.monotonic() - start
         return replies
 
     def _fresh(self, key, request, reply):
         """Account for and cache one fresh answer (with the request it answers, for
         auditing) as soon as it arrives; failed requests are not cached."""
+        self.last_reply = time.monotonic()
         self.counts["calls"] += 1
         if reply.get("error"):
             self.counts["errors"] += 1

@@ -21,6 +21,7 @@ import itertools
 import json
 import pickle
 import tempfile
+import time
 
 from faqforge.core.io import PipelineError
 
@@ -132,9 +133,11 @@ def map_on_ray(teacher, items, request, desc, lookup):
             budget = teacher.budget
             print(f"{desc}: {asked} requests to answer on Ray", flush=True)
             local = not hasattr(teacher.backend, "session")   # the in-process backend: vLLM engines on Ray
+            start = time.monotonic()
             answer_pending(_unpickled(pending), teacher.params["model"], None if local else teacher.backend.params,
                            teacher.params["ray_actors"], teacher.params["ray_shard"], answered,
                            stop=lambda: budget.limit is not None and teacher.cost_usd >= budget.limit)
+            teacher.wall_seconds += time.monotonic() - start
         spool.seek(0)
         items = _unpickled(spool)
         while batch := list(itertools.islice(items, lookup)):
