@@ -2,6 +2,7 @@
 three local OpenAI-compatible servers, one failing half its requests, one slow."""
 
 import json
+import time
 
 from faqforge.teacher.client import Teacher
 from faqforge.teacher.fleet import Fleet, Replica
@@ -76,3 +77,19 @@ def test_adaptive_concurrency_backs_off_on_429_and_settles_near_capacity(tmp_pat
     assert 4 <= limit <= 9, limit
     assert rejected < 0.25 * 400, rejected
     assert teacher.stats["replicas"][server.base_url]["overloaded"] == rejected
+
+
+def test_the_limit_reads_queueing_not_refusals_or_replies_of_different_lengths():
+    """Fast 400s (the request's fault) say nothing of the load; replies of mixed
+    lengths (0.1 s and 0.3 s) do not look like a queue; latency that climbs does."""
+    replica = Replica("a", None, 8, True, 256)
+    replica.in_flight = 8
+    for _ in range(20):
+        replica.record(time.monotonic(), 0.002, "refused")
+    for k in range(200):
+        replica.record(time.monotonic(), 0.1 if k % 2 else 0.3, "ok")
+    grown = replica.limit
+    assert grown > 8 and replica.slow_start and replica.cut_at is None
+    for k in range(20):
+        replica.record(time.monotonic(), 0.2 * (2 + k / 4), "ok")   # from 0.4 s to 1.35 s: a queue builds
+    assert replica.cut_at is not None and replica.limit < replica.cut_at <= grown + 20

@@ -6,18 +6,21 @@ replica with the lowest expected wait, its requests in flight (against its
 limit) weighed by how often it has failed lately, so a slow replica, which
 holds its requests longer, and a flaky one get fewer. A replica failing
 `EJECT_AFTER` requests in a row (dropped connections, time-outs, 5xx) is taken
-out (in a fleet of two or more) for `COOLDOWN` seconds, doubling up to `MAX_COOLDOWN` while it keeps
-failing, then given one request to prove itself before it gets more.
+out (in a fleet of two or more) for `COOLDOWN` seconds, doubling up to
+`MAX_COOLDOWN` while it keeps failing, then given one request to prove itself
+before it gets more.
 
 How many requests a replica gets at once: a fixed `concurrency` shared by the
 fleet, or `auto`, a limit per replica that adapts to what the server can take
-(additive increase, multiplicative decrease, as TCP does): it doubles while
-replies come back as fast as the fastest seen (slow start), then grows by one
-per round of replies (half that past where it was last cut), and only while
-the replica has about as many in flight as its limit allows; a 429 or 503 (the server says it is full) cuts it by
-`BACKOFF`, and so does latency above `LATENCY_TOLERANCE` times the fastest
-(the server queues). One signal per round trip: the replies to requests sent
-before the last cut do not cut it again.
+(additive increase, multiplicative decrease, as TCP does): it grows by one per
+reply (slow start) until the first sign of a full server, then by one per round
+of replies (half that past where it was last cut), and only while the replica
+has about as many in flight as its limit allows. A 429 or 503 (the server says
+it is full) cuts it by `BACKOFF`, and so does a recent latency (a fast moving
+average) above `LATENCY_TOLERANCE` times the long-run one (the server queues;
+replies of different lengths average out). One signal per round trip: the
+replies to requests sent before the last cut do not cut it again. A request the
+server refuses (400, 401: the request's fault) says nothing about its load.
 """
 
 import asyncio
@@ -36,7 +39,7 @@ class Replica:
         self.url, self.client = url, client
         self.limit, self.adaptive, self.max_limit = float(limit), adaptive, max_limit
         self.in_flight = 0
-        self.fastest = None           # the lowest latency seen, the baseline for "no queue"
+        self.recent = self.usual = None   # fast and slow moving averages of the latency
         self.slow_start = adaptive
         self.last_cut = 0.0           # replies to requests sent before this do not cut again
         self.cut_at = None            # the limit when it was last cut
@@ -56,7 +59,10 @@ class Replica:
         return (self.in_flight + 1) / self.limit / max(1.0 - self.failure_rate, 0.05)
 
     def record(self, sent_at, latency, outcome):
-        """outcome: "ok", "overloaded" (429/503) or "failed" (anything else retryable)."""
+        """outcome: "ok", "refused" (a 4xx the request caused), "overloaded"
+        (429/503) or "failed" (anything else retryable)."""
+        if outcome == "refused":
+            return
         self.failure_rate = 0.9 * self.failure_rate + 0.1 * (outcome == "failed")
         self.counts["errors"] += outcome != "ok"
         if outcome == "failed":
@@ -71,10 +77,11 @@ class Replica:
             self.counts["overloaded"] += 1
             self._cut(sent_at)
             return
-        self.fastest = latency if self.fastest is None else min(self.fastest, latency)
+        self.recent = latency if self.recent is None else 0.8 * self.recent + 0.2 * latency
+        self.usual = latency if self.usual is None else 0.99 * self.usual + 0.01 * latency
         if not self.adaptive:
             return
-        if latency > LATENCY_TOLERANCE * self.fastest:
+        if self.recent > LATENCY_TOLERANCE * self.usual:
             self._cut(sent_at)
         elif self.in_flight + 1 < self.limit / 2:
             return   # the limit is not what holds requests back: no evidence it could be higher

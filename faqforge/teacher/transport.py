@@ -171,7 +171,7 @@ class OpenAITransport:
                 outcome = "ok"
                 return reply
             except openai.BadRequestError as e:
-                outcome = "ok"  # the server is fine; the request is not
+                outcome = "refused"  # the server is fine; the request is not
                 if sent_schema and _about_schema(e):
                     # This server cannot constrain output to a schema: ask without it from
                     # now on (not counted as a retry), and rely on the worked examples
@@ -183,7 +183,7 @@ class OpenAITransport:
                 return _error_record(e, self.api_key)
             except openai.APIStatusError as e:
                 if e.status_code not in RETRYABLE_STATUS:
-                    outcome = "ok"
+                    outcome = "refused"
                     return _error_record(e, self.api_key)
                 outcome = "overloaded" if e.status_code in OVERLOAD_STATUS else "failed"
                 error = e
