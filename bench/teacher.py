@@ -8,6 +8,11 @@ Baseline, measured in the same run: the same client with one request in flight
 (ideal 5/s). Targets: concurrency 16 reaches >= 90% of 80/s; with
 requests_per_minute 120 the rate the server sees is within 5% of 2/s.
 
+The client's own cost: 3,000 generate-shaped requests (params.yaml's worked
+examples and JSON schema) against a server answering at once, in a process of
+its own: faqforge's transport against the SDK's usual
+`client.chat.completions.create` (the baseline), in the same run.
+
 Adaptive concurrency (`concurrency: auto`): a server that answers at most
 CAPACITY requests at once, each in 200 ms, and 429 (Retry-After 0.1 s) to any
 beyond (in a process of its own, so the client's CPU is not the server's). The
@@ -25,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from faqforge.teacher.client import Teacher  # noqa: E402
+from faqforge.teacher.transport import OpenAITransport  # noqa: E402
 from openai_server import OpenAIServer  # noqa: E402
 
 DELAY = 0.2
@@ -52,7 +58,7 @@ SERVER = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from openai_server import OpenAIServer
-with OpenAIServer(delay={delay}, capacity={capacity}, retry_after=0.1) as server:
+with OpenAIServer(delay={delay}, capacity={capacity}, retry_after=0.1, record=False) as server:
     print(server.base_url, flush=True)
     sys.stdin.read()
 """
@@ -85,7 +91,57 @@ def adaptive():
     return rows
 
 
+class SdkCreate(OpenAITransport):
+    """The baseline for the client's own cost: the request sent with the SDK's usual
+    `client.chat.completions.create`, which type-checks every message and the schema."""
+
+    async def _request(self, client, messages, sampling):
+        body = {k: v for k, v in sampling.items() if k != "top_logprobs"}
+        reply = await client.chat.completions.create(model=self.model, messages=messages, **body)
+        usage = reply.usage
+        return {"text": reply.choices[0].message.content or "", "finish_reason": reply.choices[0].finish_reason,
+                "prompt_tokens": usage.prompt_tokens if usage else 0,
+                "completion_tokens": usage.completion_tokens if usage else 0}
+
+
+def client_cost(n=3000):
+    """req/s for n generate-shaped requests (the worked examples and the JSON schema
+    of params.yaml) against an instant server in its own process: the SDK's create
+    (baseline) and faqforge's transport, which posts the same body."""
+    from faqforge.core.config import load_params
+    from faqforge.synthesis.generate import generation_request
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    server = subprocess.Popen([sys.executable, "-c", SERVER.format(tests=tests, delay=0, capacity=None)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    base_url = server.stdout.readline().strip()
+    params = load_params(str(Path(__file__).resolve().parents[1] / "params.yaml"), ["generate"])["generate"]
+    chunks = [{"chunk_id": f"c{i}", "doc": "d.md", "n_tokens": 200, "text": f"Section {i}: the cache keeps {i} "
+               "copies of each answer; `dvc push` sends them to the remote storage. " * 3} for i in range(n)]
+    rates = {}
+    try:
+        for name, transport in (("SDK create (baseline)", SdkCreate), ("faqforge transport", None)):
+            with tempfile.TemporaryDirectory() as cache:
+                teacher = Teacher({"backend": "openai", "model": "bench", "base_url": base_url, "api_key_env": "NONE",
+                                   "timeout": 30, "max_retries": 0}, cache_dir=cache)
+                if transport:
+                    teacher.backend = transport("bench", teacher.backend.params)
+                start = time.monotonic()
+                replies = [r for _, r in teacher.map(chunks, lambda c: generation_request(c, params), name)]
+                rates[name] = n / (time.monotonic() - start)
+                teacher.close()
+            assert all(r["text"] for r in replies), "a request failed"
+    finally:
+        server.stdin.close()
+        server.wait()
+    return rates
+
+
 def main():
+    rates = client_cost()
+    base = rates["SDK create (baseline)"]
+    for name, rate in rates.items():
+        print(f"client cost, generate-shaped requests, instant server: {name:22} {rate:6.1f} req/s "
+              f"({rate / base:.2f}x)")
     ideal = CAPACITY / DELAY
     for concurrency, rate, rejected, limit in adaptive():
         print(f"capacity {CAPACITY}, concurrency {concurrency!s:>4}: {rate:6.1f} req/s ({rate / ideal:.0%} of ideal "
