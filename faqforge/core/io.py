@@ -6,6 +6,7 @@ place, so a stage killed mid-write leaves the previous file, never half of one.
 
 import contextlib
 import errno
+import fcntl
 import glob
 import json
 import os
@@ -113,6 +114,51 @@ def count_lines(path):
         return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
 
 
+def append_jsonl_locked(path, records):
+    """Append records as whole JSON lines under an exclusive lock, flushed to disk
+    before the lock is let go: concurrent writers interleave lines, never bytes.
+    Every non-ASCII character is escaped, so no line separator a person pasted
+    (U+2028, U+0085) can break a line for a reader that splits on them."""
+    data = "".join(json.dumps(r) + "\n" for r in records).encode("ascii")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def read_appended(path, offset=0, first_line=1):
+    """([(line number, record), ...] after byte `offset`, which starts line
+    `first_line`, then the offset and line number after them), read under a shared
+    lock so no writer's half line is seen; lines split on newlines only. A line that
+    is not JSON stops with its file and line number. A missing file reads as empty."""
+    path = Path(path)
+    if not path.exists():
+        return [], 0, 1
+    with open(path, "rb") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+        f.seek(offset)
+        data = f.read()
+    lines = data.decode("utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    records = []
+    for n, text in enumerate(lines, first_line):
+        if not text.strip():
+            continue
+        try:
+            records.append((n, json.loads(text)))
+        except json.JSONDecodeError as e:
+            raise PipelineError(f"{path}:{n}: not JSON ({e.msg}); fix or remove the line") from None
+    return records, offset + len(data), first_line + len(lines)
+
+
 def read_json(path):
     """Read a JSON file; a missing or broken file is an error naming it."""
     path = Path(path)
@@ -138,9 +184,12 @@ def write_text(path, text):
 
 
 def read_evalset(path):
-    """Read the human-written eval set: a JSON array of {"question", "answer"}."""
+    """Read the human-written eval set: a JSON array of {"question", "answer"}, each
+    optionally with "docs" (the documents under data/docs/ the answer comes from) and
+    "answerable" (false: the documents do not answer it, and the right answer says so)."""
     path = Path(path)
-    fix = "it must be a JSON array of {\"question\": ..., \"answer\": ...} objects written by hand."
+    fix = ("it must be a JSON array of {\"question\": ..., \"answer\": ..., \"docs\": [...]} objects written by "
+           "hand (\"answerable\": false for a question the documents do not answer).")
     if not path.exists():
         raise PipelineError(f"{path}: eval set not found; {fix}")
     try:
@@ -158,4 +207,12 @@ def read_evalset(path):
             value = item.get(key)
             if not isinstance(value, str) or not value.strip():
                 raise PipelineError(f"{path}: item {i} has a missing or empty \"{key}\"; {fix}")
+        if not isinstance(item.get("answerable", True), bool):
+            raise PipelineError(f"{path}: item {i}: \"answerable\" must be true or false; {fix}")
+        docs = item.get("docs", [])
+        if not isinstance(docs, list) or not all(isinstance(d, str) and d.strip() for d in docs):
+            raise PipelineError(f"{path}: item {i}: \"docs\" must be a list of document paths under data/docs/; {fix}")
+        if docs and not item.get("answerable", True):
+            raise PipelineError(f"{path}: item {i} is marked \"answerable\": false but names documents that answer "
+                                f"it ({docs[0]}); remove one or the other")
     return items

@@ -18,13 +18,9 @@ tabs or two reviewers never garble or lose a line.
 """
 
 import datetime
-import fcntl
 import hashlib
-import json
-import os
-from pathlib import Path
 
-from faqforge.core.io import PipelineError
+from faqforge.core.io import PipelineError, append_jsonl_locked, read_appended
 
 REVIEW_FILE = "data/review.jsonl"
 ACTIONS = ("approve", "reject", "edit", "add", "rescue")
@@ -72,21 +68,8 @@ def check_decision(record, where="decision"):
 
 
 def append_decisions(path, decisions):
-    """Append checked decisions as whole lines under an exclusive lock, flushed to disk
-    before the lock is let go: concurrent writers interleave lines, never bytes."""
-    lines = "".join(json.dumps(check_decision(d), ensure_ascii=False) + "\n" for d in decisions)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        data = lines.encode("utf-8")
-        while data:
-            data = data[os.write(fd, data):]
-        os.fsync(fd)
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    """Append checked decisions as whole lines (faqforge.core.io.append_jsonl_locked)."""
+    append_jsonl_locked(path, [check_decision(d) for d in decisions])
 
 
 def read_decisions(path):
@@ -99,24 +82,8 @@ def read_decisions_from(path, offset=0, first_line=1):
     """(the decisions after byte `offset`, which starts line `first_line`, and the offset
     and line number after them): a reader that keeps its place sees what other writers
     appended since, whole lines only."""
-    path = Path(path)
-    if not path.exists():
-        return [], 0, 1
-    with open(path, "rb") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_SH)  # no half-written line from a writer at work
-        f.seek(offset)
-        data = f.read()
-    lines = data.decode("utf-8").splitlines()
-    decisions = []
-    for n, text in enumerate(lines, first_line):
-        if not text.strip():
-            continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise PipelineError(f"{path}:{n}: not JSON ({e.msg}); fix or remove the line") from None
-        decisions.append(check_decision(record, f"{path}:{n}"))
-    return decisions, offset + len(data), first_line + len(lines)
+    records, offset, line = read_appended(path, offset, first_line)
+    return [check_decision(record, f"{path}:{n}") for n, record in records], offset, line
 
 
 def review_state(decisions, state=None):
