@@ -25,8 +25,8 @@ records the most it answered at once).
 `record=False` keeps only the count of requests (`received`), not each one (a benchmark's
 million requests). `delay` makes every answer wait that long (a slow model); `reject_schema` answers
 400 to any request carrying a response_format, like a server without guided decoding;
-`sharp_judge` makes the judge grade an answer against its reference (YES when it states
-most of the reference's content) instead of saying YES to everything; `echo_secrets` makes error bodies repeat the Authorization header and a token of the
+`sharp_judge` makes the judge one that knows the right answer (YES exactly when the graded
+answer is the reference) instead of saying YES to everything; `echo_secrets` makes error bodies repeat the Authorization header and a token of the
 server's own, as careless proxies do; `pii_in_replies` puts LEAKED_CONTACTS (personal
 data and secrets of every kind) in an extra pair of every generate reply.
 """
@@ -82,13 +82,15 @@ class JsonHandler(BaseHTTPRequestHandler):
 
 
 def sharp_verdict(user):
-    """A judge that reads: YES when the graded answer states most of the reference's content."""
-    from faqforge.evaluation.factual import factual_scores
+    """A judge that knows the right answer, independent of any score the evaluation
+    computes: YES exactly when the graded answer is the reference (case, punctuation
+    and spacing folded), NO for anything else."""
+    from faqforge.core.records import normalise
     reference = re.search(r"Reference answer: (.*)", user)
     answer = re.search(r"Answer to grade: (.*)", user, re.S)
     if not (reference and answer):
         return None
-    right = factual_scores(reference.group(1), answer.group(1))["factual"] >= 0.5
+    right = normalise(reference.group(1)) == normalise(answer.group(1))
     return "Verdict: YES Reason: it states the reference." if right else "Verdict: NO Reason: other facts."
 
 

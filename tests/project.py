@@ -48,14 +48,18 @@ def make_project(root, student, base_url, docs=DOCS):
     (root / "data" / "review.jsonl").write_text("")  # no decisions yet (a dependency of split)
     for doc in docs:
         shutil.copy(ROOT / "data" / "docs" / doc, root / "data" / "docs" / doc)
-    evalset = json.loads((ROOT / "data" / "eval" / "evalset.json").read_text())[:8]
+    full = json.loads((ROOT / "data" / "eval" / "evalset.json").read_text())
+    # seven answerable questions and one the documents do not answer
+    evalset = full[:7] + [next(item for item in full if not item.get("answerable", True))]
     (root / "data" / "eval" / "evalset.json").write_text(json.dumps(evalset, indent=2))
+    (root / "data" / "eval" / "grades.jsonl").write_text("")  # nobody has graded an answer yet
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["teacher"].update(backend="openai", model="test-teacher", base_url=base_url, max_retries=1)
     params["student"]["model"] = student
     params["ingest"]["tokenizer"] = student
     params["finetune"].update(max_steps=4, batch_size=4, eval_every=2, max_seq_length=768)
     params["evaluate"].update(max_new_tokens=8, bootstrap_resamples=200)
+    params["evaluate"]["judge"]["enabled"] = True   # off by default (the embedded judge fails its controls)
     write_params(root, params)
     sh(root, "git", "init", "-q")
     sh(root, "dvc", "init", "-q")

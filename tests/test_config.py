@@ -147,7 +147,9 @@ def test_the_librarys_tables_cover_exactly_the_declared_choices():
     """Allowed values are declared once, in faqforge.core.sections; what the library
     keeps per value (a ranking function per dedup criterion) matches them."""
     from faqforge.core.sections import Dedup, choices
-    from faqforge.evaluation.scores import ARMS
+    from faqforge.evaluation.scores import ARM_NAMES, ARMS
     from faqforge.refinement.dedup import PREFER
     assert set(PREFER) | {"earliest"} == set(choices(Dedup, "prefer"))
-    assert ARMS == ("base_closed", "tuned_closed", "base_rag", "tuned_rag")
+    assert ARMS == ("base_closed", "tuned_closed", "base_rag", "tuned_rag", "top_passage", "best_sentence",
+                    "oracle_sentence")
+    assert set(ARM_NAMES) == set(ARMS)

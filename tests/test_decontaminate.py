@@ -16,7 +16,10 @@ from synthetic import pairs as synthetic_pairs
 EVALSET = json.loads((ROOT / "data/eval/evalset.json").read_text())
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["decontaminate"]
 SHORT_QUESTIONS = [k for k, e in enumerate(EVALSET) if len(normalise(e["question"]).split()) <= 12]
-SHORT_ANSWERS = [k for k, e in enumerate(EVALSET) if len(normalise(e["answer"]).split()) < 13]
+# answers a training answer leaks by holding them whole: shorter than the n-gram, not shorter than
+# min_answer_words ("Apache 2.0." is too generic), and not the "not covered" of an unanswerable question
+SHORT_ANSWERS = [k for k, e in enumerate(EVALSET) if e.get("answerable", True)
+                 and DEFAULTS["min_answer_words"] <= len(normalise(e["answer"]).split()) < 13]
 # Clauses that make another question of an eval question (3+ words; a two-word
 # "on Windows" is often within the reworded-copy range, see bench/README.md).
 EXTENSIONS = [" when the teacher runs on another machine", " behind a corporate proxy", " without a GPU or an API key",

@@ -8,29 +8,24 @@ from faqforge.evaluation.eval_report import render_chart, render_report
 from faqforge.evaluation.scores import (
     ARM_NAMES,
     ARMS,
+    CEILING,
     COMPARISONS,
+    MODEL_ARMS,
     answer_scores,
     bootstrap_ci,
     compare,
     eval_metrics,
     judge_controls,
     retrieval_metrics,
-    rouge_scores,
+    rouge_l,
 )
 from faqforge.teacher.cache import cached_entries
 
 
-def test_rouge_hand_computed():
-    # reference 4 tokens, prediction 3 tokens, 3 shared unigrams: P=1, R=3/4, F=6/7
-    rows = rouge_scores(["run dvc push now"], ["run dvc push"])
-    assert rows[0]["rouge1"] == pytest.approx(6 / 7)
-    # bigrams: ref 3, pred 2, shared 2: P=1, R=2/3, F=0.8
-    assert rows[0]["rouge2"] == pytest.approx(0.8)
-    assert rows[0]["rougeL"] == pytest.approx(6 / 7)
-
-
-def test_rouge_uses_stemming():
-    assert rouge_scores(["pushes"], ["push"])[0]["rouge1"] == 1.0
+def test_rouge_l_hand_computed_with_stemming():
+    # reference 4 tokens, prediction 3 tokens, longest common subsequence 3: P=1, R=3/4, F=6/7
+    assert rouge_l("run dvc push now", "run dvc push") == pytest.approx(6 / 7)
+    assert rouge_l("pushes", "push") == 1.0
 
 
 def test_compare_hand_computed():
@@ -49,45 +44,82 @@ def test_bootstrap_reproducible_and_covers_true_difference():
     assert ci[0] < 0.1 < ci[1] and ci[1] - ci[0] < 0.05
 
 
-ARM_SCORES = ("factual", "content_recall", "rougeL", "rougeL_precision", "rougeL_recall", "words")
+ARM_SCORES = ("f1", "precision", "recall", "reference_recall", "rougeL", "words")
 
 
 def arm_scores(value, **extra):
-    return {**{k: value for k in ARM_SCORES}, **extra}
+    return {**{k: value for k in ARM_SCORES}, "refused": False, **extra}
 
 
-def four_arms(values):
-    """A prediction with one score per arm (the same value for every score)."""
-    return {"scores": {arm: arm_scores(v) for arm, v in zip(ARMS, values)}}
+def all_arms(values, **extra):
+    """A prediction with one score per arm, in ARMS order (the same value for every score)."""
+    return {"scores": {arm: arm_scores(v) for arm, v in zip(ARMS, values)}, **extra}
 
 
-def test_eval_metrics_give_every_arm_and_every_comparison():
-    predictions = [four_arms([0.0, 0.1, 0.4, 0.8]), four_arms([0.2, 0.1, 0.4, 0.6]), four_arms([0.1, 0.1, 0.1, 0.7])]
+def test_eval_metrics_give_every_arm_every_comparison_and_the_verdict_against_the_best_no_model_arm():
+    # arms: base_closed, tuned_closed, base_rag, tuned_rag, top_passage, best_sentence, oracle_sentence
+    predictions = [all_arms([0.0, 0.1, 0.4, 0.8, 0.5, 0.3, 0.9]), all_arms([0.2, 0.1, 0.4, 0.6, 0.5, 0.2, 0.9]),
+                   all_arms([0.1, 0.1, 0.1, 0.7, 0.5, 0.4, 1.0])]
     metrics = eval_metrics(predictions, n_resamples=50)
     assert metrics["n_questions"] == 3 and list(metrics["arms"]) == list(ARMS)
-    assert metrics["arms"]["tuned_rag"]["factual"]["mean"] == pytest.approx(0.7)
-    assert metrics["arms"]["base_closed"]["factual"]["ci95"][0] <= 0.1 <= metrics["arms"]["base_closed"]["factual"]["ci95"][1]
+    assert metrics["arms"]["tuned_rag"]["f1"]["mean"] == pytest.approx(0.7)
+    assert metrics["arms"]["base_closed"]["f1"]["ci95"][0] <= 0.1 <= metrics["arms"]["base_closed"]["f1"]["ci95"][1]
     assert set(metrics["comparisons"]) == {f"{a}_vs_{b}" for a, b in COMPARISONS}
-    vs_closed = metrics["comparisons"]["tuned_rag_vs_tuned_closed"]["factual"]
+    assert not any(CEILING in name for name in metrics["comparisons"])     # the ceiling is no competitor
+    vs_closed = metrics["comparisons"]["tuned_rag_vs_tuned_closed"]["f1"]
     assert vs_closed["delta"] == pytest.approx(0.6) and vs_closed["delta_ci95"][0] > 0
     assert vs_closed["win_rate"] == 1
-    vs_rag = metrics["comparisons"]["tuned_rag_vs_base_rag"]["factual"]
-    assert vs_rag["delta"] == pytest.approx((0.4 + 0.2 + 0.6) / 3)
+    verdict = metrics["verdict"]
+    assert verdict["than"] == "top_passage" and verdict["delta"] == pytest.approx(0.2)    # 0.5 beats 0.3
+    assert verdict["result"] == "beats"
     assert "judge" not in metrics  # no controls judged, no judge section
 
 
-def test_answer_scores_strip_citations_and_check_the_cited_passage():
+def test_the_verdict_says_ties_with_when_the_interval_holds_zero_and_loses_to_when_below():
+    tied = [all_arms([0, 0, 0, 0.5, 0.4, 0, 1]), all_arms([0, 0, 0, 0.3, 0.4, 0, 1]),
+            all_arms([0, 0, 0, 0.5, 0.5, 0, 1])]
+    assert eval_metrics(tied, n_resamples=200)["verdict"]["result"] == "ties with"
+    lost = [all_arms([0, 0, 0, 0.1, 0.4, 0.6, 1]) for _ in range(5)]
+    verdict = eval_metrics(lost, n_resamples=200)["verdict"]
+    assert verdict["than"] == "best_sentence" and verdict["result"] == "loses to"
+    assert "**loses to** the best answer that needs no model" in render_report(
+        [{**p, "index": i, "question": "q?", "reference": "r", "answers": {a: "a" for a in ARMS}}
+         for i, p in enumerate(lost)], eval_metrics(lost, n_resamples=200))
+
+
+def test_refusals_are_counted_apart_on_answerable_and_unanswerable_questions():
+    predictions = [
+        all_arms([0] * 7, answerable=False),
+        all_arms([0] * 7, answerable=False),
+        all_arms([0.5] * 7, answerable=True),
+        all_arms([0.5] * 7, answerable=True),
+    ]
+    for p, refused in zip(predictions, (True, False, True, False)):
+        p["scores"]["tuned_rag"]["refused"] = refused
+    metrics = eval_metrics(predictions, n_resamples=20)
+    bot = metrics["arms"]["tuned_rag"]
+    assert metrics["n_unanswerable"] == 2
+    assert (bot["refusal_rate"], bot["false_refusal_rate"], bot["answered"]) == (0.5, 0.5, 1)
+    assert bot["f1_answered"] == 0.5 and metrics["arms"]["top_passage"]["refusal_rate"] == 0
+
+
+def test_answer_scores_strip_citations_and_check_the_cited_passage_against_the_reference():
     passages = [{"text": "Run dvc push to upload the outputs to the remote."},
                 {"text": "The adapter rank is finetune.lora_r, 16 by default."}]
-    good = answer_scores("The rank is set by finetune.lora_r and is 16.", "finetune.lora_r sets it: 16. [2]", passages)
-    assert good["cites"] == 1 and good["citation_supported"] == 1 and good["factual"] > 0.5
-    assert good["rougeL"] == answer_scores("The rank is set by finetune.lora_r and is 16.",
-                                           "finetune.lora_r sets it: 16.")["rougeL"]  # [2] is not compared
-    wrong_cite = answer_scores("The rank is 16.", "finetune.lora_r sets it: 16. [1]", passages)
-    assert wrong_cite["cites"] == 1 and wrong_cite["citation_supported"] == 0
+    reference = "The rank is set by finetune.lora_r and is 16."
+    good = answer_scores(reference, "finetune.lora_r sets it: 16. [2]", passages)
+    assert good["cites"] == 1 and good["cites_right"] == 1 and good["cited_holds_answer"] == 1
+    assert good["reference_recall"] > 0.5 and good["f1"] > 0.3
+    assert good["f1"] == answer_scores(reference, "finetune.lora_r sets it: 16.")["f1"]  # [2] is not compared
+    # a copied wrong sentence: the cited passage holds the answer, but it does not support the reference
+    copied = answer_scores(reference, "Run dvc push to upload the outputs to the remote. [1]", passages)
+    assert copied["cited_holds_answer"] == 1 and copied["cites_right"] == 0
     assert answer_scores("x", "No citation here.", passages)["cites"] == 0
-    assert answer_scores("x", "Out of range [7].", passages)["citation_supported"] is None
+    assert answer_scores("x", "Out of range [7].", passages)["cites_right"] is None
     assert "cites" not in answer_scores("x", "closed book [1]")
+    unanswerable = answer_scores("The documents do not cover this.", "The documents do not answer this question.",
+                                 passages, answerable=False)
+    assert unanswerable["f1"] == 1 and "cites" not in unanswerable and "reference_recall" not in unanswerable
 
 
 def test_judge_scores_read_verdict_score_and_p_yes():
@@ -104,7 +136,7 @@ def test_judge_scores_read_verdict_score_and_p_yes():
 
 def test_judge_controls_decide_whether_the_judge_is_informative():
     def with_controls(right, wrong):
-        return {**four_arms([0, 0, 0, 0]), "controls": {"right": {"judge_yes": right}, "wrong": {"judge_yes": wrong}}}
+        return {**all_arms([0] * 7), "controls": {"right": {"judge_yes": right}, "wrong": {"judge_yes": wrong}}}
     sharp = [with_controls(1, 0)] * 7 + [with_controls(1, 1)]
     controls = judge_controls(sharp, min_accuracy=0.75)
     assert controls["accuracy"] == pytest.approx(15 / 16) and controls["informative"]
@@ -116,37 +148,47 @@ def test_judge_controls_decide_whether_the_judge_is_informative():
     assert eval_metrics(says_yes, n_resamples=10)["judge"]["informative"] is False
 
 
-def test_retrieval_metrics_hand_computed():
-    hits = [[{"text": "dvc push uploads outputs", "chunk_id": "a"}], [{"text": "nothing related", "chunk_id": "b"}]]
-    metrics = retrieval_metrics(hits, ["dvc push uploads outputs", "The rank is 16."], hits, ["a", "c"])
-    assert metrics["eval_supported"] == 0.5 and metrics["eval_passage_factual"] == pytest.approx(0.5)
-    assert metrics["val_own_chunk_recall_at_k"] == 0.5 and metrics["val_pairs"] == 2
+def test_retrieval_metrics_hand_computed_on_the_answerable_questions():
+    hits = [[{"text": "dvc push uploads outputs", "chunk_id": "a"}], [{"text": "nothing related", "chunk_id": "b"}],
+            [{"text": "dvc push", "chunk_id": "d"}]]
+    metrics = retrieval_metrics(hits, ["dvc push uploads outputs", "The rank is 16.", None], hits, ["a", "c", "e"])
+    assert metrics["questions"] == 2
+    assert metrics["eval_supported"] == 0.5 and metrics["eval_passage_recall"] == pytest.approx(0.5)
+    assert metrics["val_own_chunk_recall_at_k"] == pytest.approx(1 / 3) and metrics["val_pairs"] == 3
 
 
 def report_predictions(deltas):
     answers = {arm: f"{arm} | answer" for arm in ARMS}
     return [{"index": i, "question": f"q{i}?", "reference": f"ref {i}", "answers": answers, "retrieval_hit": i % 2 == 0,
-             "scores": {arm: arm_scores(0.5 + (d if arm == "tuned_rag" else 0)) for arm in ARMS}}
+             "answerable": True, "scores": {arm: arm_scores(0.5 + (d if arm == "tuned_rag" else 0)) for arm in ARMS}}
             for i, d in enumerate(deltas)]
 
 
-def test_report_states_every_arm_the_verdict_and_ranks_by_the_factual_score(tmp_path):
+def test_report_opens_with_the_verdict_states_every_arm_and_ranks_by_token_f1(tmp_path):
     predictions = report_predictions([0.4, -0.3, 0.0, 0.2])
+    predictions[1]["scores"][CEILING]["f1"] = 0.9
     metrics = eval_metrics(predictions, n_resamples=50)
-    metrics["retrieval"] = {"k": 3, "eval_supported": 0.5, "eval_passage_factual": 0.4, "val_pairs": 4,
+    metrics["retrieval"] = {"k": 3, "questions": 4, "eval_supported": 0.5, "eval_passage_recall": 0.4, "val_pairs": 4,
                             "val_own_chunk_recall_at_k": 0.75}
     report = render_report(predictions, metrics, k=2, chart="eval.png")
+    first = report.split("\n")[2]
+    assert first.startswith("**Verdict:** on token F1, the bot (tuned + retrieval, 0.575) **does not beat** the best "
+                            "answer that needs no model, the top passage as it is (no model) (0.500)")
+    assert "no difference can be claimed" in first and "The ceiling" in first
     assert "own chunk is among the top 3 for 75% (recall@3)" in report
+    table = report.split("| arm | F1 |")[1].split("\n\n")[0]
     for arm in ARMS:
-        assert f"| {ARM_NAMES[arm]} | " in report
-    assert "![factual score per arm with its 95% interval](eval.png)" in report
-    assert "On the factual score, tuned + retrieval is not distinguishable from tuned, closed book" in report
-    helped, hurt = report.split("## Where tuned + retrieval (RAFT) helped most")[1].split("## Where it hurt most")
+        assert f"| {ARM_NAMES[arm]} | " in table
+    rows = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines()[2:]]
+    assert rows[0] == ARM_NAMES["tuned_rag"] and rows[-1] == ARM_NAMES[CEILING]   # ranked by F1, the ceiling last
+    assert "![token F1 per arm with its 95% interval](eval.png)" in report
+    helped, hurt = report.split("## Where the bot gained most over the top passage")[1].split("## Where the bot lost most")
     assert helped.index("| 0 | q0?") < helped.index("| 3 | q3?") and "| 1 |" not in helped
     assert hurt.index("| 1 | q1?") < hurt.index("| 2 | q2?")
     assert [sum(line.startswith("| ") and line[2].isdigit() for line in part.splitlines())
             for part in (helped, hurt)] == [2, 2]           # k rows each, whatever the retrieval k
     assert "tuned_rag \\| answer" in report  # a | inside a cell does not break the table
+    assert "No answer of this run is graded yet" in report
     chart = tmp_path / "eval.png"
     render_chart(metrics, chart)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 2000
@@ -155,7 +197,7 @@ def test_report_states_every_arm_the_verdict_and_ranks_by_the_factual_score(tmp_
 def test_report_marks_an_uninformative_judge():
     predictions = report_predictions([0.1, 0.2])
     for p in predictions:
-        for arm in ARMS:
+        for arm in MODEL_ARMS:
             p["scores"][arm]["judge_yes"] = 1
         p["controls"] = {"right": {"judge_yes": 1}, "wrong": {"judge_yes": 1}}
     metrics = eval_metrics(predictions, n_resamples=20)
@@ -225,9 +267,9 @@ def judged_predictions(server, tmp_path):
                     "scores": {}} for i, (q, r) in enumerate(JUDGED)]
     for p in predictions:
         p["scores"] = {arm: answer_scores(p["reference"], answer) for arm, answer in p["answers"].items()}
-    judge = {**load_params("params.yaml", ["evaluate"])["evaluate"]["judge"], "arms": list(ARMS)}
+    judge = {**load_params("params.yaml", ["evaluate"])["evaluate"]["judge"], "arms": list(MODEL_ARMS)}
     judge_answers(Teacher(openai_params(server), cache_dir=tmp_path / "cache"), predictions, judge)
-    assert len(server.answered()) == len(JUDGED) * (len(ARMS) + 2)  # every arm, and two controls a question
+    assert len(server.answered()) == len(JUDGED) * (len(MODEL_ARMS) + 2)  # every arm, and two controls a question
     assert all(r["body"]["logprobs"] and r["body"]["max_tokens"] == judge["max_tokens"] for r in server.answered())
     return predictions
 
@@ -259,8 +301,8 @@ def test_the_judge_grades_only_the_arms_asked_for_and_names_a_wrong_one(tmp_path
     from faqforge.teacher.client import Teacher
     from test_llm import openai_params
     judge = {**load_params("params.yaml", ["evaluate"])["evaluate"]["judge"], "arms": ["tuned_rag"]}
-    predictions = [{"question": q, "reference": r, "answers": {arm: r for arm in ARMS},
-                    "scores": {arm: {} for arm in ARMS}} for q, r in JUDGED]
+    predictions = [{"question": q, "reference": r, "answers": {arm: r for arm in MODEL_ARMS},
+                    "scores": {arm: {} for arm in MODEL_ARMS}} for q, r in JUDGED]
     judge_answers(Teacher(openai_params(openai_server), cache_dir=tmp_path), predictions, judge)
     assert len(openai_server.answered()) == len(JUDGED) * 3          # one arm and the two controls
     assert all("judge_yes" in p["scores"]["tuned_rag"] and not p["scores"]["base_rag"] for p in predictions)
@@ -275,7 +317,7 @@ def test_student_answers_are_cached_by_content(tmp_path, tiny_model, monkeypatch
     base, tuned = tmp_path / "base", tmp_path / "tuned"
     shutil.copytree(tiny_model, base)
     shutil.copytree(tiny_model, tuned)
-    chats = {arm: [[{"role": "user", "content": q}] for q in ("How do I push?", "Hi")] for arm in ARMS}
+    chats = {arm: [[{"role": "user", "content": q}] for q in ("How do I push?", "Hi")] for arm in MODEL_ARMS}
     params = {"max_new_tokens": 4, "temperature": 0.0, "batch_size": 2, "seed": 0}
     first, stats = evaluate.local_answers(chats, params, str(base), str(tuned), cache_dir=tmp_path / "cache")
     assert stats["generated"] == stats["answers"] == 8 and stats["generated_tokens"] > 0

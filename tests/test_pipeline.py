@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from faqforge.evaluation.scores import ARMS, CEILING, SEARCH_ARMS
 from openai_server import OpenAIServer
 from project import CHAIN, DOCS, PLANTED_KEY, STAGES, make_project, read_jsonl, sh, tune
 
@@ -69,14 +70,17 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     assert layout["context"] == "raft" and layout["passages"] == k and layout["method"] == "full"
     assert (project / "models/base/model.safetensors").exists()
     metrics = json.loads((project / "metrics/eval.json").read_text())
-    assert metrics["n_questions"] == 8 and list(metrics["arms"]) == ["base_closed", "tuned_closed", "base_rag",
-                                                                     "tuned_rag"]
+    assert metrics["n_questions"] == 8 and metrics["n_unanswerable"] == 1 and list(metrics["arms"]) == list(ARMS)
     for scores in metrics["arms"].values():
-        for name in ("factual", "content_recall", "rougeL"):
+        for name in ("f1", "precision", "recall"):
             lo, hi = scores[name]["ci95"]
             assert 0 <= lo <= scores[name]["mean"] <= hi <= 1
-    comparison = metrics["comparisons"]["tuned_rag_vs_tuned_closed"]["factual"]
+        assert 0 <= scores["false_refusal_rate"] <= 1 and scores["refusal_rate"] in (0, 1)
+    comparison = metrics["comparisons"]["tuned_rag_vs_tuned_closed"]["f1"]
     assert comparison["delta_ci95"][0] <= comparison["delta"] <= comparison["delta_ci95"][1]
+    assert metrics["verdict"]["than"] in SEARCH_ARMS and metrics["verdict"]["arm"] == "tuned_rag"
+    assert metrics["arms"]["top_passage"]["refusal_rate"] == 0 and metrics["arms"][CEILING]["refusal_rate"] == 1
+    assert metrics["grades"]["graded"] == 0 and metrics["grades"]["answers"] == 8 * len(ARMS)
     assert 0 <= metrics["retrieval"]["eval_supported"] <= 1 and metrics["retrieval"]["k"] == k
     train_metrics = json.loads((project / "metrics/train.json").read_text())
     assert train_metrics["steps"] == 4 and train_metrics["trainable_parameters"] > 0
@@ -94,7 +98,8 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     assert all(p["scores"]["tuned_rag"]["judge_yes"] == 1 and "judge_yes" not in p["scores"]["base_closed"]
                for p in predictions)
     report = (project / "reports/eval.md").read_text()
-    assert "| tuned + retrieval (RAFT) |" in report and "**not informative**" in report and "(eval.png)" in report
+    assert report.split("\n")[2].startswith("**Verdict:** on token F1, the bot (tuned + retrieval")
+    assert "| tuned + retrieval (the bot) |" in report and "**not informative**" in report and "(eval.png)" in report
     assert (project / "reports/eval.png").read_bytes()[:4] == b"\x89PNG"
     curated = json.loads((project / "metrics/curate.json").read_text())
     assert curated["teacher"]["calls"] > 0  # the judge ran through the HTTP server
@@ -211,7 +216,7 @@ def test_second_repro_runs_nothing_and_param_change_reruns_only_downstream(pipel
     assert "finetune.learning_rate" in sh(project, "dvc", "params", "diff").stdout
     metrics_diff = sh(project, "dvc", "metrics", "diff", "--all").stdout
     assert "metrics/train.json" in metrics_diff and "train_loss" in metrics_diff
-    assert "metrics/eval.json" in metrics_diff and "arms.tuned_rag.factual.mean" in metrics_diff
+    assert "metrics/eval.json" in metrics_diff and "arms.tuned_rag.f1.mean" in metrics_diff
 
     requests_before = len(server.requests)
     prompts_path = project / "prompts.yaml"

@@ -1,4 +1,4 @@
-"""Retrieval (faqforge.documents.retrieval), the prompt layout (faqforge.core.chat_format) and the factual score."""
+"""Retrieval (faqforge.documents.retrieval), the prompt layout (faqforge.core.chat_format) and reference recall."""
 
 import pytest
 
@@ -103,12 +103,16 @@ def test_citations_are_read_and_stripped_and_give_the_sources():
     assert [s["n"] for s in sources("See [7].", passages)] == [1, 2]       # a number no passage has is ignored
 
 
-def test_factual_score_weighs_key_terms_and_does_not_reward_a_short_wrong_answer():
+def test_reference_recall_weighs_key_terms_and_scores_a_wrong_value_with_the_right_terms_high():
     reference = "Set finetune.lora_alpha in params.yaml; it defaults to 32, twice `lora_r`."
     assert {"finetune lora_alpha", "params yaml", "32", "lora_r"} <= key_terms(reference)
-    wrong = factual_scores(reference, "The lora_alpha value is 1.")
     right = factual_scores(reference, "finetune.lora_alpha is set in params.yaml, 32 by default: twice lora_r.")
-    assert wrong["factual"] == 0 and right["factual"] > 0.8 and right["key_recall"] == 1
+    assert right["factual"] == 1 and right["key_recall"] == 1
+    # A wrong value among the right key terms: only the missing "32" and "twice" cost it. Reference recall
+    # counts what the answer holds, not what it gets wrong, which is why it is not the headline score.
+    wrong = factual_scores(reference, "finetune.lora_alpha in params.yaml defaults to 16, half of lora_r.")
+    assert wrong["key_recall"] == 0.75 and wrong["factual"] == pytest.approx(7 / 11)
+    assert factual_scores(reference, "The lora_alpha value is 1.")["factual"] == 0     # no key term held whole
     # stemmed, accents and case folded
     assert factual_scores("Die Größe ist 5 MiB.", "die grosse ist 5 mib")["factual"] == 1
     assert factual_scores("Installing packages", "it installs the package")["content_recall"] == 1

@@ -1,8 +1,10 @@
 """The foundation every other part stands on: params.yaml's sections typed
 (sections) and read and checked (config), atomic files and JSON Lines (io),
 the Q&A record's fields and helpers (records), the chat contract a student is
-trained and asked with (chat_format), and what every stage script shares
-(stage: error exits and the shared tail writing records, drops and metrics).
+trained and asked with (chat_format), people's decisions on the pairs (review)
+and grades of the evaluation's answers (grades), and what every stage script
+shares (stage: error exits and the shared tail writing records, drops and
+metrics).
 
 May import: nothing else in faqforge.
 """

@@ -270,8 +270,9 @@ class EvaluateExample(Section):
 
 
 class EvaluateJudge(Section):
-    enabled: bool = True
-    arms: list[Literal["base_closed", "tuned_closed", "base_rag", "tuned_rag"]] = ["base_rag", "tuned_rag"]
+    enabled: bool = False
+    arms: list[Literal["base_closed", "tuned_closed", "base_rag", "tuned_rag", "top_passage", "best_sentence",
+                       "oracle_sentence"]] = ["base_rag", "tuned_rag"]
     max_tokens: int = Field(8, ge=1)
     top_logprobs: int | None = Field(5, ge=1, le=20)
     min_control_accuracy: Number = Field(0.75, ge=0, le=1)

@@ -10,7 +10,7 @@ import torch
 from faqforge.core.chat_format import question_messages
 from faqforge.core.config import checked
 from faqforge.core.io import PipelineError
-from faqforge.evaluation.scores import ARMS
+from faqforge.evaluation.scores import MODEL_ARMS
 from faqforge.models.checkpoints import answering_dtype, checkpoint_fingerprint, load_model
 from faqforge.models.decoding import generate_chat
 from faqforge.teacher.cache import ResponseCache, request_key
@@ -109,7 +109,7 @@ def served_answers(arm_chats, params, teacher_params):
 def arm_chats(questions, hits, system_prompt):
     """{arm: chats}: every question in the student's chat layout, closed book or with its retrieved passages."""
     return {arm: [question_messages(q, system_prompt, h if arm.endswith("_rag") else None)
-                  for q, h in zip(questions, hits)] for arm in ARMS}
+                  for q, h in zip(questions, hits)] for arm in MODEL_ARMS}
 
 
 def student_names(served):

@@ -1,7 +1,9 @@
-"""reports/eval.md and its chart: the arms' scores with intervals, the
-comparisons, the judge's controls, and the questions where one arm helped most."""
+"""reports/eval.md and its chart: first whether the bot beats the search results
+it is given, then every arm's scores with intervals, refusals and citations,
+the comparisons, secondary scores, retrieval, the judge's controls, people's
+grades, and the questions where the bot gained and lost most."""
 
-from faqforge.evaluation.scores import ARM_NAMES
+from faqforge.evaluation.scores import ARM_NAMES, BOT, CEILING, SEARCH_ARMS
 
 
 def _cell(text, limit=300):
@@ -10,7 +12,14 @@ def _cell(text, limit=300):
 
 
 def _fmt(m, key="mean"):
-    return "-" if not m else f"{m[key]:.3f}"
+    if m is None:
+        return "-"
+    value = m[key] if isinstance(m, dict) else m
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _share(value):
+    return "-" if value is None else f"{value:.0%}"
 
 
 def _interval(m):
@@ -26,110 +35,205 @@ def _delta_row(name, m):
 
 
 def verdict_line(metrics):
-    """One sentence: does tuned + retrieval beat the other arms on the factual score?"""
-    lines = []
-    for than in ("tuned_closed", "base_rag", "base_closed"):
-        m = (metrics["comparisons"].get(f"tuned_rag_vs_{than}") or {}).get("factual")
-        if m:
-            lo, hi = m["delta_ci95"]
-            word = "beats" if lo > 0 else ("loses to" if hi < 0 else "is not distinguishable from")
-            lines.append(f"{word} {ARM_NAMES[than]} ({m['delta']:+.3f}, 95% CI {lo:+.3f} .. {hi:+.3f})")
-    return ("On the factual score, tuned + retrieval " + "; ".join(lines) + ".") if lines else ""
+    """The report's first sentence: does the bot beat the best arm that needs no model, on token F1?"""
+    v = metrics.get("verdict")
+    if not v:
+        return ""
+    arms = metrics["arms"]
+    lo, hi = v["delta_ci95"]
+    word = {"beats": "**beats**", "loses to": "**loses to**", "ties with": "**does not beat**"}[v["result"]]
+    line = (f"**Verdict:** on token F1, the bot (tuned + retrieval, {arms[v['arm']]['f1']['mean']:.3f}) {word} the "
+            f"best answer that needs no model, the {ARM_NAMES[v['than']]} ({arms[v['than']]['f1']['mean']:.3f}): "
+            f"difference {v['delta']:+.3f}, paired 95% CI {lo:+.3f} .. {hi:+.3f}"
+            + (" (the interval holds zero: no difference can be claimed)." if v["result"] == "ties with" else "."))
+    if CEILING in arms:
+        line += (f" The ceiling, the sentence of the same passages closest to the reference, scores "
+                 f"{arms[CEILING]['f1']['mean']:.3f}.")
+    graded = metrics.get("grades")
+    if graded and graded.get("graded"):
+        shares = [f"{ARM_NAMES[a].split(' (')[0]} {_share(arms[a]['graded_right']['mean'])}"
+                  for a in (v["arm"], v["than"]) if (arms[a].get("graded_right") or {}).get("mean") is not None]
+        if shares:
+            line += " Graded right by a person: " + ", ".join(shares) + "."
+    return line
+
+
+def _arm_order(metrics):
+    """Arms by token F1, best first, the ceiling last (it is no competitor)."""
+    arms = [a for a in metrics["arms"] if a != CEILING]
+    arms.sort(key=lambda a: -(metrics["arms"][a].get("f1") or {}).get("mean", 0))
+    return arms + ([CEILING] if CEILING in metrics["arms"] else [])
 
 
 def render_report(predictions, metrics, k=5, chart=None):
-    """reports/eval.md: every arm's scores, the comparisons, the judge's controls,
-    retrieval quality, then the questions where retrieval-tuning helped and
-    hurt most (by the factual score), answers side by side."""
-    arms = list(metrics["arms"])
+    """reports/eval.md (see the module docstring)."""
     models = metrics.get("models", {"base": "the base student", "tuned": "the fine-tuned student"})
-    judge = metrics.get("judge")
+    judge, grades, arms = metrics.get("judge"), metrics.get("grades"), metrics["arms"]
     informative = bool(judge and judge.get("informative"))
-    lines = ["# Evaluation: four arms on the human-written eval set", "",
-             f"{metrics['n_questions']} questions of data/eval/evalset.json, answered by {models['base']} (base) "
-             f"and {models['tuned']} (tuned), each closed book (the question alone) and with retrieval (the top "
-             f"{metrics.get('retrieval', {}).get('k', '?')} passages of data/index/ in the prompt, the layout "
-             "the student was trained with), with the same chat template, system prompt and greedy decoding.", "",
-             "How to read it: **factual** is the share of the reference's content (key terms such as numbers, "
-             "code, file and parameter names count twice) that the answer states; it does not reward a short "
-             "answer, and it is what the tables below are ranked by. ROUGE-L F1 is shown for comparison with "
-             "earlier runs; its precision rises when an answer is short. Means with a bootstrap 95% interval.", ""]
-    if chart:
-        lines += [f"![factual score per arm with its 95% interval]({chart})", ""]
+    n, unanswerable = metrics["n_questions"], metrics.get("n_unanswerable", 0)
+    lines = ["# Evaluation: does the bot answer better than its search results?", ""]
     verdict = verdict_line(metrics)
     if verdict:
         lines += [verdict, ""]
-    lines += ["| arm | factual | 95% CI | content recall | ROUGE-L F1 | ROUGE-L P / R | words | judge YES | cites "
-              "| citation holds |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    for arm in arms:
-        m = metrics["arms"][arm]
-        judge_cell = _fmt(m.get("judge_yes")) + ("" if informative or not m.get("judge_yes") else " (not informative)")
-        lines.append(f"| {ARM_NAMES.get(arm, arm)} | {_fmt(m.get('factual'))} | {_interval(m.get('factual'))} | "
-                     f"{_fmt(m.get('content_recall'))} | {_fmt(m.get('rougeL'))} | "
-                     f"{_fmt(m.get('rougeL_precision'))} / {_fmt(m.get('rougeL_recall'))} | "
-                     f"{m['words']['mean'] if m.get('words') else 0:.0f} | {judge_cell} | {_fmt(m.get('cites'))} | "
-                     f"{_fmt(m.get('citation_supported'))} |")
-    lines += ["", "Paired differences (first arm minus second), factual score; win / tie / loss count questions.", "",
+    lines += [
+        f"{n} questions of data/eval/evalset.json ({unanswerable} of them not answered by the documents: the right "
+        f"answer is to say so), answered by {models['base']} (base) and {models['tuned']} (tuned), each closed book "
+        f"(the question alone) and with retrieval (the top {metrics.get('retrieval', {}).get('k', '?')} passages of "
+        "data/index/ in the prompt, the layout the student was trained with), with the same chat template, system "
+        "prompt and greedy decoding; and by two arms that need no model: the top passage as it is, and the "
+        "sentence of the retrieved passages that shares the most words with the question.", "",
+        "How to read it: **F1** is token F1 against the reference (SQuAD-style: case, punctuation and articles "
+        "folded; citations, quote markers and the Sources block removed): **precision** is the share of the "
+        "answer's words in the reference, **recall** the share of the reference's words in the answer, so a long "
+        "copied passage scores low on precision. A refusal scores 0 on an answerable question and 1 on an "
+        "unanswerable one. Means with bootstrap 95% intervals. **refuses** is the share of the unanswerable "
+        "questions an arm declined; **false refusals** the share of answerable ones it declined; **F1 answered** "
+        "its F1 on the answerable questions it did answer. **cites right** is the share of citing answers whose "
+        "cited passage supports the reference; **from cited** the share whose cited passage holds what the answer "
+        "says (a copied wrong sentence passes it). The last row is a ceiling, chosen with the reference: no "
+        "system can do it.", ""]
+    if chart:
+        lines += [f"![token F1 per arm with its 95% interval]({chart})", ""]
+    lines += ["| arm | F1 | 95% CI | precision | recall | words | refuses | false refusals | F1 answered | cites right "
+              "| from cited | graded right |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for arm in _arm_order(metrics):
+        m = arms[arm]
+        lines.append(
+            f"| {ARM_NAMES.get(arm, arm)} | {_fmt(m.get('f1'))} | {_interval(m.get('f1'))} | "
+            f"{_fmt(m.get('precision'))} | {_fmt(m.get('recall'))} | "
+            f"{m['words']['mean'] if m.get('words') else 0:.0f} | {_share(m.get('refusal_rate'))} | "
+            f"{_share(m.get('false_refusal_rate'))} | {_fmt(m.get('f1_answered'))} | {_fmt(m.get('cites_right'))} | "
+            f"{_fmt(m.get('cited_holds_answer'))} | {_graded_cell(m)} |")
+    lines += ["", "Paired differences on token F1 (first arm minus second); win / tie / loss count questions.", "",
               "| comparison | delta | 95% CI | win / tie / loss |", "|---|---|---|---|"]
     for name, scores in metrics["comparisons"].items():
-        better, than = name.split("_vs_")
-        lines.append(_delta_row(f"{ARM_NAMES[better]} vs {ARM_NAMES[than]}", scores.get("factual")))
-    retrieval = metrics.get("retrieval")
-    if retrieval:
-        lines += ["", "## Retrieval", "",
-                  f"The top {retrieval['k']} passages support the reference (factual >= 0.5) for "
-                  f"{retrieval['eval_supported']:.0%} of the eval questions; on average they hold "
-                  f"{retrieval['eval_passage_factual']:.3f} of the reference's content, the most a reader of them "
-                  "can state. A wrong answer to a supported question is a reading miss; to an unsupported one, a "
-                  "retrieval miss (column `hit` below)."]
-        if retrieval.get("val_own_chunk_recall_at_k") is not None:
-            top = retrieval["k"]
-            lines.append(f"For the {retrieval['val_pairs']} validation pairs, the pair's own chunk is among the top "
-                         f"{top} for {retrieval['val_own_chunk_recall_at_k']:.0%} (recall@{top}).")
-    if judge:
-        lines += ["", "## The judge", ""]
-        if judge.get("accuracy") is None:
-            lines.append(f"The judge ({judge.get('model', 'the teacher')}) gave no readable verdict on the controls.")
-        else:
-            lines.append(
-                f"The judge ({judge.get('model', 'the teacher')}) was also shown, for every question, the reference "
-                f"itself (known right) and another question's reference (known wrong): it said YES to "
-                f"{judge['right_yes_rate']:.0%} of the right and {judge['wrong_yes_rate']:.0%} of the wrong ones, "
-                f"accuracy {judge['accuracy']:.0%} on {judge['judged']} controls. "
-                + ("It separates them: its YES rates above are informative." if informative else
-                   f"Below {judge['min_accuracy']:.0%}, it cannot tell right from wrong: its rows are **not "
-                   "informative**; use a stronger teacher (an OpenAI-compatible endpoint) to judge."))
-    first, second = ("tuned_rag", "tuned_closed") if {"tuned_rag", "tuned_closed"} <= set(arms) else (arms[-1], arms[0])
-    shown = [a for a in ("tuned_closed", "base_rag", "tuned_rag") if a in arms]
-    delta = sorted(predictions, key=lambda p: p["scores"][first]["factual"] - p["scores"][second]["factual"])
-    for title, chosen in ((f"Where {ARM_NAMES[first]} helped most over {ARM_NAMES[second]}", delta[::-1][:k]),
-                          ("Where it hurt most", delta[:k])):
-        lines += ["", f"## {title}", "", "| # | question | reference | " + " | ".join(ARM_NAMES[a] for a in shown)
-                  + " | factual | hit |", "|---|---|---|" + "---|" * len(shown) + "---|---|"]
-        for p in chosen:
-            scores = " / ".join(f"{p['scores'][a]['factual']:.2f}" for a in shown)
-            lines.append(f"| {p['index']} | {_cell(p['question'])} | {_cell(p['reference'])} | "
-                         + " | ".join(_cell(p["answers"][a]) for a in shown)
-                         + f" | {scores} | {'yes' if p.get('retrieval_hit') else 'no'} |")
+        first, second = name.split("_vs_")
+        lines.append(_delta_row(f"{ARM_NAMES[first]} vs {ARM_NAMES[second]}", scores.get("f1")))
+    lines += ["", "## Secondary scores", "",
+              "**Reference recall** is the share of the reference's content (key terms such as numbers, code, file "
+              "and parameter names count twice) that the answer holds, on the answerable questions. It cannot fall "
+              "when an answer says more, so copying a passage that holds the reference scores high: it tells "
+              "retrieval misses from reading misses, not right from wrong. ROUGE-L F1 for comparison with earlier "
+              "runs. The judge's YES rate is the teacher's verdict, trusted only when it passes its controls (below).",
+              "", "| arm | reference recall | ROUGE-L F1 | judge YES |", "|---|---|---|---|"]
+    for arm in _arm_order(metrics):
+        m = arms[arm]
+        judge_cell = _fmt(m.get("judge_yes")) + ("" if informative or not m.get("judge_yes") else " (not informative)")
+        lines.append(f"| {ARM_NAMES.get(arm, arm)} | {_fmt(m.get('reference_recall'))} | {_fmt(m.get('rougeL'))} | "
+                     f"{judge_cell} |")
+    lines += _retrieval_section(metrics.get("retrieval"))
+    lines += _judge_section(judge, informative)
+    lines += _grades_section(grades, arms)
+    lines += _gains_and_losses(predictions, metrics, k)
     return "\n".join(lines) + "\n"
 
 
+def _graded_cell(m):
+    graded = m.get("graded_right")
+    if not graded:
+        return "-"
+    lo, hi = graded["ci95"]
+    return f"{graded['mean']:.0%} ({lo:.0%} .. {hi:.0%}, {graded['n']} graded)"
+
+
+def _retrieval_section(retrieval):
+    if not retrieval:
+        return []
+    lines = ["", "## Retrieval", "",
+             f"The top {retrieval['k']} passages support the reference (reference recall >= 0.5) for "
+             f"{_share(retrieval['eval_supported'])} of the {retrieval['questions']} answerable questions, and hold "
+             f"{_fmt(retrieval['eval_passage_recall'])} of the reference's content on average. A wrong answer to a "
+             "supported question is a reading miss; to an unsupported one, a retrieval miss (column `hit` below)."]
+    if retrieval.get("val_own_chunk_recall_at_k") is not None:
+        top = retrieval["k"]
+        lines.append(f"For the {retrieval['val_pairs']} validation pairs, the pair's own chunk is among the top "
+                     f"{top} for {retrieval['val_own_chunk_recall_at_k']:.0%} (recall@{top}).")
+    return lines
+
+
+def _judge_section(judge, informative):
+    if not judge:
+        return []
+    lines = ["", "## The judge", ""]
+    if judge.get("accuracy") is None:
+        return lines + [f"The judge ({judge.get('model', 'the teacher')}) gave no readable verdict on the controls."]
+    return lines + [
+        f"The judge ({judge.get('model', 'the teacher')}) was also shown, for every question, the reference "
+        f"itself (known right) and another question's reference (known wrong): it said YES to "
+        f"{judge['right_yes_rate']:.0%} of the right and {judge['wrong_yes_rate']:.0%} of the wrong ones, "
+        f"accuracy {judge['accuracy']:.0%} on {judge['judged']} controls. "
+        + ("It separates them: its YES rates above are informative." if informative else
+           f"Below {judge['min_accuracy']:.0%}, it cannot tell right from wrong: its rows are **not "
+           "informative**; use a stronger teacher (an OpenAI-compatible endpoint) to judge.")]
+
+
+def _grades_section(grades, arms):
+    lines = ["", "## People's grades", ""]
+    if not grades or not grades.get("graded"):
+        return lines + ["No answer of this run is graded yet. Grade them in `python -m faqforge review` (the grades "
+                        "view): each question with its reference, the passages and the arms' answers, shuffled and "
+                        "unnamed. Grades go to data/eval/grades.jsonl and reach this report on the next `dvc repro`."]
+    lines.append(f"{grades['graded']} of {grades['answers']} answers of this run are graded ({grades['grades']} "
+                 f"grades in data/eval/grades.jsonl; an answer keeps its grade while its text is unchanged).")
+    lines += ["", "| arm | graded right | 95% CI | partly right | wrong | ungraded |", "|---|---|---|---|---|---|"]
+    for arm, m in arms.items():
+        g = grades["arms"].get(arm)
+        if not g or not g["graded"]:
+            continue
+        right = m.get("graded_right")
+        lines.append(f"| {ARM_NAMES.get(arm, arm)} | {_share(right['mean'])} | {right['ci95'][0]:.0%} .. "
+                     f"{right['ci95'][1]:.0%} | {_share(g['partly'] / g['graded'])} | "
+                     f"{_share(g['wrong'] / g['graded'])} | {g['ungraded']} |")
+    agreement = grades.get("agreement") or {}
+    for score, a in agreement.items():
+        if a.get("pairs"):
+            lines.append("")
+            lines.append(f"**{score}** orders {a['ordered']:.0%} of the {a['pairs']} (right, wrong) pairs of graded "
+                         f"answers correctly (a right answer scores higher; ties count half), "
+                         f"{a['within_question']:.0%} of the {a['within_pairs']} pairs that answer the same question."
+                         if a.get("within_pairs") else
+                         f"**{score}** orders {a['ordered']:.0%} of the {a['pairs']} (right, wrong) pairs of graded "
+                         "answers correctly (a right answer scores higher; ties count half).")
+    return lines
+
+
+def _gains_and_losses(predictions, metrics, k):
+    baseline = ((metrics.get("verdict") or {}).get("than")
+                or next((a for a in SEARCH_ARMS if a in metrics["arms"]), None))
+    if BOT not in metrics["arms"] or not baseline:
+        return []
+    shown = [a for a in ("base_rag", baseline, BOT) if a in metrics["arms"]]
+    delta = sorted(predictions, key=lambda p: p["scores"][BOT]["f1"] - p["scores"][baseline]["f1"])
+    lines = []
+    for title, chosen in ((f"Where the bot gained most over the {ARM_NAMES[baseline]}", delta[::-1][:k]),
+                          (f"Where the bot lost most to the {ARM_NAMES[baseline]}", delta[:k])):
+        lines += ["", f"## {title}", "", "| # | question | reference | " + " | ".join(ARM_NAMES[a] for a in shown)
+                  + " | F1 | hit |", "|---|---|---|" + "---|" * len(shown) + "---|---|"]
+        for p in chosen:
+            scores = " / ".join(f"{p['scores'][a]['f1']:.2f}" for a in shown)
+            hit = "-" if p.get("retrieval_hit") is None else ("yes" if p["retrieval_hit"] else "no")
+            lines.append(f"| {p['index']} | {_cell(p['question'])} | {_cell(p['reference'])} | "
+                         + " | ".join(_cell(p["answers"][a]) for a in shown) + f" | {scores} | {hit} |")
+    return lines
+
+
 def render_chart(metrics, path):
-    """A PNG of each arm's factual score with its 95% interval (matplotlib)."""
+    """A PNG of each arm's token F1 with its 95% interval (matplotlib), the ceiling last and grey."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    arms = [a for a in metrics["arms"] if metrics["arms"][a].get("factual")]
-    means = [metrics["arms"][a]["factual"]["mean"] for a in arms]
-    lows = [m - metrics["arms"][a]["factual"]["ci95"][0] for a, m in zip(arms, means)]
-    highs = [metrics["arms"][a]["factual"]["ci95"][1] - m for a, m in zip(arms, means)]
-    fig, ax = plt.subplots(figsize=(6.4, 2.6), dpi=100)
-    ax.barh(range(len(arms)), means, xerr=[lows, highs], color="#4878a8", capsize=4)
-    ax.set_yticks(range(len(arms)), [ARM_NAMES[a] for a in arms])
+    arms = [a for a in _arm_order(metrics) if metrics["arms"][a].get("f1")]
+    means = [metrics["arms"][a]["f1"]["mean"] for a in arms]
+    lows = [m - metrics["arms"][a]["f1"]["ci95"][0] for a, m in zip(arms, means)]
+    highs = [metrics["arms"][a]["f1"]["ci95"][1] - m for a, m in zip(arms, means)]
+    colours = ["#a0a0a0" if a == CEILING else "#c07030" if a in SEARCH_ARMS else "#4878a8" for a in arms]
+    fig, ax = plt.subplots(figsize=(7.2, 0.45 * len(arms) + 1.0), dpi=100)
+    ax.barh(range(len(arms)), means, xerr=[lows, highs], color=colours, capsize=4)
+    ax.set_yticks(range(len(arms)), [ARM_NAMES[a] for a in arms], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, max(0.5, max(means, default=0) + max(highs, default=0) + 0.05))
-    ax.set_xlabel("factual score (share of the reference's content stated), 95% CI")
+    ax.set_xlim(0, min(1.0, max(0.5, max(means, default=0) + max(highs, default=0) + 0.08)))
+    ax.set_xlabel("token F1 against the reference, 95% CI (orange: no model; grey: ceiling)")
     for i, m in enumerate(means):
         ax.text(m + 0.01, i - 0.25, f"{m:.3f}", fontsize=8)
     fig.tight_layout()

@@ -1,14 +1,15 @@
-"""How much of a reference answer's content an answer carries.
+"""Reference recall: how much of a reference answer's content an answer holds.
 
-ROUGE F1 rewards a short answer that shares a few common words with the
-reference; a model that learns to be brief and wrong scores better than one
-that is long and right. The factual score instead asks which of the
-reference's facts the answer states: its key terms (numbers, `code spans`,
-file names, dotted or underscored parameter names such as finetune.lora_r,
-commands' flags) count twice, its other content words once, each found when
-the answer holds it (words compared stemmed, after folding case, accents and
-punctuation). It is a recall: padding an answer cannot lower it, so the report
-prints words per answer and ROUGE precision beside it.
+It asks which of the reference's facts the answer contains: its key terms
+(numbers, `code spans`, file names, dotted or underscored parameter names such
+as finetune.lora_r, commands' flags) count twice, its other content words once,
+each found when the answer holds it (words compared stemmed, after folding
+case, accents and punctuation). It is a recall: padding an answer cannot lower
+it, so a copied passage that holds the reference scores as high as the
+reference itself, and a wrong answer in the reference's words scores high too.
+That makes it the right test of whether retrieved passages hold an answer
+(retrieval misses against reading misses, citations) and the wrong headline:
+the evaluation ranks by token F1 (faqforge.evaluation.token_f1).
 """
 
 import re
@@ -58,7 +59,7 @@ def _contains(haystack, needle):
 
 
 def factual_scores(reference, answer):
-    """{"factual": weighted share of the reference's key terms and content words
+    """{"factual": reference recall, the weighted share of the reference's key terms and content words
     found in the answer, "content_recall": the plain share of its content words,
     "key_recall": the share of its key terms (None without any)}."""
     keys = key_terms(reference)

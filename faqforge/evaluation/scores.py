@@ -1,67 +1,75 @@
-"""Scoring four arms of answers against the human-written references.
+"""Scoring every arm's answers against the human-written references.
 
 The arms: the base and the tuned student, each closed book (the question
 alone) and with retrieval (the top passages in the prompt, the layout the
-student was trained with). For each score: each arm's mean with a bootstrap
-95% interval, and for every pair of arms that matters the paired difference
-with its interval and the win / tie / loss rates. Scores: the factual score
-(faqforge.evaluation.factual: how much of the reference's content the answer states; the
-ranking score, since it does not reward brevity), ROUGE F1, precision and
-recall, and the judge's verdict. The judge is checked in the same run on
-controls (the reference itself, a known-right answer, and another question's
-reference, a known-wrong one); its rows are marked not informative when it
-cannot tell them apart.
+student was trained with); two that need no model, the top passage as it is
+and the best sentence of the passages by word overlap with the question
+(faqforge.evaluation.search_arms); and a ceiling, the sentence closest to the
+reference, chosen with its help.
+
+The headline score is token F1 (faqforge.evaluation.token_f1): it has
+precision as well as recall, scores refusals, and ranks the tables. Beside it:
+reference recall (faqforge.evaluation.factual: how much of the reference's
+content the answer holds, whatever else it says), ROUGE-L, refusals on
+unanswerable and answerable questions, two citation checks (the cited passage
+supports the reference; it holds what the answer says), the teacher's verdicts
+(checked on known-right and known-wrong controls) and people's grades. Each
+arm's means come with bootstrap 95% intervals; the bot (tuned + retrieval) is
+compared, question by question, with every other arm, and the verdict is its
+paired difference from the best arm that needs no model.
 """
 
 import random
 
-from faqforge.core.chat_format import citations, strip_citations
+from faqforge.core.chat_format import citations
 from faqforge.core.sections import EvaluateJudge, choices
 from faqforge.evaluation.factual import factual_scores, supported
+from faqforge.evaluation.token_f1 import answer_text, token_scores
 
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
-
-
-ARMS = choices(EvaluateJudge, "arms")  # base_closed, tuned_closed, base_rag, tuned_rag
-
+ARMS = choices(EvaluateJudge, "arms")
+MODEL_ARMS = tuple(a for a in ARMS if a.endswith(("_closed", "_rag")))  # base_closed, tuned_closed, base_rag, tuned_rag
+SEARCH_ARMS = ("top_passage", "best_sentence")   # need no model: the baselines the bot must beat
+CEILING = "oracle_sentence"                      # chosen with the reference: a ceiling, never a competitor
+BOT = "tuned_rag"
 
 ARM_NAMES = {"base_closed": "base, closed book", "tuned_closed": "tuned, closed book",
-             "base_rag": "base + retrieval (plain RAG)", "tuned_rag": "tuned + retrieval (RAFT)"}
+             "base_rag": "base + retrieval (plain RAG)", "tuned_rag": "tuned + retrieval (the bot)",
+             "top_passage": "top passage as it is (no model)",
+             "best_sentence": "best sentence by word overlap (no model)",
+             "oracle_sentence": "ceiling: the sentence closest to the reference"}
+
+# (first, second): the paired comparisons the report and metrics/eval.json give.
+COMPARISONS = ((BOT, "top_passage"), (BOT, "best_sentence"), (BOT, "base_rag"), (BOT, "tuned_closed"),
+               (BOT, "base_closed"), ("base_rag", "base_closed"), ("tuned_closed", "base_closed"))
+
+COMPARED = ("f1", "reference_recall", "judge_yes", "graded_right")   # the per-item scores a comparison pairs
+PER_ITEM = ("f1", "precision", "recall", "words", "reference_recall", "key_recall", "rougeL", "cites",
+            "cites_right", "cited_holds_answer", "judge_yes", "judge_p_yes", "graded_right")
 
 
-# (better?, than): the comparisons the report and metrics/eval.json give.
-COMPARISONS = (("tuned_rag", "tuned_closed"), ("tuned_rag", "base_rag"), ("tuned_rag", "base_closed"),
-               ("base_rag", "base_closed"), ("tuned_closed", "base_closed"))
-
-
-SCORES = ("factual", "content_recall", "rougeL", "rougeL_precision", "rougeL_recall", "judge_yes")
-
-
-def rouge_scores(references, predictions):
-    """Per-item ROUGE F1 (with stemming) for each type in ROUGE_TYPES, and
-    ROUGE-L precision and recall."""
+def rouge_l(reference, answer):
+    """ROUGE-L F1 with stemming (rouge-score), for comparison with earlier runs."""
     from rouge_score import rouge_scorer
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
-    rows = []
-    for ref, pred in zip(references, predictions):
-        scores = scorer.score(ref, pred)
-        row = {t: scores[t].fmeasure for t in ROUGE_TYPES}
-        row.update(rougeL_precision=scores["rougeL"].precision, rougeL_recall=scores["rougeL"].recall)
-        rows.append(row)
-    return rows
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(reference, answer)["rougeL"].fmeasure
 
 
-def answer_scores(reference, answer, passages=None):
-    """Every reference-based score of one answer (citations left out of the
-    text compared); with the passages it was shown, whether it cites one and
-    whether the cited passage holds the answer's facts."""
-    text = strip_citations(answer)
-    row = {**rouge_scores([reference], [text])[0], **factual_scores(reference, text), "words": len(text.split())}
+def answer_scores(reference, answer, passages=None, answerable=True):
+    """Every reference-based score of one answer. Token F1 with its precision and
+    recall, whether it refused, and words; on an answerable question also
+    reference recall and ROUGE-L, and, given the passages it was shown, whether
+    it cites one (`cites`), whether a cited passage supports the reference
+    (`cites_right`) and whether it holds the answer's own content (`cited_holds_answer`)."""
+    text = answer_text(answer)
+    row = {**token_scores(reference, answer, answerable), "words": len(text.split())}
+    if not answerable:
+        return row
+    recall = factual_scores(reference, text)
+    row.update(reference_recall=recall["factual"], key_recall=recall["key_recall"], rougeL=rouge_l(reference, text))
     if passages is not None:
-        cited = [n for n in citations(answer) if 1 <= n <= len(passages)]
+        cited = [passages[n - 1]["text"] for n in citations(answer) if 1 <= n <= len(passages)]
         row["cites"] = int(bool(cited))
-        row["citation_supported"] = (int(any(supported(text, passages[n - 1]["text"]) for n in cited))
-                                     if cited and text else None)
+        row["cites_right"] = int(any(supported(reference, p) for p in cited)) if cited else None
+        row["cited_holds_answer"] = int(any(supported(text, p) for p in cited)) if cited and text else None
     return row
 
 
@@ -78,7 +86,7 @@ def bootstrap_ci(differences, n_resamples=2000, seed=0, level=0.95):
 
 
 def mean_ci(values, n_resamples=2000, seed=0):
-    """{"mean", "ci95"} of per-item values (None where there are none)."""
+    """{"mean", "ci95", "n"} of per-item values (None where there are none)."""
     values = [v for v in values if v is not None]
     if not values:
         return None
@@ -86,8 +94,8 @@ def mean_ci(values, n_resamples=2000, seed=0):
 
 
 def compare(base, tuned, n_resamples=2000, seed=0):
-    """Summary of paired per-item scores: means, delta, its CI, win/tie/loss rates
-    (None where there is nothing to compare)."""
+    """Summary of paired per-item scores: means, delta (second minus first), its
+    CI, win/tie/loss rates of the second (None where there is nothing to compare)."""
     n = len(base)
     if not n:
         return None
@@ -100,6 +108,7 @@ def compare(base, tuned, n_resamples=2000, seed=0):
         "win_rate": sum(d > 0 for d in diffs) / n,
         "tie_rate": sum(d == 0 for d in diffs) / n,
         "loss_rate": sum(d < 0 for d in diffs) / n,
+        "n": n,
     }
 
 
@@ -120,22 +129,49 @@ def judge_controls(predictions, min_accuracy=0.75):
             "min_accuracy": min_accuracy, "informative": accuracy >= min_accuracy}
 
 
+def refusal_metrics(predictions, arm):
+    """How an arm handles refusing: the share of unanswerable questions it
+    refused, the share of answerable ones it refused (false refusals), and its
+    token F1 and precision on the answerable questions it did answer."""
+    answerable = [p for p in predictions if p.get("answerable", True)]
+    unanswerable = [p for p in predictions if not p.get("answerable", True)]
+    answered = [p["scores"][arm] for p in answerable if not p["scores"][arm].get("refused")]
+    return {"refusal_rate": _share([bool(p["scores"][arm].get("refused")) for p in unanswerable]),
+            "false_refusal_rate": _share([bool(p["scores"][arm].get("refused")) for p in answerable]),
+            "answered": len(answered),
+            "f1_answered": _share([s["f1"] for s in answered if "f1" in s]),
+            "precision_answered": _share([s["precision"] for s in answered if "precision" in s])}
+
+
+def _share(values):
+    return sum(values) / len(values) if values else None
+
+
 def eval_metrics(predictions, n_resamples=2000, seed=0, arms=ARMS, min_control_accuracy=0.75):
     """metrics/eval.json content from prediction records holding per-arm scores:
-    each arm's means with intervals, and each comparison's paired differences."""
+    each arm's means with intervals and its refusal figures, each comparison's
+    paired differences, and the verdict: the bot against the best arm that needs no model."""
     arms = [a for a in arms if predictions and a in predictions[0]["scores"]]
-    metrics = {"n_questions": len(predictions), "arms": {}, "comparisons": {}}
-    keys = ("factual", "content_recall", "key_recall", "rouge1", "rouge2", "rougeL", "rougeL_precision",
-            "rougeL_recall", "words", "judge_yes", "judge_p_yes", "cites", "citation_supported")
+    metrics = {"n_questions": len(predictions),
+               "n_unanswerable": sum(not p.get("answerable", True) for p in predictions),
+               "arms": {}, "comparisons": {}}
     for arm in arms:
-        values = {k: [p["scores"][arm].get(k) for p in predictions] for k in keys}
+        values = {k: [p["scores"][arm].get(k) for p in predictions] for k in PER_ITEM}
         metrics["arms"][arm] = {k: mean_ci(v, n_resamples, seed) for k, v in values.items()
                                 if any(x is not None for x in v)}
-    for better, than in COMPARISONS:
-        if better in arms and than in arms:
-            metrics["comparisons"][f"{better}_vs_{than}"] = {
-                k: compare(*_paired(predictions, than, better, k), n_resamples, seed) for k in SCORES
-                if _paired(predictions, than, better, k)[0]}
+        metrics["arms"][arm].update(refusal_metrics(predictions, arm))
+    for first, second in COMPARISONS:
+        if first in arms and second in arms:
+            metrics["comparisons"][f"{first}_vs_{second}"] = {
+                k: compare(*_paired(predictions, second, first, k), n_resamples, seed) for k in COMPARED
+                if _paired(predictions, second, first, k)[0]}
+    baselines = [a for a in SEARCH_ARMS if a in arms]
+    if BOT in arms and baselines:
+        best = max(baselines, key=lambda a: metrics["arms"][a]["f1"]["mean"])
+        m = metrics["comparisons"][f"{BOT}_vs_{best}"]["f1"]
+        lo, hi = m["delta_ci95"]
+        metrics["verdict"] = {"arm": BOT, "than": best, "delta": m["delta"], "delta_ci95": m["delta_ci95"],
+                              "result": "beats" if lo > 0 else ("loses to" if hi < 0 else "ties with")}
     if any("controls" in p for p in predictions):
         metrics["judge"] = judge_controls(predictions, min_control_accuracy)
     return metrics
@@ -148,14 +184,15 @@ def _paired(predictions, a, b, key):
 
 
 def retrieval_metrics(eval_hits, references, val_hits=None, val_chunks=None):
-    """Retrieval quality: for the eval set, the share of questions whose
-    reference the retrieved passages support, and the mean factual score of
-    the passages themselves (the ceiling of a reader); for the validation
-    pairs, recall@k of each one's own chunk."""
-    support = [factual_scores(ref, " ".join(h["text"] for h in hits)) for ref, hits in zip(references, eval_hits)]
-    metrics = {"k": max((len(h) for h in eval_hits), default=0),
-               "eval_supported": sum(s["factual"] >= 0.5 for s in support) / len(support) if support else None,
-               "eval_passage_factual": sum(s["factual"] for s in support) / len(support) if support else None}
+    """Retrieval quality: for the answerable eval questions (`references` None
+    for the others), the share whose reference the retrieved passages support
+    and how much of the reference they hold (reference recall); for the
+    validation pairs, recall@k of each one's own chunk."""
+    support = [factual_scores(ref, " ".join(h["text"] for h in hits))["factual"]
+               for ref, hits in zip(references, eval_hits) if ref is not None]
+    metrics = {"k": max((len(h) for h in eval_hits), default=0), "questions": len(support),
+               "eval_supported": _share([s >= 0.5 for s in support]),
+               "eval_passage_recall": _share(support)}
     if val_hits:
         found = [any(h["chunk_id"] == chunk for h in hits) for hits, chunk in zip(val_hits, val_chunks)]
         metrics["val_own_chunk_recall_at_k"] = sum(found) / len(found)
@@ -165,15 +202,20 @@ def retrieval_metrics(eval_hits, references, val_hits=None, val_chunks=None):
 
 def score_predictions(evalset, hits, replies):
     """One prediction record per eval item: every arm's answer and scores, whether
-    the retrieved passages support the reference, and which passages were shown."""
+    it is answerable, whether the retrieved passages support the reference, and
+    the passages shown (the grades view shows them beside the answers). Arms that retrieve (with retrieval, and the ones
+    built from the passages) have their citations checked."""
     predictions = []
     for i, (item, shown) in enumerate(zip(evalset, hits)):
-        answers = {arm: replies[arm][i]["text"] for arm in ARMS}
-        scores = {arm: answer_scores(item["answer"], answers[arm], shown if arm.endswith("_rag") else None)
-                  for arm in ARMS}
+        answerable = item.get("answerable", True)
+        answers = {arm: replies[arm][i]["text"] for arm in ARMS if arm in replies}
+        scores = {arm: answer_scores(item["answer"], answer, None if arm.endswith("_closed") else shown, answerable)
+                  for arm, answer in answers.items()}
         predictions.append({"index": i, "question": item["question"], "reference": item["answer"],
+                            "answerable": answerable, "docs": item.get("docs", []),
                             "answers": answers, "scores": scores,
-                            "retrieval_hit": supported(item["answer"], " ".join(h["text"] for h in shown)),
+                            "retrieval_hit": supported(item["answer"], " ".join(h["text"] for h in shown))
+                            if answerable else None,
                             "passages": [{key: h.get(key) for key in ("passage_id", "doc", "section", "pages",
-                                                                       "score")} for h in shown]})
+                                                                       "score", "text")} for h in shown]})
     return predictions

@@ -34,13 +34,19 @@ def ngrams(text, n):
     return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
+def leakable_answer(item):
+    """The eval answer a training pair could leak: none for a question the documents
+    do not answer, whose answer is the generic "not covered" (a training refusal is no leak)."""
+    return item["answer"] if item.get("answerable", True) else ""
+
+
 def eval_grams(evalset, ngram, min_answer_words):
     """(n-gram -> eval index over questions and answers, whole short answer -> eval index)."""
     long, short = {}, {}
     for k, item in enumerate(evalset):
-        for gram in ngrams(item["question"], ngram) | ngrams(item["answer"], ngram):
+        for gram in ngrams(item["question"], ngram) | ngrams(leakable_answer(item), ngram):
             long.setdefault(gram, k)
-        words = normalise(item["answer"]).split()
+        words = normalise(leakable_answer(item)).split()
         if min_answer_words <= len(words) < ngram:
             short.setdefault(" ".join(words), k)
     return long, short
@@ -66,7 +72,7 @@ def contamination(pairs, evalset, ngram=13, min_answer_words=5, scorer="token_so
     questions = [pair_prompt(p) for p in pairs]
     answers = [pair_response(p) for p in pairs]
     fuzzy_questions = _best(similar_pairs(questions, [e["question"] for e in evalset], scorer, question_threshold))
-    fuzzy_answers = _best(similar_pairs(answers, [e["answer"] for e in evalset], scorer, answer_threshold))
+    fuzzy_answers = _best(similar_pairs(answers, [leakable_answer(e) for e in evalset], scorer, answer_threshold))
     clean, leaked = [], []
     for i, pair in enumerate(pairs):
         evidence = None
@@ -119,10 +125,11 @@ def audit(pairs, evalset):
     eval answer's trigrams. Every pair is compared with every eval item.
     Returns [{id, eval_index, why}]."""
     found = {}
-    for field, get, eval_field in (("question", pair_prompt, "question"), ("answer", pair_response, "answer")):
+    for field, get, eval_text in (("question", pair_prompt, lambda e: e["question"]),
+                                  ("answer", pair_response, leakable_answer)):
         vocabulary = {}
         train = trigram_matrix([get(p) for p in pairs], vocabulary)
-        evals = trigram_matrix([e[eval_field] for e in evalset], vocabulary)
+        evals = trigram_matrix([eval_text(e) for e in evalset], vocabulary)
         a = _binary(*train, len(pairs), len(vocabulary))
         b = _binary(*evals, len(evalset), len(vocabulary))
         shared = (a @ b.T).tocoo()
@@ -135,7 +142,7 @@ def audit(pairs, evalset):
                 what = f"question trigram Jaccard {value:.2f} with eval item {k}"
             else:
                 value = inter / size_b[k]
-                hit = value >= AUDIT_ANSWER_CONTAINMENT and len(evalset[k][eval_field]) >= AUDIT_MIN_ANSWER_CHARS
+                hit = value >= AUDIT_ANSWER_CONTAINMENT and len(eval_text(evalset[k])) >= AUDIT_MIN_ANSWER_CHARS
                 what = f"answer holds {value:.0%} of eval item {k}'s answer trigrams"
             if hit and int(i) not in found:
                 found[int(i)] = {"id": pairs[i]["id"], "eval_index": int(k), "why": what}
