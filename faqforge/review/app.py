@@ -9,6 +9,8 @@ no build step, no CDN) and a small JSON API over faqforge.review.store.
     POST /api/pairs             {question, answer, doc?}: a person's own pair
     POST /api/import            {format: csv | jsonl, text}: many of them
     POST /api/chat              {messages}: the bot's answer, streamed as JSON lines
+    GET  /api/eval              the last evaluation's questions, answers shuffled and unnamed, their grades
+    POST /api/grades            {question, answer, grade}: right, partly or wrong
 
 Writes must be `Content-Type: application/json`, which a page of another origin
 cannot send without a preflight this app never grants, so no other site can
@@ -27,13 +29,16 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from faqforge.core.io import PipelineError
+from faqforge.review.grading import Grading
 
 STATIC = Path(__file__).parent / "static"
 
 
-def create_review_app(store, chat=None):
+def create_review_app(store, chat=None, grading=None):
     """The app over `store`; `chat` is a backend (faqforge.answering) for the bot page, or
-    a function that builds one on first use, or None."""
+    a function that builds one on first use, or None; `grading` the grades view's
+    data (faqforge.review.grading; by default the store's project, graded as its reviewer)."""
+    grading = grading or Grading(store.root, store.reviewer)
     app = FastAPI(title="faqforge review", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     bot = {"backend": chat}
@@ -102,6 +107,15 @@ def create_review_app(store, chat=None):
             except PipelineError as e:
                 refused.append({"row": n, "question": item.get("question"), "why": str(e)})
         return {"added": added, "refused": refused}
+
+    @app.get("/api/eval")
+    async def evaluation():
+        return grading.questions()
+
+    @app.post("/api/grades")
+    async def grade(request: Request):
+        body = await body_of(request)
+        return grading.grade(body.get("question"), body.get("answer"), body.get("grade"))
 
     @app.post("/api/chat")
     async def chat(request: Request):
