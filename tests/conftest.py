@@ -1,4 +1,7 @@
+import json
+import os
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -52,3 +55,32 @@ def paths(monkeypatch):
             return _real(*args, **kwargs)
         monkeypatch.setattr(fuzzy, attr, counted)
     return calls
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium (Debian's chromium and chromium-driver; `make test` installs them)."""
+    if not os.path.exists("/usr/bin/chromedriver"):
+        pytest.skip("chromium-driver is not installed: make browser (as root), or apt-get install chromium "
+                    "chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,1000"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    yield driver
+    driver.quit()
+
+
+def call(url, path, body=None):
+    """(status, JSON body) of a GET, or of a JSON POST when `body` is given, to a server on 127.0.0.1."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method="POST" if body is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)

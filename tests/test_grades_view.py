@@ -2,11 +2,11 @@
 Chromium (grade, reload, a changed answer asks again)."""
 
 import json
-import os
 import urllib.request
 
 import pytest
 
+from conftest import call
 from faqforge.core.grades import read_grades
 from faqforge.review.app import create_review_app
 from faqforge.review.store import Store
@@ -33,15 +33,6 @@ def write_predictions(project, bot_answer="Run make test. [1]"):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def call(url, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + path, data=data, method="POST" if body is not None else "GET",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
 
 
 def test_the_answers_come_unnamed_deduplicated_and_a_grade_is_kept_by_text(tmp_path):
@@ -75,21 +66,6 @@ def test_the_answers_come_unnamed_deduplicated_and_a_grade_is_kept_by_text(tmp_p
     assert len(read_grades(tmp_path / "data/eval/grades.jsonl")) == 1
 
 
-@pytest.fixture
-def browser():
-    """Headless Chromium (Debian's chromium and chromium-driver; `make test` installs them)."""
-    if not os.path.exists("/usr/bin/chromedriver"):
-        pytest.skip("chromium-driver is not installed: make browser (as root), or apt-get install chromium "
-                    "chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    yield driver
-    driver.quit()
 
 
 def test_grade_in_a_browser_reload_and_a_changed_answer_asks_again(tmp_path, browser):

@@ -455,22 +455,42 @@ def test_a_review_decision_reruns_split_and_what_follows_only(pipeline_run):
         sh(project, "dvc", "repro")
 
 
-@pytest.fixture
-def browser():
-    """Headless Chromium (Debian's chromium and chromium-driver; `make test` installs them)."""
-    import os
-    if not os.path.exists("/usr/bin/chromedriver"):
-        pytest.skip("chromium-driver is not installed: make browser (as root), or apt-get install chromium "
-                    "chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1500,1000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    yield driver
-    driver.quit()
+
+
+@pytest.mark.slow
+def test_grades_reach_the_report_and_rerun_evaluate_only(pipeline_run):
+    """Grades appended to data/eval/grades.jsonl (as the grades view writes them): dvc status shows
+    evaluate alone changed, dvc repro runs evaluate only, and the report and metrics carry the graded
+    share per arm and how well token F1 orders the graded answers."""
+    from faqforge.core.grades import append_grades, make_grade
+    project, _ = pipeline_run
+    grades = project / "data/eval/grades.jsonl"
+    predictions = read_jsonl(project / "data/eval/predictions.jsonl")
+    # the bot's answers graded wrong, the reference-closest sentence (the ceiling) right where answerable
+    given = [make_grade(p["question"], p["answers"]["tuned_rag"], "wrong", "ana") for p in predictions]
+    given += [make_grade(p["question"], p["answers"]["oracle_sentence"], "right", "ben") for p in predictions]
+    try:
+        append_grades(grades, given)
+        assert sorted(json.loads(sh(project, "dvc", "status", "--json").stdout)) == ["evaluate"]
+        ran = re.findall(r"Running stage '(\w+)'", sh(project, "dvc", "repro").stdout)
+        assert ran == ["evaluate"]
+        metrics = json.loads((project / "metrics/eval.json").read_text())
+        distinct = {(p["question"], " ".join(p["answers"][a].split())) for p in predictions
+                    for a in ("tuned_rag", "oracle_sentence")}
+        assert metrics["grades"]["grades"] == len(distinct)
+        bot, ceiling = metrics["arms"]["tuned_rag"], metrics["arms"]["oracle_sentence"]
+        same = sum(p["answers"]["tuned_rag"].split() == p["answers"]["oracle_sentence"].split() for p in predictions)
+        assert metrics["grades"]["arms"]["tuned_rag"]["graded"] == 8 and metrics["grades"]["arms"]["top_passage"]["ungraded"] <= 8
+        # an answer the two arms share is one answer: its later grade (right) holds for both
+        assert bot["graded_right"]["mean"] == pytest.approx(same / 8) and ceiling["graded_right"]["mean"] == 1
+        agreement = metrics["grades"]["agreement"]["f1"]
+        assert agreement["pairs"] > 0 and 0 <= agreement["ordered"] <= 1
+        report = (project / "reports/eval.md").read_text()
+        assert "## People's grades" in report and "No answer of this run is graded yet" not in report
+        assert "**f1** orders" in report and "| tuned + retrieval (the bot) |" in report
+    finally:
+        grades.write_text("")
+        sh(project, "dvc", "repro")
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, call
 from faqforge.core.review import human_pair_id, read_decisions
 from faqforge.review.app import create_review_app
 from faqforge.review.store import Store
@@ -46,15 +46,6 @@ def project(tmp_path):
     return tmp_path
 
 
-def call(url, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + path, data=data, method="POST" if body is not None else "GET",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
 
 
 @pytest.fixture

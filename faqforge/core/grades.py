@@ -17,7 +17,7 @@ import datetime
 import hashlib
 import json
 
-from faqforge.core.io import PipelineError, append_jsonl_locked, read_appended
+from faqforge.core.io import PipelineError, append_jsonl_locked, check_record, read_appended
 
 GRADES_FILE = "data/eval/grades.jsonl"
 GRADES = ("right", "partly", "wrong")
@@ -37,14 +37,7 @@ def make_grade(question, answer, grade, grader, when=None):
 
 
 def check_grade(record, where="grade"):
-    if not isinstance(record, dict):
-        raise PipelineError(f"{where}: not a JSON object")
-    unknown = set(record) - FIELDS
-    if unknown:
-        raise PipelineError(f"{where}: unknown field {sorted(unknown)[0]!r} (fields: {', '.join(sorted(FIELDS))})")
-    for key in ("question", "grader", "time"):
-        if not isinstance(record.get(key), str) or not record[key].strip():
-            raise PipelineError(f"{where}: {key} must be a non-empty string")
+    check_record(record, where, FIELDS, ("question", "grader", "time"))
     if not isinstance(record.get("answer"), str):
         raise PipelineError(f"{where}: answer must be a string (the answer's text as graded)")
     if record.get("grade") not in GRADES:

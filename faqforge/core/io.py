@@ -159,6 +159,21 @@ def read_appended(path, offset=0, first_line=1):
     return records, offset + len(data), first_line + len(lines)
 
 
+def check_record(record, where, fields, required):
+    """A record a person's tool wrote (a review decision, a grade): a JSON object with no
+    field outside `fields` and every `required` one a non-empty string; PipelineError
+    names `where` and what is wrong."""
+    if not isinstance(record, dict):
+        raise PipelineError(f"{where}: not a JSON object")
+    unknown = set(record) - set(fields)
+    if unknown:
+        raise PipelineError(f"{where}: unknown field {sorted(unknown)[0]!r} (fields: {', '.join(sorted(fields))})")
+    for key in required:
+        if not isinstance(record.get(key), str) or not record[key].strip():
+            raise PipelineError(f"{where}: {key} must be a non-empty string")
+    return record
+
+
 def read_json(path):
     """Read a JSON file; a missing or broken file is an error naming it."""
     path = Path(path)

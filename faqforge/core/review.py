@@ -20,7 +20,7 @@ tabs or two reviewers never garble or lose a line.
 import datetime
 import hashlib
 
-from faqforge.core.io import PipelineError, append_jsonl_locked, read_appended
+from faqforge.core.io import PipelineError, append_jsonl_locked, check_record, read_appended
 
 REVIEW_FILE = "data/review.jsonl"
 ACTIONS = ("approve", "reject", "edit", "add", "rescue")
@@ -44,14 +44,7 @@ def make_decision(pair_id, action, reviewer, reason=None, question=None, answer=
 
 
 def check_decision(record, where="decision"):
-    if not isinstance(record, dict):
-        raise PipelineError(f"{where}: not a JSON object")
-    unknown = set(record) - FIELDS
-    if unknown:
-        raise PipelineError(f"{where}: unknown field {sorted(unknown)[0]!r} (fields: {', '.join(sorted(FIELDS))})")
-    for key in ("pair_id", "action", "reviewer", "time"):
-        if not isinstance(record.get(key), str) or not record[key].strip():
-            raise PipelineError(f"{where}: {key} must be a non-empty string")
+    check_record(record, where, FIELDS, ("pair_id", "action", "reviewer", "time"))
     action = record["action"]
     if action not in ACTIONS:
         raise PipelineError(f"{where}: action {action!r} is not one of {', '.join(ACTIONS)}")
