@@ -209,12 +209,13 @@ def _gains_and_losses(predictions, metrics, k):
     for title, chosen in ((f"Where the bot gained most over the {ARM_NAMES[baseline]}", delta[::-1][:k]),
                           (f"Where the bot lost most to the {ARM_NAMES[baseline]}", delta[:k])):
         lines += ["", f"## {title}", "", "| # | question | reference | " + " | ".join(ARM_NAMES[a] for a in shown)
-                  + " | F1 | hit |", "|---|---|---|" + "---|" * len(shown) + "---|---|"]
+                  + " | F1 | graded | hit |", "|---|---|---|" + "---|" * len(shown) + "---|---|---|"]
         for p in chosen:
             scores = " / ".join(f"{p['scores'][a]['f1']:.2f}" for a in shown)
+            graded = " / ".join((p.get("grades") or {}).get(a) or "-" for a in shown)
             hit = "-" if p.get("retrieval_hit") is None else ("yes" if p["retrieval_hit"] else "no")
             lines.append(f"| {p['index']} | {_cell(p['question'])} | {_cell(p['reference'])} | "
-                         + " | ".join(_cell(p["answers"][a]) for a in shown) + f" | {scores} | {hit} |")
+                         + " | ".join(_cell(p["answers"][a]) for a in shown) + f" | {scores} | {graded} | {hit} |")
     return lines
 
 
@@ -233,7 +234,7 @@ def render_chart(metrics, path):
     ax.set_yticks(range(len(arms)), [ARM_NAMES[a] for a in arms], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, min(1.0, max(0.5, max(means, default=0) + max(highs, default=0) + 0.08)))
-    ax.set_xlabel("token F1 against the reference, 95% CI (orange: no model; grey: ceiling)")
+    ax.set_xlabel("token F1, 95% CI (orange: no model; grey: ceiling)")
     for i, m in enumerate(means):
         ax.text(m + 0.01, i - 0.25, f"{m:.3f}", fontsize=8)
     fig.tight_layout()
