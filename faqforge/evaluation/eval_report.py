@@ -87,15 +87,15 @@ def render_report(predictions, metrics, k=5, chart=None):
         "answer's words in the reference, **recall** the share of the reference's words in the answer, so a long "
         "copied passage scores low on precision. A refusal scores 0 on an answerable question and 1 on an "
         "unanswerable one. Means with bootstrap 95% intervals. **refuses** is the share of the unanswerable "
-        "questions an arm declined; **false refusals** the share of answerable ones it declined; **F1 answered** "
-        "its F1 on the answerable questions it did answer. **cites right** is the share of citing answers whose "
-        "cited passage supports the reference; **from cited** the share whose cited passage holds what the answer "
-        "says (a copied wrong sentence passes it). The last row is a ceiling, chosen with the reference: no "
-        "system can do it.", ""]
+        "questions an arm declined; **false refusals** the share of answerable ones it declined; **answered: F1 / "
+        "P** its F1 and precision on the answerable questions it did answer. **cites right** is the share of citing "
+        "answers whose cited passage supports the reference; **from cited** the share whose cited passage holds "
+        "what the answer says (a copied wrong sentence passes it). The last row is a ceiling, chosen with the "
+        "reference: no system can do it.", ""]
     if chart:
         lines += [f"![token F1 per arm with its 95% interval]({chart})", ""]
-    lines += ["| arm | F1 | 95% CI | precision | recall | words | refuses | false refusals | F1 answered | cites right "
-              "| from cited | graded right |",
+    lines += ["| arm | F1 | 95% CI | precision | recall | words | refuses | false refusals | answered: F1 / P "
+              "| cites right | from cited | graded right |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for arm in _arm_order(metrics):
         m = arms[arm]
@@ -103,7 +103,8 @@ def render_report(predictions, metrics, k=5, chart=None):
             f"| {ARM_NAMES.get(arm, arm)} | {_fmt(m.get('f1'))} | {_interval(m.get('f1'))} | "
             f"{_fmt(m.get('precision'))} | {_fmt(m.get('recall'))} | "
             f"{m['words']['mean'] if m.get('words') else 0:.0f} | {_share(m.get('refusal_rate'))} | "
-            f"{_share(m.get('false_refusal_rate'))} | {_fmt(m.get('f1_answered'))} | {_fmt(m.get('cites_right'))} | "
+            f"{_share(m.get('false_refusal_rate'))} | {_fmt(m.get('f1_answered'))} / "
+            f"{_fmt(m.get('precision_answered'))} | {_fmt(m.get('cites_right'))} | "
             f"{_fmt(m.get('cited_holds_answer'))} | {_graded_cell(m)} |")
     lines += ["", "Paired differences on token F1 (first arm minus second); win / tie / loss count questions.", "",
               "| comparison | delta | 95% CI | win / tie / loss |", "|---|---|---|---|"]
