@@ -147,3 +147,25 @@ def test_a_failing_embeddings_endpoint_is_a_clear_error_without_the_key(tmp_path
         with pytest.raises(PipelineError, match=r"index.dense: .* embeddings for model 'm' failed") as error:
             build_index(CHUNKS, params, tmp_path)
     assert "embed-secret" not in str(error.value)
+
+
+def test_the_same_passages_give_the_same_index_files_whatever_the_hash_seed(tmp_path):
+    """bm25s numbers its vocabulary in set order; the index is built in sorted order, so a rebuild
+    (another process, another PYTHONHASHSEED) writes the same bytes and DVC sees no change."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    script = ("import json, sys; from faqforge.documents.retrieval import build_index; "
+              "build_index(json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3])")
+    for seed in ("1", "2"):
+        subprocess.run([sys.executable, "-c", script, json.dumps(CHUNKS), json.dumps(PARAMS), str(tmp_path / seed)],
+                       check=True, env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)})
+    files = sorted(p.relative_to(tmp_path / "1") for p in (tmp_path / "1").rglob("*") if p.is_file())
+    assert len(files) > 3
+    for name in files:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
+    hits = Retriever(tmp_path / "1").search(["How do I upload my outputs to a remote?"], 1)
+    assert hits[0][0]["chunk_id"] == "c2"

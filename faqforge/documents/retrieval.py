@@ -100,8 +100,14 @@ class Bm25:
 
     def build(self, texts):
         import bm25s
+        tokenized = self.tokens(texts, ids=True)
+        # bm25s numbers the vocabulary in the order of a set, which Python's hash seed changes from
+        # run to run: numbered in sorted order, the same passages give the same index files.
+        words = {i: word for word, i in tokenized.vocab.items()}
+        vocab = {word: n for n, word in enumerate(sorted(tokenized.vocab))}
+        ids = [[vocab[words[i]] for i in doc] for doc in tokenized.ids]
         self.model = bm25s.BM25(k1=self.k1, b=self.b)
-        self.model.index(self.tokens(texts, ids=True), show_progress=False)
+        self.model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
         return self
 
     def save(self, directory):
