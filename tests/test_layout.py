@@ -1,3 +1,4 @@
+import json
 import subprocess
 
 import yaml
@@ -37,3 +38,36 @@ def test_the_readme_and_the_guide_point_only_at_files_that_exist():
     for path in re.findall(r"`((?:data/docs|data/eval|stages|faqforge|docs|bench)/[\w./-]*\w)`", readme):
         assert (ROOT / path).exists(), path
     assert len(readme.splitlines()) <= 140   # a map: the detail is in docs/guide.md and data/docs/
+
+
+def test_the_readme_quotes_the_committed_evaluation():
+    """Every figure of README.md's "Where it stands" is metrics/eval.json's, as the report rounds it."""
+    metrics = json.loads((ROOT / "metrics/eval.json").read_text())
+    text = " ".join((ROOT / "README.md").read_text().split("**Where it stands.**")[1].split("## ")[0].split())
+    arms, verdict = metrics["arms"], metrics["verdict"]
+
+    def f1(arm):
+        return f"{arms[arm]['f1']['mean']:.3f}"
+
+    def share(value):
+        return f"{100 * value:.0f}%"
+    bot, graded = arms["tuned_rag"], {arm: arms[arm]["graded_right"] for arm in ("tuned_rag", "top_passage")}
+    unanswerable = metrics["n_unanswerable"]
+    quoted = [
+        f"{metrics['n_questions']} hand-written questions of which {unanswerable} the documents do not answer",
+        f"tuned + retrieval scores {f1('tuned_rag')} (95% CI {bot['f1']['ci95'][0]:.3f}..{bot['f1']['ci95'][1]:.3f})",
+        f"against {f1(verdict['than'])} for simply showing the top retrieved passage",
+        f"paired difference of {verdict['delta']:.3f} (CI {verdict['delta_ci95'][0]:.3f}..{verdict['delta_ci95'][1]:.3f}),"
+        f" so the bot {verdict['result'].removesuffix(' to').replace('beats', 'wins').replace('ties with', 'ties')}",
+        f"question scores {f1('best_sentence')}, plain RAG {f1('base_rag')}",
+        f"closed book {f1('base_closed')} (base) and {f1('tuned_closed')} (tuned)",
+        f"would score {f1('oracle_sentence')}",
+        f"{share(graded['tuned_rag']['mean'])} of the bot's answers are right ({share(graded['tuned_rag']['ci95'][0])}.."
+        f"{share(graded['tuned_rag']['ci95'][1])}) against {share(graded['top_passage']['mean'])} of the top passages "
+        f"({share(graded['top_passage']['ci95'][0])}..{share(graded['top_passage']['ci95'][1])})",
+        f"declines {round(bot['refusal_rate'] * unanswerable)} of the {unanswerable} questions",
+        f"and {share(bot['false_refusal_rate'])} of those they do",
+    ]
+    assert verdict["arm"] == "tuned_rag" and verdict["than"] == "top_passage"
+    for phrase in quoted:
+        assert phrase in text, f"README.md's Where it stands should say: {phrase}"
