@@ -22,6 +22,7 @@ from faqforge.core.io import read_evalset
 from faqforge.documents.retrieval import Retriever
 from faqforge.models.checkpoints import load_model
 from faqforge.models.decoding import generate_chat
+from faqforge.models.sampling import Sampling
 
 
 def main():
@@ -36,7 +37,7 @@ def main():
     shown = (Retriever().search(questions, split["raft"]["passages"]) if split["context"] == "raft"
              else [None] * len(questions))
     chats = [question_messages(q, split["system_prompt"], passages) for q, passages in zip(questions, shown)]
-    settings = {"max_new_tokens": p["max_new_tokens"], "temperature": 0.0}
+    settings = {"sampling": Sampling(max_tokens=p["max_new_tokens"], temperature=0.0)}
     generate_chat(model, tokenizer, chats[:2], batch_size=2, **settings)  # warm-up, timed for neither
     timings, answers = {}, {}
     for name, batch_size in (("one at a time", 1), (f"batches of {p['batch_size']}", p["batch_size"])):

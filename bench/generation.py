@@ -28,6 +28,7 @@ from faqforge.core.io import read_jsonl
 from faqforge.models.checkpoints import load_model, local_checkpoint
 from faqforge.models.decoding import generate_chat
 from faqforge.models.guided import schema_of
+from faqforge.models.sampling import Sampling
 from faqforge.synthesis.curate import judge_messages
 from faqforge.synthesis.generate import generation_messages, questions_for, response_format
 
@@ -42,8 +43,9 @@ def generate_workload(params, n):
     wanted = [questions_for(c["n_tokens"], p["tokens_per_question"], p["min_questions"], p["max_questions"])
               for c in chunks]
     chats = [generation_messages(c, p, k) for c, k in zip(chunks, wanted)]
-    settings = {"max_new_tokens": p["max_tokens"], "schemas": [schema_of(response_format(k, p)) for k in wanted],
-                "no_repeat_ngram": params["teacher"]["guided_no_repeat_ngram"]}
+    settings = {"sampling": Sampling(max_tokens=p["max_tokens"],
+                                     no_repeat_ngram=params["teacher"]["guided_no_repeat_ngram"]),
+                "schemas": [schema_of(response_format(k, p)) for k in wanted]}
     return chats, settings, f"{len(chats)} chunks, {sum(wanted)} questions asked, max_tokens {p['max_tokens']}"
 
 
@@ -52,7 +54,7 @@ def curate_workload(params, n):
     chunk_text = {c["chunk_id"]: c["text"] for c in read_jsonl("data/chunks.jsonl")}
     pairs = read_jsonl("data/qa_raw.jsonl")[:n]
     chats = [judge_messages(x, chunk_text[x["chunk_id"]], judge) for x in pairs]
-    settings = {"max_new_tokens": judge["max_tokens"], "top_logprobs": judge["top_logprobs"]}
+    settings = {"sampling": Sampling(max_tokens=judge["max_tokens"], top_logprobs=judge["top_logprobs"])}
     return chats, settings, f"{len(chats)} pairs judged, max_tokens {judge['max_tokens']}"
 
 
@@ -63,7 +65,7 @@ def main():
     chats, settings, what = {"generate": generate_workload, "curate": curate_workload}[workload](params, n)
     batch_size = params["teacher"]["batch_size"]
     model, tokenizer = load_model(local_checkpoint(params["teacher"]["model"]))
-    generate_chat(model, tokenizer, chats[:2], max_new_tokens=8)  # warm-up, timed for none
+    generate_chat(model, tokenizer, chats[:2], Sampling(max_tokens=8))  # warm-up, timed for none
     timings, replies = {}, {}
     for name, variant in VARIANTS.items():
         start = time.monotonic()

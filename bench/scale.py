@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from faqforge.teacher.cache import ResponseCache, request_key  # noqa: E402
+from faqforge.models.cache import ResponseCache, request_key  # noqa: E402
 
 DVC = [sys.executable, "-m", "dvc"]
 

@@ -81,11 +81,12 @@ def in_process(questions, seconds):
     """Tokens per second of generate_chat answering one request at a time, greedy, 48 tokens."""
     from faqforge.models.checkpoints import load_model
     from faqforge.models.decoding import generate_chat
+    from faqforge.models.sampling import Sampling
     model, tokenizer = load_model("embedded:smollm2-135m-instruct")
     tokens, n, start = 0, 0, time.monotonic()
     while time.monotonic() - start < seconds:
         [reply] = generate_chat(model, tokenizer, [[{"role": "user", "content": questions[n % len(questions)]}]],
-                                max_new_tokens=48)
+                                Sampling(max_tokens=48))
         tokens, n = tokens + reply["completion_tokens"], n + 1
     wall = time.monotonic() - start
     return {"completed": n, "tokens_per_s": round(tokens / wall, 1), "wall_s": round(wall, 1)}

@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from faqforge.models.openai_client import OpenAIClient  # noqa: E402
 from faqforge.teacher.client import Teacher  # noqa: E402
-from faqforge.teacher.transport import OpenAITransport  # noqa: E402
 from openai_server import OpenAIServer  # noqa: E402
 
 DELAY = 0.2
@@ -91,13 +91,12 @@ def adaptive():
     return rows
 
 
-class SdkCreate(OpenAITransport):
+class SdkCreate(OpenAIClient):
     """The baseline for the client's own cost: the request sent with the SDK's usual
     `client.chat.completions.create`, which type-checks every message and the schema."""
 
     async def _request(self, client, messages, sampling):
-        body = {k: v for k, v in sampling.items() if k != "top_logprobs"}
-        reply = await client.chat.completions.create(model=self.model, messages=messages, **body)
+        reply = await client.chat.completions.create(model=self.model, messages=messages, **sampling.to_openai())
         usage = reply.usage
         return {"text": reply.choices[0].message.content or "", "finish_reason": reply.choices[0].finish_reason,
                 "prompt_tokens": usage.prompt_tokens if usage else 0,

@@ -84,3 +84,12 @@ def call(url, path, body=None):
             return response.status, json.load(response)
     except urllib.error.HTTPError as e:
         return e.code, json.load(e)
+
+
+def a_stop_in(text):
+    """(a stop string from the middle of `text` that does not occur before it, the text before it)."""
+    for start in range(len(text) // 3, len(text) - 3):
+        stop = text[start:start + 3]
+        if stop.strip() == stop and text.index(stop) == start:
+            return stop, text[:start].rstrip()
+    raise AssertionError(f"no stop string to cut {text!r} with")

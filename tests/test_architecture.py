@@ -116,3 +116,68 @@ def test_stage_scripts_fit_a_screen_and_modules_a_sitting():
     long_modules = {name: n for name, p in library_modules().items()
                     if (n := len(p.read_text().splitlines())) > MODULE_LINES}
     assert not long_modules, f"modules over {MODULE_LINES} lines: {long_modules}; split them by what they do"
+
+
+def test_every_room_docstring_names_its_modules():
+    for init in PACKAGE.glob("*/__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        missing = [p.stem for p in init.parent.glob("*.py")
+                   if p.stem != "__init__" and not re.search(rf"\b{p.stem}\b", doc)]
+        assert not missing, f"{init}: the docstring does not say what {missing} hold"
+
+
+def python_files():
+    return [p for p in (*PACKAGE.rglob("*.py"), *(ROOT / "stages").glob("*.py"))]
+
+
+def test_only_the_models_room_talks_to_a_model():
+    """Every completion comes from faqforge.models: nothing else imports openai, calls a
+    model's `generate` or reaches for generate_chat."""
+    models = PACKAGE / "models"
+    for path in python_files():
+        if models in path.parents:
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert not any(a.name.split(".")[0] == "openai" for a in node.names), f"{path}:{node.lineno}"
+            elif isinstance(node, ast.ImportFrom):
+                assert (node.module or "").split(".")[0] != "openai", f"{path}:{node.lineno} imports openai"
+                assert "generate_chat" not in [a.name for a in node.names], f"{path}:{node.lineno}"
+            elif isinstance(node, ast.Attribute):
+                assert node.attr != "generate", f"{path}:{node.lineno}: .generate outside faqforge.models"
+
+
+SAMPLING_FIELDS = {"temperature", "top_p", "max_new_tokens", "do_sample", "stop_strings"}
+
+
+def test_one_type_holds_the_sampling_settings():
+    """faqforge.models.sampling defines Sampling and every translation of it (OpenAI request
+    fields, transformers' generate, vLLM); no other module spells the settings out as a dict or
+    as keyword arguments of anything but Sampling itself, and every module that builds
+    requests for a model imports it."""
+    home = PACKAGE / "models" / "sampling.py"
+    defined = [p for p in python_files() if re.search(r"^class Sampling\b", p.read_text(), re.M)]
+    assert defined == [home]
+    for path in python_files():
+        if path == home:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Dict):
+                keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+                assert not keys & SAMPLING_FIELDS, f"{path}:{node.lineno}: sampling settings as a dict"
+            elif isinstance(node, ast.Call) and not ast.unparse(node.func).startswith("Sampling"):
+                keywords = {k.arg for k in node.keywords} & SAMPLING_FIELDS
+                assert not keywords or ast.unparse(node.func).endswith((".chat", "replace")), \
+                    f"{path}:{node.lineno}: {ast.unparse(node.func)} given {keywords}; pass a Sampling"
+    builders = ["faqforge/teacher/client.py", "faqforge/evaluation/answers.py", "faqforge/answering/chat.py",
+                "faqforge/answering/api.py", "faqforge/review/app.py", "faqforge/models/decoding.py",
+                "faqforge/teacher/ray_engine.py"]
+    for name in builders:
+        assert "faqforge.models.sampling" in imports_of(ROOT / name), f"{name} builds requests without Sampling"
+
+
+def test_one_function_tells_an_adapter_from_a_full_checkpoint():
+    deciders = [p for p in python_files() if "adapter_config.json\").exists()" in p.read_text()
+                or "adapter_config.json').exists()" in p.read_text()]
+    assert deciders == [PACKAGE / "models" / "checkpoints.py"]

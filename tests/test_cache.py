@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from faqforge.teacher.cache import ResponseCache, cached_entries, request_key
+from faqforge.models.cache import ResponseCache, cached_entries, request_key
 from faqforge.teacher.client import Teacher
 from test_llm import openai_params
 
@@ -41,12 +41,12 @@ def test_a_segment_cut_off_mid_write_keeps_its_whole_lines_and_asks_the_rest_aga
     run.close()
     run = Teacher(openai_params(openai_server), cache_dir=tmp_path)
     run.chat([conversation(i) for i in range(10, 30)])
-    segment = run.cache.writing["path"]
+    segment = run.cache.cache.writing["path"]
     data = segment.read_bytes()
     lines = data.splitlines(keepends=True)
     cut = sum(len(line) for line in lines[:12]) + len(lines[12]) // 2   # 12 whole lines and half of one
     segment.write_bytes(data[:cut])
-    run.cache.writing = None  # the process is gone: no seal
+    run.cache.cache.writing = None  # the process is gone: no seal
     lost = {json.loads(line)["entry"]["request"]["messages"][0]["content"] for line in lines[12:]}
     seen = len(openai_server.requests)
 
@@ -68,7 +68,7 @@ def test_a_sealed_segment_truncated_later_is_read_only_where_whole(tmp_path, ope
     segment.write_bytes(data[:len(data) * 2 // 3])
     kept = data[:len(data) * 2 // 3]
     whole = {json.loads(line)["key"] for line in kept.splitlines(keepends=True) if line.endswith(b"\n")}
-    keys = [request_key(run.model_id, conversation(i), run.sampling) for i in range(10)]
+    keys = [run.cache.key(conversation(i), run.sampling) for i in range(10)]
     entries = ResponseCache(tmp_path).get_many(keys)
     assert 0 < len(whole) < 10 and {k for k, e in zip(keys, entries) if e is not None} == whole
 
@@ -78,7 +78,7 @@ def test_two_processes_write_one_cache_at_once(tmp_path):
     cache meanwhile does not seal a live writer's segment."""
     script = (
         "import sys, time\n"
-        "from faqforge.teacher.cache import ResponseCache\n"
+        "from faqforge.models.cache import ResponseCache\n"
         "cache = ResponseCache(sys.argv[1])\n"
         "for i in range(300):\n"
         "    cache.put(f'{int(sys.argv[2]) * 1000 + i:064x}', {'text': 'x' * 200, 'i': i})\n"

@@ -7,9 +7,10 @@ import sys
 import time
 
 from conftest import ROOT
-from faqforge.answering.chat import answer, converse
+from faqforge.answering.chat import answer_turn, converse
 from faqforge.core.chat_format import question_turn
 from faqforge.documents.retrieval import Retriever, build_index
+from faqforge.models.sampling import Sampling
 from openai_server import teacher_reply
 from test_retrieval import CHUNKS, PARAMS
 
@@ -23,7 +24,7 @@ class RecordingBot:
     def __init__(self):
         self.seen = []
 
-    def stream(self, messages):
+    def stream(self, messages, sampling):
         self.seen.append([dict(m) for m in messages])
         yield "answer "
         yield str(len(self.seen))
@@ -32,7 +33,7 @@ class RecordingBot:
 def test_conversation_is_multi_turn_and_reset_starts_over():
     bot, out = RecordingBot(), io.StringIO()
     lines = iter(["first?", "", "second?", "/reset", "third?", "/quit", "never read"])
-    converse(bot, "Be brief.", read=lambda prompt: next(lines), out=out)
+    converse(bot, "Be brief.", Sampling(), read=lambda prompt: next(lines), out=out)
     first, second, third = bot.seen
     assert first == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "first?"}]
     assert second == first + [{"role": "assistant", "content": "answer 1"}, {"role": "user", "content": "second?"}]
@@ -43,7 +44,7 @@ def test_conversation_is_multi_turn_and_reset_starts_over():
 def test_end_of_input_leaves_quietly():
     def read(prompt):
         raise EOFError
-    converse(RecordingBot(), None, read=read, out=io.StringIO())
+    converse(RecordingBot(), None, Sampling(), read=read, out=io.StringIO())
 
 
 def read_until(fd, marker, timeout=120):
@@ -99,6 +100,12 @@ def test_one_shot_question_streams_from_a_served_model(openai_server, tmp_path):
     assert result.stdout.strip() == expected.strip() and len(expected.split()) > 3
     request = openai_server.requests[-1]
     assert request["body"]["stream"] is True and request["auth"] == "Bearer secret"
+    assert "stop" not in request["body"] and request["body"]["max_tokens"] == 256
+    result = subprocess.run([sys.executable, "-m", "faqforge", "chat", "--base-url", openai_server.base_url,
+                             "--model", "test-teacher", "--api-key-env", "TEST_KEY", "--system", "Be brief.",
+                             "--question", QUESTION, "--stop", "END", "--stop", "\n\n"], capture_output=True, text=True, env=env,
+                            timeout=60, cwd=tmp_path)
+    assert result.returncode == 0 and openai_server.requests[-1]["body"]["stop"] == ["END", "\n\n"], result.stderr
 
 
 def test_a_key_is_not_sent_over_plain_http_to_another_host(tmp_path):
@@ -113,7 +120,7 @@ def test_a_key_is_not_sent_over_plain_http_to_another_host(tmp_path):
 
 def test_answer_writes_as_it_streams():
     out = io.StringIO()
-    assert answer(RecordingBot(), [{"role": "user", "content": "q"}], out) == "answer 1"
+    assert answer_turn(RecordingBot(), [{"role": "user", "content": "q"}], Sampling(), out) == "answer 1"
     assert out.getvalue() == "answer 1\n"
 
 
@@ -125,7 +132,7 @@ def test_unreachable_server_is_a_clear_error(tmp_path):
 
 
 class CitingBot(RecordingBot):
-    def stream(self, messages):
+    def stream(self, messages, sampling):
         self.seen.append([dict(m) for m in messages])
         yield "Run dvc push after adding a remote. [1]"
 
@@ -135,13 +142,13 @@ def test_answer_shows_the_question_its_passages_and_prints_the_sources(tmp_path)
     retriever, bot, out = Retriever(tmp_path / "index"), CitingBot(), io.StringIO()
     question = "How do I upload my outputs to a remote?"
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": question}]
-    assert answer(bot, messages, out, retriever, 2) == "Run dvc push after adding a remote. [1]"
+    assert answer_turn(bot, messages, Sampling(), out, retriever, 2) == "Run dvc push after adding a remote. [1]"
     shown = retriever.search([question], 2)[0]
     assert bot.seen[0] == [messages[0], {"role": "user", "content": question_turn(question, shown)}]
     assert shown[0]["doc"] == "data/docs/remote-storage.txt"
     assert out.getvalue() == "Run dvc push after adding a remote. [1]\nSources:\n  [1] remote-storage.txt, Remotes\n"
     lines = iter(["Which Python version is needed?", question, "/quit"])
-    converse(bot, "Be brief.", read=lambda prompt: next(lines),
+    converse(bot, "Be brief.", Sampling(), read=lambda prompt: next(lines),
              out=io.StringIO(), retriever=retriever, k=2)
     second = bot.seen[-1]  # only the newest question is shown passages; the earlier one stays as asked
     assert second[1] == {"role": "user", "content": "Which Python version is needed?"}
@@ -174,8 +181,8 @@ def test_chat_retrieves_as_the_student_was_trained_and_prints_sources(tmp_path, 
 
 def test_a_full_fine_tune_is_chatted_with_as_the_model_itself(tiny_model, tmp_path):
     """finetune.method full leaves a checkpoint, not an adapter, in models/adapter: chat loads it as the model."""
-    from faqforge.answering.chat import LocalChat
-    bot = LocalChat("models/base-that-is-not-read", tiny_model, max_new_tokens=2, temperature=0.0)
+    from faqforge.answering.chat import local_bot
+    bot = local_bot("models/base-that-is-not-read", tiny_model)
     assert bot.model.name_or_path == tiny_model and not hasattr(bot.model, "peft_config")
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -19,7 +19,7 @@ from faqforge.evaluation.scores import (
     retrieval_metrics,
     rouge_l,
 )
-from faqforge.teacher.cache import cached_entries
+from faqforge.models.cache import cached_entries
 
 
 def test_rouge_l_hand_computed_with_stemming():
@@ -225,6 +225,9 @@ def test_served_models_answer_by_name_over_http(openai_server, monkeypatch):
     asked = [(r["body"]["model"], r["body"]["temperature"], r["body"]["max_tokens"], r["auth"])
              for r in openai_server.requests]
     assert sorted(asked) == [("base", 0.0, 32, "Bearer secret")] * 3 + [("chatbot", 0.0, 32, "Bearer secret")] * 3
+    assert all("stop" not in r["body"] for r in openai_server.requests)
+    served_answers({"tuned_rag": chats[:1]}, {**params, "stop": ["\nQuestion:"]}, {"backend": "local", "model": "x"})
+    assert openai_server.requests[-1]["body"]["stop"] == ["\nQuestion:"]   # evaluate.stop reaches the server
 
 
 def test_a_failed_request_to_the_served_model_stops_the_evaluation():
@@ -320,21 +323,25 @@ def test_student_answers_are_cached_by_content(tmp_path, tiny_model, monkeypatch
     chats = {arm: [[{"role": "user", "content": q}] for q in ("How do I push?", "Hi")] for arm in MODEL_ARMS}
     params = {"max_new_tokens": 4, "temperature": 0.0, "batch_size": 2, "seed": 0}
     first, stats = evaluate.local_answers(chats, params, str(base), str(tuned), cache_dir=tmp_path / "cache")
-    assert stats["generated"] == stats["answers"] == 8 and stats["generated_tokens"] > 0
+    # base and tuned are copies of one checkpoint and every arm asks the same two prompts: two requests,
+    # answered once and found in the cache by the three arms after the first
+    assert (stats["answers"], stats["generated"], stats["cache_hits"]) == (8, 2, 6) and stats["generated_tokens"] > 0
+    texts = {arm: [r["text"] for r in replies] for arm, replies in first.items()}
+    assert all(texts[arm] == texts["base_closed"] for arm in MODEL_ARMS)
     entries = list(cached_entries(tmp_path / "cache"))
-    # base and tuned are copies of one checkpoint and every arm asks the same two prompts: two requests
-    assert len({json.dumps(e["request"], sort_keys=True) for e in entries}) == 2
+    assert len({json.dumps(e["request"], sort_keys=True) for e in entries}) == len(entries) == 2
     assert all(e["request"]["model"].startswith("student:") for e in entries)
 
-    def no_model(*args):
+    def no_model(*args, **kwargs):
         raise AssertionError("a model was loaded")
-    monkeypatch.setattr(evaluate, "load_students", no_model)
+    monkeypatch.setattr("faqforge.models.local.load_model", no_model)
     again, stats = evaluate.local_answers(chats, params, str(base), str(tuned), cache_dir=tmp_path / "cache")
-    assert stats == {"answers": 8, "generated": 0, "generated_tokens": 0, "cache_hits": 8} and again == first
+    assert stats == {"answers": 8, "generated": 0, "generated_tokens": 0, "cache_hits": 8}
+    assert {arm: [r["text"] for r in replies] for arm, replies in again.items()} == texts
     monkeypatch.undo()
     (tuned / "generation_config.json").write_text('{"do_sample": false, "note": "another checkpoint"}')
     _, stats = evaluate.local_answers(chats, params, str(base), str(tuned), cache_dir=tmp_path / "cache")
-    assert stats["generated"] == 4 and stats["cache_hits"] == 4     # the tuned arms: a new fingerprint
+    assert stats["generated"] == 2 and stats["cache_hits"] == 6     # the tuned arms: a new fingerprint
     _, stats = evaluate.local_answers(chats, {**params, "max_new_tokens": 5}, str(base), str(tuned),
                                       cache_dir=tmp_path / "cache")
-    assert stats["generated"] == 8                                   # other decoding: every answer again
+    assert stats["generated"] == 4                                   # other decoding: both models again

@@ -284,7 +284,7 @@ def test_fsdp_config_is_a_valid_accelerate_config():
 def test_full_fine_tune_trains_every_weight_and_evaluation_loads_it_beside_the_base(tmp_path, tiny_model):
     import torch
 
-    from faqforge.evaluation.answers import load_students
+    from faqforge.models.local import local_models
     project = finetune_project(tmp_path, tiny_model, method="full", learning_rate=1e-3, max_steps=4)
     out, metrics = run_stage(project)
     assert "finetune (full)" in out and metrics["val_loss"] < metrics["val_loss_start"]
@@ -292,7 +292,8 @@ def test_full_fine_tune_trains_every_weight_and_evaluation_loads_it_beside_the_b
     tuned = project / "models" / "adapter"
     assert (tuned / "model.safetensors").exists() and not (tuned / "adapter_config.json").exists()
     assert json.loads((tuned / "prompt.json").read_text())["method"] == "full"
-    models, _ = load_students(str(project / "models" / "base"), str(tuned))
+    students = local_models(str(project / "models" / "base"), {"tuned": str(tuned)})
+    models = {side: students[side].model for side in ("base", "tuned")}
     assert models["base"] is not models["tuned"]
     changed = [name for (name, a), (_, b) in zip(models["base"].named_parameters(), models["tuned"].named_parameters())
                if not torch.equal(a, b)]

@@ -4,8 +4,8 @@ three local OpenAI-compatible servers, one failing half its requests, one slow."
 import json
 import time
 
+from faqforge.models.fleet import Fleet, Replica
 from faqforge.teacher.client import Teacher
-from faqforge.teacher.fleet import Fleet, Replica
 from openai_server import OpenAIServer
 from test_llm import openai_params
 

@@ -31,9 +31,10 @@ def test_schema_of_reads_openai_response_format():
 def _generate(tiny_model, schemas, **kwargs):
     from faqforge.models.checkpoints import load_model
     from faqforge.models.decoding import generate_chat
+    from faqforge.models.sampling import Sampling
     model, tokenizer = load_model(tiny_model)
     chats = [[{"role": "user", "content": f"Write pairs {i}."}] for i in range(len(schemas))]
-    return generate_chat(model, tokenizer, chats, max_new_tokens=300, schemas=schemas, batch_size=4, **kwargs)
+    return generate_chat(model, tokenizer, chats, Sampling(max_tokens=300, **kwargs), schemas=schemas, batch_size=4)
 
 
 def test_random_model_writes_valid_json_for_every_row_of_a_mixed_batch(tiny_model):

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from faqforge.teacher.cache import cached_entries, request_key
+from faqforge.models.cache import cached_entries, request_key
 from faqforge.teacher.client import Teacher
 from openai_server import UPSTREAM_TOKEN, OpenAIServer
 
@@ -87,7 +87,7 @@ def test_local_backend_generates_and_caches(tmp_path, tiny_model):
     assert teacher.stats["calls"] == 3
     again = Teacher(params, cache_dir=tmp_path / "cache", base_dir=tmp_path / "no-base")
     assert [r["text"] for r in again.chat([MESSAGES])] == [results[0]["text"]]
-    assert again.stats["calls"] == 0 and again.backend.loaded is None  # a full cache hit loads no model
+    assert again.stats["calls"] == 0 and not again.backend.loaded  # a full cache hit loads no model
 
 
 def test_retries_every_transient_fault_and_obeys_retry_after(tmp_path):

@@ -3,6 +3,7 @@ import pytest
 from faqforge.core.io import PipelineError, write_json
 from faqforge.models.checkpoints import checkpoint_source, embedded_gguf, load_model, local_checkpoint
 from faqforge.models.decoding import generate_chat
+from faqforge.models.sampling import Sampling
 
 
 def test_embedded_spec_resolves_to_the_wheel_gguf():
@@ -32,8 +33,8 @@ def test_batched_generation_matches_one_by_one(tiny_model):
     model, tokenizer = load_model(tiny_model)
     chats = [[{"role": "user", "content": "Hello there, how are you today?"}],
              [{"role": "user", "content": "Hi"}]]
-    batched = generate_chat(model, tokenizer, chats, max_new_tokens=6, batch_size=2)
-    single = [generate_chat(model, tokenizer, [c], max_new_tokens=6)[0] for c in chats]
+    batched = generate_chat(model, tokenizer, chats, Sampling(max_tokens=6), batch_size=2)
+    single = [generate_chat(model, tokenizer, [c], Sampling(max_tokens=6))[0] for c in chats]
     assert [r["text"] for r in batched] == [r["text"] for r in single]
     assert all(r["prompt_tokens"] > 0 and r["completion_tokens"] <= 6 for r in batched)
 
@@ -43,8 +44,8 @@ def test_the_static_cache_gives_the_default_caches_tokens(tiny_model, monkeypatc
     model, tokenizer = load_model(tiny_model)
     chats = [[{"role": "user", "content": "Hello there, how are you today?"}],
              [{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Wie spät ist es in Köln?"}]]
-    default = generate_chat(model, tokenizer, chats, max_new_tokens=12, batch_size=2, static_cache=False,
-                            top_logprobs=2, shared_prefix=False)
+    default = generate_chat(model, tokenizer, chats, Sampling(max_tokens=12, top_logprobs=2), batch_size=2,
+                            static_cache=False, shared_prefix=False)
     caches = []
     real = type(model).forward
 
@@ -52,7 +53,7 @@ def test_the_static_cache_gives_the_default_caches_tokens(tiny_model, monkeypatc
         caches.append(type(kwargs.get("past_key_values")))
         return real(self, *args, **kwargs)
     monkeypatch.setattr(type(model), "forward", forward)
-    static = generate_chat(model, tokenizer, chats, max_new_tokens=12, batch_size=2, top_logprobs=2,
+    static = generate_chat(model, tokenizer, chats, Sampling(max_tokens=12, top_logprobs=2), batch_size=2,
                            shared_prefix=False)
     assert caches and set(caches) == {StaticCache}      # the default path ran with a static cache
     assert [r["text"] for r in static] == [r["text"] for r in default]
@@ -68,7 +69,7 @@ def test_a_shared_prompt_prefix_is_read_once_and_gives_the_same_tokens(tiny_mode
                                            "given, in one sentence, and cite the passage you used."}
     chats = [[system, {"role": "user", "content": q}]
              for q in ["How do I push data to the remote?", "Hi", "Wie spät ist es in Köln?", "What is LoRA?"]]
-    unshared = generate_chat(model, tokenizer, chats, max_new_tokens=12, batch_size=3, top_logprobs=2,
+    unshared = generate_chat(model, tokenizer, chats, Sampling(max_tokens=12, top_logprobs=2), batch_size=3,
                              shared_prefix=False)
     reads = []
     real = generation._prefix_cache
@@ -78,7 +79,7 @@ def test_a_shared_prompt_prefix_is_read_once_and_gives_the_same_tokens(tiny_mode
         reads.append((len(prefix), rows, type(cache)))
         return cache
     monkeypatch.setattr(generation, "_prefix_cache", prefix_cache)
-    shared = generate_chat(model, tokenizer, chats, max_new_tokens=12, batch_size=3, top_logprobs=2)
+    shared = generate_chat(model, tokenizer, chats, Sampling(max_tokens=12, top_logprobs=2), batch_size=3)
     system_tokens = len(tokenizer(system["content"], add_special_tokens=False).input_ids)
     # the first batch of 3 shares the system turn and more; the last batch has one row: nothing to share
     assert len(reads) == 1 and reads[0][0] >= system_tokens and reads[0][1:] == (3, StaticCache)
@@ -98,3 +99,34 @@ def test_rows_keep_their_own_tokens_after_the_shared_prefix():
     assert batch["input_ids"].tolist() == [[1, 2, 3, 0, 0, 4], [1, 2, 3, 9, 9, 9]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 1], [1, 1, 1, 1, 1, 1]]
     assert _padded([[7], [8, 9]], 0, 0)["input_ids"].tolist() == [[0, 7], [8, 9]]   # plain left padding
+
+
+def test_a_stop_string_ends_a_reply_where_it_first_appears_and_is_left_out(tiny_model):
+    from conftest import a_stop_in
+    model, tokenizer = load_model(tiny_model)
+    chats = [[{"role": "user", "content": "Hello there, how are you today?"}], [{"role": "user", "content": "Hi"}]]
+    sampled = Sampling(max_tokens=16, temperature=1.0, seed=1)   # greedy, the random tiny model writes blank lines
+    free = generate_chat(model, tokenizer, chats, sampled, batch_size=2)
+    stop, before = a_stop_in(free[0]["text"])
+    cut = generate_chat(model, tokenizer, chats, sampled.replace(stop=(stop,)), batch_size=2)
+    assert cut[0]["text"] == before and cut[0]["finish_reason"] == "stop"
+    assert cut[0]["completion_tokens"] < free[0]["completion_tokens"]   # generation stopped there, not cut after
+    if stop not in free[1]["text"]:
+        assert cut[1] == free[1]                                        # the other row of the batch goes on
+
+
+def test_streamed_text_holds_back_what_may_become_a_stop_string(tiny_model):
+    from faqforge.models.checkpoints import load_tokenizer
+    from faqforge.models.local import TextFeed
+    tokenizer = load_tokenizer(tiny_model)
+    pieces = []
+    feed = TextFeed(tokenizer, pieces.append, stop=("END",))
+    for token_id in tokenizer("  Run dvc push. ENDING here", add_special_tokens=False).input_ids:
+        feed.token(token_id)
+    feed.finish("Run dvc push.")
+    assert "".join(pieces) == "Run dvc push." and len(pieces) > 1
+    plain = []
+    feed = TextFeed(tokenizer, plain.append)
+    for token_id in tokenizer("Schöne Grüße aus Köln ", add_special_tokens=False).input_ids:
+        feed.token(token_id)
+    assert "".join(plain) == "Schöne Grüße aus Köln" and all("\ufffd" not in p for p in plain)

@@ -14,7 +14,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from faqforge.teacher.cache import cached_entries
+from faqforge.models.cache import cached_entries
 from openai_server import UPSTREAM_TOKEN, OpenAIServer
 from project import PLANTED_KEY, env_for, make_project, read_jsonl, sh, tune
 

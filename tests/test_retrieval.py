@@ -144,7 +144,7 @@ def test_a_failing_embeddings_endpoint_is_a_clear_error_without_the_key(tmp_path
     with OpenAIServer(faults=["500"] * 10, echo_secrets=True) as server:
         params = {**PARAMS, "method": "dense", "dense": {"model": "m", "base_url": server.base_url,
                                                           "api_key_env": "EMBED_KEY", "batch_size": 8}}
-        with pytest.raises(PipelineError, match=r"index.dense: .* embeddings for model 'm' failed") as error:
+        with pytest.raises(PipelineError, match=r"index.dense.base_url .*: embeddings for model 'm' failed") as error:
             build_index(CHUNKS, params, tmp_path)
     assert "embed-secret" not in str(error.value)
 

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, a_stop_in
 from faqforge.answering.app import Limits, create_app
 from faqforge.answering.backends import ModelServer, TrainedPrompt
 from faqforge.answering.serve import bind
@@ -109,10 +109,11 @@ def expected(tiny_model, adapter, messages, max_new_tokens):
 
     from faqforge.models.checkpoints import load_model
     from faqforge.models.decoding import generate_chat
+    from faqforge.models.sampling import Sampling
     model, tokenizer = load_model(tiny_model)
-    base = generate_chat(model, tokenizer, [messages], max_new_tokens=max_new_tokens, temperature=1.0)[0]["text"]
-    tuned = generate_chat(PeftModel.from_pretrained(model, adapter).eval(), tokenizer, [messages],
-                          max_new_tokens=max_new_tokens, temperature=1.0)[0]["text"]
+    sampled = Sampling(max_tokens=max_new_tokens, temperature=1.0)
+    base = generate_chat(model, tokenizer, [messages], sampled)[0]["text"]
+    tuned = generate_chat(PeftModel.from_pretrained(model, adapter).eval(), tokenizer, [messages], sampled)[0]["text"]
     return {"tiny": base, "chatbot": tuned}
 
 
@@ -144,6 +145,30 @@ def test_the_openai_sdk_sync_async_and_streaming_gets_base_and_adapter_answers(s
     assert [r.model for r in replies] == ["tiny", "chatbot"] * 3
     assert all(r.choices[0].message.content and r.usage.completion_tokens == 12 for r in replies)
     assert model_server.stats["batches"] - before["batches"] < 6  # requests that came together shared batches
+
+
+def test_a_stop_string_ends_the_answer_streamed_or_not_and_chat_decodes_as_serve(served, tiny_model, adapter,
+                                                                                 tmp_path):
+    """`stop` (one field of the sampling settings) through serve, streamed and not, and
+    through chat in-process: the same answer, cut where the stop string first appears."""
+    import openai
+    _, url = served
+    whole = expected(tiny_model, adapter, [{"role": "system", "content": SYSTEM}, *ASK], 12)["chatbot"]
+    stop, cut = a_stop_in(whole)
+    client = openai.OpenAI(base_url=url, api_key=KEY, max_retries=0)
+    settings = {"model": "chatbot", "messages": ASK, "max_tokens": 12, "temperature": 1.0, "seed": 0}
+    reply = client.chat.completions.create(**settings, stop=[stop])
+    assert reply.choices[0].message.content == cut and reply.choices[0].finish_reason == "stop"
+    assert reply.usage.completion_tokens < 12
+    chunks = list(client.chat.completions.create(**settings, stop=stop, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == cut
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "faqforge", "chat", "--model", tiny_model, "--adapter", adapter, "--passages",
+               "0", "--question", QUESTION, "--max-new-tokens", "12", "--temperature", "1", "--seed", "0"]
+    for extra, want in (([], whole), (["--stop", stop], cut)):
+        done = subprocess.run(command + extra, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+        assert done.returncode == 0 and done.stdout.strip() == want, done.stderr
 
 
 def test_faqforge_chat_talks_to_serve(served, tmp_path):
@@ -225,6 +250,9 @@ def test_bad_requests_get_openai_shaped_errors(served):
              ({"model": "tiny", "messages": ASK, "max_tokens": 1001}, 400, "max_tokens"),
              ({"model": "tiny", "messages": ASK, "temperature": 3}, 400, "temperature"),
              ({"model": "tiny", "messages": ASK, "logprobs": True, "stream": True}, 400, "logprobs"),
+             ({"model": "tiny", "messages": ASK, "stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
+             ({"model": "tiny", "messages": ASK, "stop": [""]}, 400, "stop"),
+             ({"model": "tiny", "messages": ASK, "stop": 7}, 400, "stop"),
              ({"model": "tiny", "messages": ASK, "response_format": {"type": "json_schema", "json_schema": {
                  "name": "x", "schema": {"type": "integer"}}}}, 400, "response_format")]
     for body, status, param in cases:

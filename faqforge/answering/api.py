@@ -4,7 +4,10 @@ errors (BadRequest), the checks every backend applies to a request
 
 import uuid
 
+from faqforge.models.sampling import Sampling
+
 DEFAULT_MAX_TOKENS = 256
+MAX_STOP = 4   # stop strings a request may give, as in the OpenAI API
 
 
 class BadRequest(Exception):
@@ -23,7 +26,7 @@ class BadRequest(Exception):
 
 
 def sampling_of(body, names, max_tokens_limit):
-    """Check the parts of a chat completion request every backend reads; returns its sampling settings."""
+    """Check the parts of a chat completion request every backend reads; returns its Sampling."""
     if body.get("model") not in names:
         raise BadRequest(404, f"model {body.get('model')!r} is not served; choose one of {names}", "model")
     messages = body.get("messages")
@@ -41,21 +44,23 @@ def sampling_of(body, names, max_tokens_limit):
     if max_tokens > max_tokens_limit:
         raise BadRequest(400, f"max_tokens {max_tokens} is over this server's limit of {max_tokens_limit} "
                               "(serve --max-tokens-limit)", "max_tokens")
-    sampling = {"max_tokens": max_tokens}
-    for key, default, low, high in (("temperature", 1.0, 0.0, 2.0), ("top_p", 1.0, 0.0, 1.0)):
+    for key, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
         value = body.get(key)
-        value = default if value is None else value
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                  or not low <= value <= high):
             raise BadRequest(400, f"{key} must be a number from {low} to {high}, not {value!r}", key)
-        sampling[key] = value
     seed = body.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise BadRequest(400, f"seed must be an integer, not {seed!r}", "seed")
-    sampling["seed"] = seed or 0
-    sampling["top_logprobs"] = (body.get("top_logprobs") or 1) if body.get("logprobs") else None
-    if sampling["top_logprobs"] and body.get("stream"):
+    stop = body.get("stop")
+    stops = [stop] if isinstance(stop, str) else stop
+    if stop is not None and not (isinstance(stops, list) and len(stops) <= MAX_STOP
+                                 and all(isinstance(s, str) and s for s in stops)):
+        raise BadRequest(400, f"stop must be a non-empty string or a list of at most {MAX_STOP} of them, "
+                              f"not {stop!r}", "stop")
+    if body.get("logprobs") and body.get("stream"):
         raise BadRequest(400, "logprobs are returned only without stream", "logprobs")
-    return sampling
+    return Sampling.from_openai(body, max_tokens)
 
 
 def completion_id():

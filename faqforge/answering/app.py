@@ -144,7 +144,7 @@ def create_app(backend, api_key=None, limits=None):
             state["in_flight"] -= 1
             state["durations"].append(time.monotonic() - start)
         try:
-            reply = await until_disconnected(request, backend.answer(body, limits.request_timeout))
+            reply = await until_disconnected(request, backend.respond(body, limits.request_timeout))
             if not isinstance(reply, dict):  # a stream: errors before its first chunk keep their status
                 first = await until_disconnected(request, anext(reply, None))
                 if first is None:

@@ -6,14 +6,13 @@ retrieved passages in the training layout, the cited sources in the reply).
 An OpenAI-compatible generator the prompts are forwarded to is in
 faqforge.answering.forwarding.
 
-A backend's `answer(body)` is a coroutine: the response dict, or for
+A backend's `respond(body)` is a coroutine: the response dict, or for
 `"stream": true` an async iterator of chunk dicts, both in the OpenAI API's
 shape. A bad request raises BadRequest before anything is generated or sent;
 cancelling the awaiting task (the client went away) stops its generation.
 """
 
 import asyncio
-import contextlib
 import json
 import queue
 import threading
@@ -30,13 +29,14 @@ class Job:
     """One request on its way through the batching worker: the worker thread hands
     it text deltas and the result through the event loop the request waits in."""
 
-    def __init__(self, model, messages, sampling, schema, deadline, tokenizer):
-        self.model, self.messages, self.sampling, self.schema = model, messages, sampling, schema
-        self.deadline, self.tokenizer = deadline, tokenizer
+    def __init__(self, model, messages, sampling, deadline, tokenizer):
+        self.model, self.messages, self.sampling, self.deadline = model, messages, sampling, deadline
         self.loop = asyncio.get_running_loop()
         self.events = asyncio.Queue()
         self.cancelled = threading.Event()
-        self.ids, self.sent, self.expired = [], "", False
+        from faqforge.models.local import TextFeed  # torch: only a server with models in-process imports it
+        self.feed = TextFeed(tokenizer, lambda text: self.emit("delta", text), sampling.stop)
+        self.expired = False
 
     def emit(self, kind, value):
         self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, value))
@@ -44,20 +44,6 @@ class Job:
     def should_stop(self):
         self.expired = self.expired or time.monotonic() > self.deadline
         return self.cancelled.is_set() or self.expired
-
-    def token(self, token_id):
-        """Stream what the new token makes readable: no half characters, no leading or trailing blanks
-        (the full text is stripped), so the deltas add up to the non-streamed answer."""
-        self.ids.append(token_id)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True).lstrip()
-        if text.endswith("\ufffd"):
-            return
-        self.delta(text.rstrip())
-
-    def delta(self, visible):
-        if len(visible) > len(self.sent) and visible.startswith(self.sent):
-            self.emit("delta", visible[len(self.sent):])
-            self.sent = visible
 
 
 class ModelServer:
@@ -68,25 +54,11 @@ class ModelServer:
 
     def __init__(self, model_spec, adapters=None, name="base", batch_size=8, max_wait_ms=20,
                  max_tokens_limit=1024, dtype="auto"):
-        from faqforge.models.checkpoints import load_model
-        base, self.tokenizer = load_model(model_spec, dtype=dtype)
+        from faqforge.models.local import local_models
         self.name, self.batch_size, self.max_wait = name, batch_size, max_wait_ms / 1000
         self.max_tokens_limit = max_tokens_limit
-        self.models = {name: (base, self.tokenizer, None)}
-        loras = {n: p for n, p in (adapters or {}).items() if is_lora(p)}
-        peft = None
-        if loras:
-            from peft import PeftModel
-            (first, path), *rest = loras.items()
-            peft = PeftModel.from_pretrained(base, path, adapter_name=first)
-            for adapter, path in rest:
-                peft.load_adapter(path, adapter_name=adapter)
-            peft.eval()
-            self.models = {name: (peft, self.tokenizer, "off"), **{n: (peft, self.tokenizer, n) for n in loras}}
-        for adapter, path in (adapters or {}).items():
-            if adapter not in loras:
-                self.models[adapter] = (*load_model(path, dtype=dtype), None)
-        self.context = {n: model.config.max_position_embeddings for n, (model, _, _) in self.models.items()}
+        self.models = local_models(model_spec, adapters, name, dtype=dtype, batch_size=batch_size)
+        self.context = {n: model.context_window() for n, model in self.models.items()}   # loads them now
         self.queue = queue.Queue()
         self.stats = {"requests": 0, "batches": 0, "cancelled": 0, "timed_out": 0}
         self.finished = deque(maxlen=64)  # (how it ended, completion tokens) of the latest requests
@@ -95,7 +67,7 @@ class ModelServer:
     def model_names(self):
         return list(self.models)
 
-    async def answer(self, body, timeout=None):
+    async def respond(self, body, timeout=None):
         from faqforge.models.checkpoints import chat_prompt
         sampling = sampling_of(body, self.model_names(), self.max_tokens_limit)
         response_format = body.get("response_format")
@@ -108,12 +80,12 @@ class ModelServer:
                 string_array_shape(schema)
         except PipelineError as e:
             raise BadRequest(400, f"response_format json_schema: {e}", "response_format") from None
-        name, tokenizer = body["model"], self.models[body["model"]][1]
+        name, tokenizer = body["model"], self.models[body["model"]].tokenizer
         prompt_tokens = len(tokenizer(chat_prompt(tokenizer, body["messages"]), add_special_tokens=False).input_ids)
-        if prompt_tokens + sampling["max_tokens"] > self.context[name]:
-            raise BadRequest(400, f"the prompt ({prompt_tokens} tokens) and max_tokens ({sampling['max_tokens']}) "
+        if prompt_tokens + sampling.max_tokens > self.context[name]:
+            raise BadRequest(400, f"the prompt ({prompt_tokens} tokens) and max_tokens ({sampling.max_tokens}) "
                                   f"exceed the model's context of {self.context[name]} tokens", "messages")
-        job = Job(name, body["messages"], sampling, schema, time.monotonic() + (timeout or float("inf")), tokenizer)
+        job = Job(name, body["messages"], sampling, time.monotonic() + (timeout or float("inf")), tokenizer)
         self.queue.put(job)
         reply = completion_id(), int(time.time())
         if body.get("stream"):
@@ -161,29 +133,20 @@ class ModelServer:
                 if job.should_stop():  # gone or out of time while it waited
                     self._finish(job, None)
                     continue
-                groups.setdefault((job.model, json.dumps(job.sampling, sort_keys=True)), []).append(job)
+                decoding = json.dumps(job.sampling.decoding().key(), sort_keys=True)
+                groups.setdefault((job.model, decoding), []).append(job)
             for group in groups.values():
                 self._run(group)
 
     def _run(self, jobs):
-        from faqforge.models.decoding import generate_chat
-        model, tokenizer, adapter = self.models[jobs[0].model]
-        sampling = jobs[0].sampling
         self.stats["batches"] += 1
         self.stats["requests"] += len(jobs)
         try:
-            context = contextlib.nullcontext()
-            if adapter == "off":
-                context = model.disable_adapter()
-            elif adapter:
-                model.set_adapter(adapter)
-            with context:
-                replies = generate_chat(
-                    model, tokenizer, [job.messages for job in jobs], max_new_tokens=sampling["max_tokens"],
-                    temperature=sampling["temperature"], top_p=sampling["top_p"], seed=sampling["seed"],
-                    batch_size=len(jobs), schemas=[job.schema for job in jobs],
-                    top_logprobs=sampling["top_logprobs"], on_token=lambda i, t: jobs[i].token(t),
-                    should_stop=lambda i: jobs[i].should_stop(), return_token_ids=True)
+            replies = self.models[jobs[0].model].decode(
+                [job.messages for job in jobs], jobs[0].sampling.decoding(),
+                formats=[job.sampling.response_format for job in jobs], batch_size=len(jobs),
+                on_token=lambda i, t: jobs[i].feed.token(t), should_stop=lambda i: jobs[i].should_stop(),
+                return_token_ids=True)
         except Exception as e:  # a failed batch answers its requests with the error; the server lives on
             for job in jobs:
                 job.emit("error", BadRequest(500, f"generation failed: {type(e).__name__}: {e}"))
@@ -194,23 +157,17 @@ class ModelServer:
     def _finish(self, job, reply):
         if job.cancelled.is_set():
             self.stats["cancelled"] += 1
-            self.finished.append(("cancelled", len(job.ids)))
+            self.finished.append(("cancelled", len(job.feed.ids)))
             job.emit("error", BadRequest(499, "the client closed the request"))
         elif reply is None or job.expired:
             self.stats["timed_out"] += 1
-            self.finished.append(("timed_out", len(job.ids)))
+            self.finished.append(("timed_out", len(job.feed.ids)))
             job.emit("error", BadRequest(504, "the request took longer than this server allows "
                                               "(serve --request-timeout)"))
         else:
             self.finished.append(("done", reply["completion_tokens"]))
-            job.delta(reply["text"])
+            job.feed.finish(reply["text"])
             job.emit("done", reply)
-
-
-def is_lora(path):
-    """Whether `path` holds a LoRA adapter (else, for a student, a full fine-tune)."""
-    from pathlib import Path
-    return (Path(path) / "adapter_config.json").exists()
 
 
 class TrainedPrompt:
@@ -228,13 +185,13 @@ class TrainedPrompt:
     def model_names(self):
         return self.inner.model_names()
 
-    async def answer(self, body, timeout=None):
+    async def respond(self, body, timeout=None):
         messages, layout = body.get("messages"), self.layouts.get(body.get("model"))
         if not (layout and isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages)):
-            return await self.inner.answer(body, timeout)  # the inner backend says what is wrong
+            return await self.inner.respond(body, timeout)  # the inner backend says what is wrong
         k = layout["passages"] if self.retriever else 0
         messages, shown = await asyncio.to_thread(with_passages, messages, self.retriever, k, layout["system_prompt"])
-        reply = await self.inner.answer({**body, "messages": messages}, timeout)
+        reply = await self.inner.respond({**body, "messages": messages}, timeout)
         if not shown:
             return reply
         if isinstance(reply, dict):

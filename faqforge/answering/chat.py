@@ -15,76 +15,44 @@ cites (document, section, pages). --passages 0 asks closed book.
 
 import argparse
 import sys
-import threading
-from pathlib import Path
 
+from faqforge.answering.bots import retriever_for
 from faqforge.core.chat_format import question_messages, sources, sources_block, trained_layout, with_passages
 from faqforge.core.io import PipelineError
-from faqforge.hygiene.keys import api_key, check_key_transport
-from faqforge.hygiene.secrets import redact
-from faqforge.models.checkpoints import chat_prompt, load_model
+from faqforge.models.sampling import Sampling
 
 PROMPT = "you> "
 
 
-class LocalChat:
-    """A local model, with an adapter when given one, answering through its chat template."""
-
-    def __init__(self, model_spec, adapter, max_new_tokens, temperature, seed=0, dtype="auto"):
-        self.seed = seed
-        if adapter and not (Path(adapter) / "adapter_config.json").exists():
-            if not (Path(adapter) / "config.json").exists():
-                raise PipelineError(f"--adapter {adapter}: neither a LoRA adapter (adapter_config.json) nor a "
-                                    "fine-tuned checkpoint (config.json) there; train one with `dvc repro "
-                                    "finetune`, or pass --adapter '' to chat with the base model.")
-            model_spec, adapter = adapter, None  # finetune.method full: the checkpoint is the model
-        self.model, self.tokenizer = load_model(model_spec, adapter=adapter, dtype=dtype)
-        self.sampling = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0}
-        if temperature > 0:
-            self.sampling["temperature"] = temperature
-
-    def stream(self, messages):
-        import torch
-        from transformers import TextIteratorStreamer
-        torch.manual_seed(self.seed)  # with temperature > 0, the same conversation gets the same answer
-        inputs = self.tokenizer(chat_prompt(self.tokenizer, messages), return_tensors="pt",
-                                add_special_tokens=False).to(self.model.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        worker = threading.Thread(target=self.model.generate, kwargs={
-            **inputs, **self.sampling, "streamer": streamer, "pad_token_id": self.tokenizer.pad_token_id})
-        worker.start()
-        yield from streamer
-        worker.join()
+def local_bot(base, student, dtype="auto"):
+    """The student (a LoRA adapter on `base` or a full fine-tune; '' or None: the base
+    alone) answering in this process, decoded as serve decodes."""
+    from faqforge.models.local import local_models
+    if not student:
+        return local_models(base, dtype=dtype)["base"]
+    try:
+        return local_models(base, {"chatbot": student}, dtype=dtype)["chatbot"]
+    except PipelineError as e:
+        raise PipelineError(f"--adapter {e}, or pass --adapter '' to chat with the base model") from None
 
 
-class ServedChat:
+class ServedBot:
     """A model behind an OpenAI-compatible server (vLLM, `python -m faqforge serve`), streamed."""
 
-    def __init__(self, base_url, model, api_key_env, max_tokens, temperature, insecure_http=False):
-        import openai
-        key = api_key(api_key_env)
-        check_key_transport(base_url, key, insecure_http, "--base-url", api_key_env, "pass --insecure-http")
-        self.client = openai.OpenAI(base_url=base_url, api_key=key or "none")
-        self.model, self.sampling = model, {"max_tokens": max_tokens, "temperature": temperature}
+    def __init__(self, base_url, model, api_key_env, insecure_http=False):
+        from faqforge.models.served import Server
+        self.server, self.model = Server(base_url, api_key_env, insecure_http), model
 
-    def stream(self, messages):
-        import openai
-        try:
-            for chunk in self.client.chat.completions.create(model=self.model, messages=messages, stream=True,
-                                                              **self.sampling):
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-        except openai.OpenAIError as e:
-            raise PipelineError(f"{self.client.base_url}: {type(e).__name__}: "
-                                f"{redact(str(e).splitlines()[0], [self.client.api_key])}") from None
+    def stream(self, messages, sampling):
+        return self.server.stream(self.model, messages, sampling)
 
 
-def answer(bot, messages, out, retriever=None, k=0):
+def answer_turn(bot, messages, sampling, out, retriever=None, k=0):
     """Stream one answer to `out`, the question shown with the top k passages when
     there is a retriever, then the sources it cites; returns the answer's text."""
     prompt, shown = with_passages(messages, retriever, k)
     parts = []
-    for piece in bot.stream(prompt):
+    for piece in bot.stream(prompt, sampling):
         parts.append(piece)
         out.write(piece)
         out.flush()
@@ -95,7 +63,7 @@ def answer(bot, messages, out, retriever=None, k=0):
     return text
 
 
-def converse(bot, system_prompt, read=input, out=sys.stdout, retriever=None, k=0):
+def converse(bot, system_prompt, sampling, read=input, out=sys.stdout, retriever=None, k=0):
     """The interactive loop: a multi-turn conversation until /quit or end of input.
     Earlier turns stay as asked; only the newest question is shown its passages."""
     start = [{"role": "system", "content": system_prompt}] if system_prompt else []
@@ -116,7 +84,7 @@ def converse(bot, system_prompt, read=input, out=sys.stdout, retriever=None, k=0
         if not line:
             continue
         history.append({"role": "user", "content": line})
-        history.append({"role": "assistant", "content": answer(bot, history, out, retriever, k)})
+        history.append({"role": "assistant", "content": answer_turn(bot, history, sampling, out, retriever, k)})
 
 
 def main(argv=None):
@@ -137,7 +105,9 @@ def main(argv=None):
     parser.add_argument("--index", default="data/index", help="the retrieval index (`dvc repro index` builds it)")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 answers greedily")
-    parser.add_argument("--seed", type=int, default=0, help="local: sampling seed when --temperature > 0")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed when --temperature > 0")
+    parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                        help="end an answer where this text first appears (repeat for several)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                         help="local: the precision to answer in (auto: bfloat16/float16 on a GPU, float32 on a CPU)")
     args = parser.parse_args(argv)
@@ -147,26 +117,23 @@ def main(argv=None):
         k = args.passages if args.passages is not None else layout["passages"]
         if k < 0:
             raise PipelineError(f"--passages {k}: give 0 (closed book) or more")
-        retriever = None
-        if k:
-            from faqforge.documents.retrieval import Retriever
-            retriever = Retriever(args.index)
+        retriever = retriever_for([k], args.index)
+        sampling = Sampling(max_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
+                            stop=tuple(args.stop))
         if args.base_url:
             if not args.model:
                 raise PipelineError("--base-url needs --model, the name the server serves (e.g. chatbot)")
-            bot = ServedChat(args.base_url, args.model, args.api_key_env, args.max_new_tokens, args.temperature,
-                             args.insecure_http)
+            bot = ServedBot(args.base_url, args.model, args.api_key_env, args.insecure_http)
         else:
-            bot = LocalChat(args.model or "models/base", args.adapter, args.max_new_tokens, args.temperature,
-                            args.seed, args.dtype)
+            bot = local_bot(args.model or "models/base", args.adapter, args.dtype)
         if args.question:
-            answer(bot, question_messages(args.question, system_prompt), sys.stdout, retriever, k)
+            answer_turn(bot, question_messages(args.question, system_prompt), sampling, sys.stdout, retriever, k)
         else:
             try:
                 import readline  # noqa: F401  line editing and history for input()
             except ImportError:
                 pass
-            converse(bot, system_prompt, retriever=retriever, k=k)
+            converse(bot, system_prompt, sampling, retriever=retriever, k=k)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ Like vLLM's `--lora-modules`: the base model answers under its name (`base`
 unless --served-model-name says otherwise) and each student under its own, a
 LoRA adapter on the shared base or a full fine-tune loaded beside it.
 Endpoints: GET /v1/models, POST /v1/chat/completions (streamed with
-"stream": true) with temperature, top_p, seed, max_tokens, logprobs and
+"stream": true) with temperature, top_p, seed, max_tokens, stop, logprobs and
 response_format json_schema (guided decoding), GET /health. Requests that arrive
 together are answered in one batch (up to --batch-size, waiting at most
 --max-wait-ms for company).
@@ -40,45 +40,12 @@ import os
 import socket
 import sys
 
-from faqforge.answering.backends import TrainedPrompt, is_lora
-from faqforge.core.chat_format import LAYOUT_FILE, trained_layout
+from faqforge.answering.bots import compose_bot, parse_lora_modules
 from faqforge.core.io import PipelineError
 from faqforge.hygiene.keys import api_key, is_loopback
 
 DEFAULT_KEY_ENV = "FAQFORGE_SERVE_KEY"
 DEFAULT_STUDENT = "models/adapter"
-
-
-def parse_lora_modules(items):
-    """{name: path} of the students to serve; each a LoRA adapter or a full fine-tune."""
-    students = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise PipelineError(f"--lora-modules {item!r}: write it as name=path, e.g. chatbot=models/adapter")
-        if not (is_lora(path) or os.path.exists(os.path.join(path, "config.json"))):
-            raise PipelineError(f"--lora-modules {item!r}: {path} holds neither adapter_config.json (a LoRA "
-                                "adapter) nor config.json (a full fine-tune); train one with `dvc repro finetune`")
-        students[name] = path
-    return students
-
-
-def layouts(students, base_name, base_path, layout_from, passages):
-    """{served name: {"system_prompt", "passages"}}: each student's from the prompt.json stored with it,
-    the base model's from --layout-from, its own prompt.json or the first student's."""
-    out = {}
-    for name, path in students.items():
-        if not os.path.exists(os.path.join(path, LAYOUT_FILE)):
-            print(f"note: {path} has no {LAYOUT_FILE} (trained before faqforge stored it): its prompt comes from "
-                  "params.yaml and prompts.yaml", file=sys.stderr)
-        out[name] = trained_layout(path)
-    base = layout_from or (base_path if os.path.exists(os.path.join(base_path, LAYOUT_FILE)) else None)
-    out[base_name] = trained_layout(base) if base else next(iter(out.values()), trained_layout(None, "-"))
-    if passages is not None:
-        if passages < 0:
-            raise PipelineError(f"--passages {passages}: give 0 (no retrieval) or more")
-        out = {name: {**layout, "passages": passages} for name, layout in out.items()}
-    return out
 
 
 def bind(host, port):
@@ -139,28 +106,21 @@ def build(args):
         raise PipelineError(f"--host {args.host}: refusing to serve another address than this machine's without a "
                             f"key; export one in {args.api_key_env} (clients send it as a bearer token), or pass "
                             "--insecure for a network you trust")
+    generator = None
     if args.generator_url:
-        from faqforge.answering.forwarding import Forwarder
-        backend = Forwarder(args.generator_url, args.generator_key_env, args.generator_models,
-                            args.max_tokens_limit, args.insecure_http)
-        shown = {name: trained_layout(args.layout_from) for name in backend.model_names()}
-        if args.passages is not None:
-            shown = {name: {**layout, "passages": args.passages} for name, layout in shown.items()}
+        generator = {"base_url": args.generator_url, "api_key_env": args.generator_key_env,
+                     "models": args.generator_models, "insecure_http": args.insecure_http}
+        students = {}
     else:
         items = args.lora_modules
         if items is None:
             items = [f"chatbot={DEFAULT_STUDENT}"] if os.path.exists(DEFAULT_STUDENT) else []
         students = parse_lora_modules(items)
-        shown = layouts(students, args.served_model_name, args.model, args.layout_from, args.passages)
-        from faqforge.answering.backends import ModelServer
-        backend = ModelServer(args.model, students, args.served_model_name, args.batch_size, args.max_wait_ms,
-                              args.max_tokens_limit, args.dtype)
-    retriever = None
-    if any(layout["passages"] for layout in shown.values()):
-        from faqforge.documents.retrieval import Retriever
-        retriever = Retriever(args.index)
+    bot, shown = compose_bot(students, args.model, args.served_model_name, args.index, args.passages,
+                             args.layout_from, generator, args.dtype, args.batch_size, args.max_wait_ms,
+                             args.max_tokens_limit)
     limits = Limits(args.max_body_bytes, args.body_timeout, args.max_concurrent, args.request_timeout)
-    return create_app(TrainedPrompt(backend, shown, retriever), key, limits), backend.model_names(), shown
+    return create_app(bot, key, limits), bot.model_names(), shown
 
 
 def main(argv=None):

@@ -284,6 +284,7 @@ class EvaluateJudge(Section):
 class Evaluate(Section):
     max_new_tokens: int = Field(96, ge=1)
     temperature: Number = Field(0.0, ge=0)
+    stop: list[Annotated[str, Field(min_length=1)]] = Field([], max_length=4)
     batch_size: int = Field(16, ge=1)
     bootstrap_resamples: int = Field(2000, ge=1)
     seed: int = 0

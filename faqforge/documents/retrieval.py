@@ -19,7 +19,6 @@ later (evaluate, chat, serve) embeds questions the same way.
 """
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -140,7 +139,7 @@ class Embedder:
                                 "sentence-transformers checkpoint directory, or with index.dense.base_url the "
                                 "name the embedding server serves")
         self.model, self.base_url, self.api_key_env, self.batch_size = model, base_url, api_key_env, batch_size
-        self._local = None
+        self._local = self._server = None
 
     def settings(self):
         return {"model": self.model, "base_url": self.base_url, "api_key_env": self.api_key_env,
@@ -156,21 +155,11 @@ class Embedder:
         return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
 
     def _remote(self, batch):
-        import openai
-
-        from faqforge.hygiene.secrets import redact
-        key = os.environ.get(self.api_key_env or "") or "none"
-        client = openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=3)
-        try:
-            reply = client.embeddings.create(model=self.model, input=batch)
-        except openai.OpenAIError as e:
-            raise PipelineError(f"index.dense: {self.base_url} embeddings for model {self.model!r} failed: "
-                                f"{type(e).__name__}: {redact(str(e).splitlines()[0], [key])}") from None
-        data = sorted(reply.data, key=lambda d: d.index)
-        if len(data) != len(batch):
-            raise PipelineError(f"index.dense: {self.base_url} returned {len(data)} embeddings for {len(batch)} "
-                                "texts")
-        return np.asarray([d.embedding for d in data], dtype=np.float32)
+        from faqforge.models.served import Server
+        if self._server is None:
+            self._server = Server(self.base_url, self.api_key_env, where="params.yaml: index.dense.base_url",
+                                  override="use a loopback or https URL", max_retries=3)
+        return self._server.embed(self.model, batch)
 
     def _local_encode(self, batch):
         if self._local is None:

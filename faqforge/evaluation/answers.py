@@ -2,79 +2,52 @@
 content, so a rerun that changes no input generates nothing) or from an
 OpenAI-compatible server that serves the base model and the adapter by name."""
 
-import contextlib
-from pathlib import Path
-
 import torch
 
 from faqforge.core.chat_format import question_messages
 from faqforge.core.config import checked
 from faqforge.core.io import PipelineError
 from faqforge.evaluation.scores import MODEL_ARMS
-from faqforge.models.checkpoints import answering_dtype, checkpoint_fingerprint, load_model
-from faqforge.models.decoding import generate_chat
-from faqforge.teacher.cache import ResponseCache, request_key
-from faqforge.teacher.transport import OpenAITransport
+from faqforge.models.cache import ResponseCache
+from faqforge.models.checkpoints import answering_dtype
+from faqforge.models.completion import Cached
+from faqforge.models.local import local_models
+from faqforge.models.openai_client import OpenAIClient
+from faqforge.models.sampling import Sampling
 
 
-def load_students(base="models/base", trained="models/adapter", dtype="auto"):
-    """{"base": model, "tuned": model}, tokenizer: one model with the adapter
-    switched off and on (LoRA), or two models (a full fine-tune)."""
-    if (Path(trained) / "adapter_config.json").exists():
-        model, tokenizer = load_model(base, adapter=trained, dtype=dtype)
-        return {"base": model, "tuned": model}, tokenizer
-    tuned, tokenizer = load_model(trained, dtype=dtype)
-    return {"base": load_model(base, dtype=dtype)[0], "tuned": tuned}, tokenizer
+def decoding(params):
+    """The students' sampling settings, from the evaluate section."""
+    return Sampling(max_tokens=params["max_new_tokens"], temperature=params["temperature"], seed=params["seed"],
+                    stop=tuple(params.get("stop") or ()))
 
 
 def local_answers(arm_chats, params, base="models/base", trained="models/adapter", cache_dir=None, dtype="auto"):
-    """({arm: replies}, stats) from the students in-process, in batches; an arm
-    name starting with base_ answers with the adapter disabled. With `cache_dir`
-    each answer is kept under a hash of the checkpoint's files, the prompt and the
-    decoding settings, so a rerun that changes none of them (a report change, a
-    forced rerun) generates nothing and loads no model; `stats` counts answers,
-    cache hits and the tokens generated."""
-    settings = {"max_new_tokens": params["max_new_tokens"], "temperature": params["temperature"],
-                "seed": params["seed"]}
-    keyed = dict(settings)
+    """({arm: replies}, stats) from the students in-process, in batches: an arm
+    name starting with base_ answers with the base (any adapter switched off),
+    tuned_ with the trained student. With `cache_dir` each answer is kept under a
+    hash of the checkpoint's files, the prompt and the decoding settings, so a rerun
+    that changes none of them (a report change, a forced rerun) generates nothing
+    and loads no model; `stats` counts answers, cache hits and the tokens generated."""
+    sampling = decoding(params)
+    models = local_models(base, {"tuned": trained}, dtype=dtype, batch_size=params["batch_size"])
     precision = answering_dtype(dtype)[0]
-    if precision != torch.float32:   # half precision answers differently: kept apart in the cache
-        keyed["dtype"] = str(precision).removeprefix("torch.")
-    adapter = (Path(trained) / "adapter_config.json").exists()
-    fingerprints = {"base": checkpoint_fingerprint(base)}
-    fingerprints["tuned"] = (fingerprints["base"] + "+" if adapter else "") + checkpoint_fingerprint(trained)
+    # Half precision answers differently: kept apart in the cache.
+    suffix = "" if precision == torch.float32 else " " + str(precision).removeprefix("torch.")
     cache = ResponseCache(cache_dir) if cache_dir else None
-    replies, keys, missing = {}, {}, {}
+    replies, stats = {}, {"answers": 0, "generated": 0, "generated_tokens": 0, "cache_hits": 0}
     for arm, chats in arm_chats.items():
-        model_id = f"student:{fingerprints[arm.split('_')[0]]}"
-        keys[arm] = [request_key(model_id, chat, keyed) for chat in chats]
-        replies[arm] = [cache.get(key) if cache else None for key in keys[arm]]
-        for reply in replies[arm]:
-            if reply:
-                reply.pop("request", None)
-        missing[arm] = [i for i, reply in enumerate(replies[arm]) if reply is None]
-    stats = {"answers": sum(len(c) for c in arm_chats.values()), "generated": sum(len(m) for m in missing.values()),
-             "generated_tokens": 0}
-    stats["cache_hits"] = stats["answers"] - stats["generated"]
-    if not stats["generated"]:
-        return replies, stats
-    models, tokenizer = load_students(base, trained, dtype)
-    for arm, todo in missing.items():
-        if not todo:
-            continue
-        side = arm.split("_")[0]
-        model = models[side]
-        shared = side == "base" and models["base"] is models["tuned"]
-        with model.disable_adapter() if shared else contextlib.nullcontext():
-            answers = generate_chat(model, tokenizer, [arm_chats[arm][i] for i in todo], desc=f"{arm} answers",
-                                    batch_size=params["batch_size"], **settings)
-        for i, answer in zip(todo, answers):
-            replies[arm][i] = answer
-            stats["generated_tokens"] += answer["completion_tokens"]
-            if cache:   # with the request it answers, as the teacher's entries, for auditing
-                request = {"model": f"student:{fingerprints[side]}", "messages": arm_chats[arm][i],
-                           "sampling": keyed}
-                cache.put(keys[arm][i], {**answer, "request": request})
+        model = models[arm.split("_")[0]]
+        completer = Cached(model, f"student:{model.fingerprint()}{suffix}", cache) if cache else model
+        answers = replies[arm] = [None] * len(chats)
+        completer.complete([(chat, sampling) for chat in chats], f"{arm} answers", answers.__setitem__)
+        for answer in answers:
+            stats["answers"] += 1
+            if answer.get("cached"):
+                stats["cache_hits"] += 1
+            else:
+                stats["generated"] += 1
+                stats["generated_tokens"] += answer["completion_tokens"]
     if cache:
         cache.close()
     return replies, stats
@@ -87,15 +60,14 @@ def served_answers(arm_chats, params, teacher_params):
     and retries). Not cached: a server can serve a new adapter under the same
     name. Any failed request stops the evaluation rather than score a gap."""
     served = params["served"]
-    sampling = {"temperature": params["temperature"], "top_p": 1.0, "max_tokens": params["max_new_tokens"],
-                "seed": params["seed"]}
+    sampling = decoding(params)
     replies = {}
     for arm, chats in arm_chats.items():
         name = served[f"{arm.split('_')[0]}_model"]
-        transport = OpenAITransport(name, {**checked("teacher", teacher_params), "base_url": served["base_url"],
-                                           "api_key_env": served["api_key_env"]}, endpoint="evaluate.served")
+        client = OpenAIClient(name, {**checked("teacher", teacher_params), "base_url": served["base_url"],
+                                     "api_key_env": served["api_key_env"]}, endpoint="evaluate.served")
         answers = [None] * len(chats)
-        transport.answer([(chat, sampling) for chat in chats], f"{arm} answers ({name})", answers.__setitem__)
+        client.complete([(chat, sampling) for chat in chats], f"{arm} answers ({name})", answers.__setitem__)
         failed = [r for r in answers if r.get("error")]
         if failed:
             raise PipelineError(f"params.yaml: evaluate.served: {len(failed)} of {len(chats)} requests to "

@@ -134,6 +134,17 @@ def materialise(spec, out_dir):
     return {"source": spec, "parameters": n_params}
 
 
+def checkpoint_kind(path):
+    """What a trained student's directory holds: "lora" (a PEFT adapter,
+    adapter_config.json), "full" (a whole checkpoint, config.json) or None."""
+    if not path:
+        return None
+    path = Path(path)
+    if (path / "adapter_config.json").exists():
+        return "lora"
+    return "full" if (path / "config.json").exists() else None
+
+
 def checkpoint_source(directory):
     """The spec a materialised checkpoint was made from, or None."""
     path = Path(directory) / SOURCE_FILE

@@ -1,5 +1,6 @@
-"""Batched chat generation with a local model: the local teacher backend, the
-evaluator and `serve` all answer through `generate_chat`.
+"""Batched chat generation with a local model: every in-process answer (the
+local teacher, the evaluation's students, chat and serve, through
+faqforge.models.local) comes from `generate_chat`.
 
 Replies can be guided to a JSON schema (faqforge.models.guided) and can carry per-token
 log-probabilities in the OpenAI API's shape.
@@ -15,23 +16,26 @@ from transformers.generation.streamers import BaseStreamer
 
 from faqforge.models.checkpoints import chat_prompt
 from faqforge.models.guided import JsonSchemaGuide, string_array_shape
+from faqforge.models.sampling import Sampling
 
+GREEDY = Sampling()
 # Below this many shared prompt tokens a batch is read in whole: the saving would not pay for the extra pass.
 MIN_SHARED_PREFIX = 16
 
 
 @torch.inference_mode()
-def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperature=0.0, top_p=1.0, batch_size=8,
-                  seed=0, desc="generating", schemas=None, no_repeat_ngram=0, top_logprobs=None, on_result=None,
-                  static_cache=True, shared_prefix=True, on_token=None, should_stop=None, return_token_ids=False):
-    """Answer each conversation (a list of chat messages); returns one dict per input.
+def generate_chat(model, tokenizer, conversations, sampling=GREEDY, batch_size=8, desc="generating",
+                  schemas=None, on_result=None, static_cache=True, shared_prefix=True, on_token=None,
+                  should_stop=None, return_token_ids=False):
+    """Answer each conversation (a list of chat messages) with the decoding settings
+    `sampling` (its response_format aside); returns one dict per input.
 
     Conversations are sorted by prompt length and batched with left padding, so a
     batch wastes little compute on padding. Greedy when temperature is 0.
     `schemas` (one JSON schema or None per conversation) guides those replies
     to valid JSON of that shape (faqforge.models.guided).
     Each result has `text`, `prompt_tokens`, `completion_tokens`, `finish_reason`,
-    and with `top_logprobs=k` also `logprobs`: per reply token its text, log-probability
+    and with `sampling.top_logprobs` k also `logprobs`: per reply token its text, log-probability
     and the k most likely tokens with theirs (the OpenAI API's shape).
     `on_result(i, result)` is called as each batch finishes, so a caller can keep
     what is done before the whole list is.
@@ -58,10 +62,11 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
     lengths = [len(ids) for ids in token_ids]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])
     results = [None] * len(prompts)
-    sampling = {"do_sample": False}
-    if temperature > 0:
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
-    torch.manual_seed(seed)
+    max_new_tokens, top_logprobs = sampling.max_tokens, sampling.top_logprobs
+    decoding = sampling.to_transformers()
+    if sampling.stop:
+        decoding["tokenizer"] = tokenizer   # what stop strings are matched in
+    torch.manual_seed(sampling.seed)
     stop_ids = {tokenizer.eos_token_id, *_stop_ids(model)}
     static = static_cache and getattr(model, "_can_compile_fullgraph", False)  # the models with a static cache
     share = shared_prefix and _plain_attention_cache(model)
@@ -82,7 +87,8 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
         processors = []
         if any(shapes[i] for i in idx):
             processors.append(JsonSchemaGuide(tokenizer, model.config.vocab_size, [shapes[i] for i in idx],
-                                              stop_id=tokenizer.eos_token_id, no_repeat_ngram=no_repeat_ngram))
+                                              stop_id=tokenizer.eos_token_id,
+                                              no_repeat_ngram=sampling.no_repeat_ngram))
         recorder = LogprobRecorder(top_logprobs) if top_logprobs else None
         if recorder:
             processors.append(recorder)
@@ -90,14 +96,17 @@ def generate_chat(model, tokenizer, conversations, max_new_tokens=256, temperatu
         if on_token or should_stop:
             feed = RowFeed(idx, stop_ids, on_token, should_stop)
             hooks = {"streamer": feed, "stopping_criteria": StoppingCriteriaList([feed])}
-        out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                             logits_processor=processors, **caching, **sampling, **hooks)
+        out = model.generate(**batch, pad_token_id=tokenizer.pad_token_id, logits_processor=processors, **caching,
+                             **decoding, **hooks)
         new_tokens = out[:, batch["input_ids"].shape[1]:]
         for row, i in enumerate(idx):
             ids = new_tokens[row].tolist()
             stopped = not stop_ids.isdisjoint(ids)
             kept = [t for t in ids if t != tokenizer.pad_token_id]
             text = tokenizer.decode(kept, skip_special_tokens=True).strip()
+            cut = min((text.index(s) for s in sampling.stop if s in text), default=None)
+            if cut is not None:
+                text, stopped = text[:cut].rstrip(), True
             results[i] = {"text": text, "prompt_tokens": lengths[i], "completion_tokens": len(kept),
                           "finish_reason": "stop" if stopped else "length"}
             if return_token_ids:

@@ -1,16 +1,17 @@
-"""The OpenAI-compatible transport: any server speaking the chat completions
+"""The OpenAI-compatible client: any server speaking the chat completions
 API (vLLM, TGI, Ollama, llama.cpp, hosted APIs), one or a fleet of replicas.
 
 Requests are submitted one at a time and answered on an event loop in a
 thread of its own (`session`), so a stage can stream: it submits as it reads
 and takes replies as they come, holding only what is in flight. Which replica
-answers and how many requests are in flight: faqforge.teacher.fleet. Requests
+answers and how many requests are in flight: faqforge.models.fleet. Requests
 are optionally paced to `requests_per_minute` / `tokens_per_minute`; 429, 5xx,
 timeouts, dropped connections and malformed replies are retried with
 exponential backoff and jitter (or the server's Retry-After; at once on
 another replica when there is one), and a request that still fails becomes an
 error record. It knows nothing of caches or prices: a `budget` (see
-faqforge.teacher.client) may refuse a request before it is sent.
+faqforge.teacher.client) may refuse a request before it is sent. One-off calls
+(a streamed chat, a forwarded request, embeddings): faqforge.models.served.
 """
 
 import asyncio
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from faqforge.hygiene.keys import api_key, check_key_transport
 from faqforge.hygiene.secrets import redact
-from faqforge.teacher.fleet import OVERLOAD_STATUS, Fleet, Replica, replica_limits
+from faqforge.models.fleet import OVERLOAD_STATUS, Fleet, Replica, replica_limits
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 TRANSPORT_KEYS = ("base_url", "api_key_env", "timeout", "concurrency", "max_concurrency", "requests_per_minute",
@@ -59,8 +60,8 @@ def base_urls(value):
     return [value] if isinstance(value, str) else list(value or [])
 
 
-class OpenAITransport:
-    """Sends (messages, sampling) requests to `model` at `params["base_url"]`.
+class OpenAIClient:
+    """Sends (messages, Sampling) requests to `model` at `params["base_url"]`.
     `stats` counts retries, the time spent waiting for them, schema fallbacks and,
     per replica, requests, errors, overloads, ejections and the last limit."""
 
@@ -72,7 +73,7 @@ class OpenAITransport:
         self.stats = {"retries": 0, "retry_wait_seconds": 0.0, "schema_fallbacks": 0}
         self.schema_unsupported = False
 
-    def answer(self, requests, desc, finished, budget=None):
+    def complete(self, requests, desc, finished, budget=None):
         """Answer every request; `finished(k, reply)` as each one arrives. A reply is
         a dict with `text`, `prompt_tokens`, `completion_tokens`, `finish_reason`
         (and `logprobs` when asked), or an error record (`text` None, `error`, `message`)."""
@@ -134,8 +135,8 @@ class OpenAITransport:
 
     async def _one(self, state, messages, sampling, on_reply):
         budget = state["budget"]
-        estimate = sum(len(m["content"]) for m in messages) // 3 + sampling.get("max_tokens", 512)
-        reserved = budget.reserve(estimate, sampling.get("max_tokens", 512)) if budget else 0.0
+        estimate = sum(len(m["content"]) for m in messages) // 3 + sampling.max_tokens
+        reserved = budget.reserve(estimate, sampling.max_tokens) if budget else 0.0
         if reserved is None:
             reply = budget.refusal()
         else:
@@ -163,7 +164,7 @@ class OpenAITransport:
         attempt, replica = 0, None
         while True:
             retry_after = None
-            sent_schema = bool(sampling.get("response_format")) and not self.schema_unsupported
+            sent_schema = bool(sampling.response_format) and not self.schema_unsupported
             replica = await fleet.acquire(avoid=replica)
             sent_at, outcome = time.monotonic(), "failed"
             try:
@@ -205,11 +206,9 @@ class OpenAITransport:
 
     async def _request(self, client, messages, sampling):
         from openai.types.chat import ChatCompletion
-        body = {k: v for k, v in sampling.items() if k != "top_logprobs"}
+        body = sampling.to_openai()
         if self.schema_unsupported:
             body.pop("response_format", None)
-        if sampling.get("top_logprobs"):
-            body.update(logprobs=True, top_logprobs=sampling["top_logprobs"])
         try:
             # client.post, not client.chat.completions.create: the same request, retries off,
             # errors and parsing, without the SDK walking every message and the JSON schema
@@ -226,7 +225,7 @@ class OpenAITransport:
                   "prompt_tokens": usage.prompt_tokens if usage else 0,
                   "completion_tokens": usage.completion_tokens if usage else 0,
                   "finish_reason": choice.finish_reason}
-        if sampling.get("top_logprobs") and choice.logprobs and choice.logprobs.content:
+        if sampling.top_logprobs and choice.logprobs and choice.logprobs.content:
             result["logprobs"] = [{"token": t.token, "logprob": t.logprob,
                                    "top": {x.token: x.logprob for x in t.top_logprobs or []}}
                                   for t in choice.logprobs.content]

@@ -29,6 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from faqforge.core.io import PipelineError
+from faqforge.models.sampling import Sampling
 from faqforge.review.grading import Grading
 
 STATIC = Path(__file__).parent / "static"
@@ -122,13 +123,14 @@ def create_review_app(store, chat=None, grading=None):
         body = await body_of(request)
         if bot["backend"] is None:
             raise PipelineError("no bot to try: start the review with a trained model (dvc repro finetune)")
-        if callable(bot["backend"]) and not hasattr(bot["backend"], "answer"):
+        if callable(bot["backend"]) and not hasattr(bot["backend"], "respond"):
             bot["backend"] = await asyncio.to_thread(bot["backend"])
         backend = bot["backend"]
         name = backend.model_names()[-1]
-        chunks = await backend.answer({"model": name, "messages": body.get("messages") or [], "stream": True,
-                                       "temperature": float(body.get("temperature") or 0),
-                                       "max_tokens": int(body.get("max_tokens") or 256)})
+        sampling = Sampling(max_tokens=int(body.get("max_tokens") or 256),
+                            temperature=float(body.get("temperature") or 0))
+        chunks = await backend.respond({"model": name, "messages": body.get("messages") or [], "stream": True,
+                                       **sampling.to_openai()})
 
         async def lines():
             async for part in chunks:

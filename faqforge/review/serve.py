@@ -23,19 +23,10 @@ def chat_backend(model, student, index, bot_url=None, bot_model="chatbot", key_e
     `bot_url`, the model an OpenAI-compatible server serves as `bot_model`), prompted as
     trained (the student's prompt.json), with retrieval when it was trained with passages."""
     def build():
-        from faqforge.answering.backends import ModelServer, TrainedPrompt
-        from faqforge.core.chat_format import trained_layout
-        layout = trained_layout(student)
-        if bot_url:
-            from faqforge.answering.forwarding import Forwarder
-            server = Forwarder(bot_url, key_env, [bot_model])
-        else:
-            server = ModelServer(model, {"chatbot": student}, "base", batch_size=4, max_wait_ms=10)
-        retriever = None
-        if layout["passages"]:
-            from faqforge.documents.retrieval import Retriever
-            retriever = Retriever(index)
-        return TrainedPrompt(server, {name: layout for name in server.model_names()}, retriever)
+        from faqforge.answering.bots import compose_bot
+        generator = {"base_url": bot_url, "api_key_env": key_env, "models": [bot_model]} if bot_url else None
+        return compose_bot({} if bot_url else {"chatbot": student}, model, index=index, layout_from=student,
+                           generator=generator, batch_size=4, max_wait_ms=10)[0]
     return build
 
 

@@ -1,7 +1,9 @@
-"""The teacher LLM layer: one client (client.Teacher) with the content cache
-(cache), accounting and budget over two backends, an OpenAI-compatible
-transport with retries and rate limits (transport) and an in-process model
-(local); and the reader of a judge's YES/NO verdicts (verdict).
+"""The teacher LLM: one client (client.Teacher) that owns what is the teacher's
+(its sampling defaults, accounting, budget, streaming `map`, scrubbing replies,
+Ray through its public methods: ray_engine) over the completion parts of
+faqforge.models (an in-process model or an OpenAI-compatible client, behind the
+content cache); worked examples (few_shot) and the reader of a judge's YES/NO
+verdicts (verdict).
 
 May import: faqforge.core, faqforge.hygiene, faqforge.models.
 """

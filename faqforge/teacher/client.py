@@ -1,13 +1,13 @@
 """The one client every teacher call goes through: generate, curate, augment, judge.
 
 `Teacher.chat(conversations)` answers from the cache what was answered before
-and sends the rest to one of two backends:
-  local   transformers in-process, batched (faqforge.teacher.local)
-  openai  any OpenAI-compatible server (faqforge.teacher.transport)
+and sends the rest to one of two backends (faqforge.models.completion):
+  local   transformers in-process, batched (faqforge.models.local)
+  openai  any OpenAI-compatible server (faqforge.models.openai_client)
 
 Every answer is cached on disk (each stage has its own directory of segment
 files, cache/llm/<stage>/, a persistent DVC output: `dvc repro` never deletes it
-and `dvc push` shares it; see faqforge.teacher.cache), keyed by the content of the request (backend, model,
+and `dvc push` shares it; see faqforge.models.cache), keyed by the content of the request (backend, model,
 messages, sampling settings, response format), so a rerun, an interrupted run
 or a run after adding one document only calls the LLM for requests it has
 never answered. The API key is never part of a key or an entry. Failed
@@ -25,12 +25,12 @@ from pathlib import Path
 
 from faqforge.core.config import checked
 from faqforge.core.io import PipelineError
-from faqforge.teacher.cache import ResponseCache, request_key
-from faqforge.teacher.local import LocalBackend
+from faqforge.models.completion import Cached
+from faqforge.models.local import LocalModel, local_models
+from faqforge.models.openai_client import OpenAIClient
+from faqforge.models.sampling import Sampling
 from faqforge.teacher.ray_engine import map_on_ray
-from faqforge.teacher.transport import OpenAITransport
 
-SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "seed")
 WINDOW = 1024   # items a streaming stage holds at most: in flight, or answered and waiting for the ones before
 LOOKUP = 64     # cache lookups done together
 
@@ -75,12 +75,10 @@ class Teacher:
         self.params = params
         self.model_id = f"{backend}:{params['model']}"
         self.scrub = scrub
-        self.cache = ResponseCache(cache_dir)
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a DVC output even when nothing is asked
-        self.sampling = {k: params[k] for k in SAMPLING_KEYS}
-        if backend == "local" and params["guided_no_repeat_ngram"]:
-            # It changes what the local model writes, so it is part of every cache key.
-            self.sampling["guided_no_repeat_ngram"] = params["guided_no_repeat_ngram"]
+        # guided_no_repeat_ngram changes what the local model writes, so it is part of its cache keys.
+        self.sampling = Sampling(max_tokens=params["max_tokens"], temperature=params["temperature"],
+                                 top_p=params["top_p"], seed=params["seed"],
+                                 no_repeat_ngram=params["guided_no_repeat_ngram"] if backend == "local" else 0)
         self.prices = (float(params["usd_per_1m_prompt_tokens"]), float(params["usd_per_1m_completion_tokens"]))
         self.counts = {"calls": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0,
                        "errors": 0, "errors_by_kind": {}}
@@ -88,9 +86,11 @@ class Teacher:
         self.last_reply = None
         self.budget = Budget(params["budget_usd"], self.cost, lambda: self.cost_usd)
         if backend == "local":
-            self.backend = LocalBackend(params["model"], base_dir, params["batch_size"])
+            self.backend = local_models(params["model"], batch_size=params["batch_size"], base_dir=base_dir)["base"]
         else:
-            self.backend = OpenAITransport(params["model"], params)
+            self.backend = OpenAIClient(params["model"], params)
+        self.cache = Cached(self.backend, self.model_id, cache_dir)
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a DVC output even when nothing is asked
 
     @property
     def stats(self):
@@ -127,7 +127,7 @@ class Teacher:
         if self.params["engine"] == "ray":
             yield from map_on_ray(self, items, request, desc, LOOKUP)
             return
-        if isinstance(self.backend, LocalBackend):   # in-process: a window at a time, in batches
+        if isinstance(self.backend, LocalModel):   # in-process: a window at a time, in batches
             while batch := list(itertools.islice(items, window)):
                 yield from zip(batch, self._answer_batch(batch, request, desc))
             return
@@ -136,10 +136,10 @@ class Teacher:
             with self.backend.session(desc, self.budget, total) as submit:
                 held = collections.deque()
                 while batch := list(itertools.islice(items, LOOKUP)):
-                    for item, (key, req, hit) in zip(batch, self._lookup(batch, request)):
+                    for item, (key, req, hit) in zip(batch, self.lookup(batch, request)):
                         if req is not None and hit is None:
                             first_sent = first_sent or time.monotonic()
-                            hit = submit(*req, functools.partial(self._fresh, key, req))
+                            hit = submit(*req, functools.partial(self.record, key, req))
                         held.append((item, hit))
                     while held and (len(held) > window or _ready(held[0][1])):
                         item, reply = held.popleft()
@@ -151,7 +151,7 @@ class Teacher:
             if first_sent:
                 self.wall_seconds += self.last_reply - first_sent
 
-    def _lookup(self, batch, request, count=True):
+    def lookup(self, batch, request, count=True):
         """(key, request, cached reply or None) for each item of a batch; (None,
         None, None) for an item that needs no request. `count`: as cache hits."""
         requests = []
@@ -159,40 +159,38 @@ class Teacher:
             built = request(item)
             if built is not None:
                 messages, options = built
-                built = messages, {**self.sampling, **{k: v for k, v in options.items() if v is not None}}
+                built = messages, self.sampling.replace(**options)
             requests.append(built)
         asked = [i for i, r in enumerate(requests) if r is not None]
         keys = [None] * len(batch)
         for i in asked:
-            keys[i] = request_key(self.model_id, *requests[i])
+            keys[i] = self.cache.key(*requests[i])
         found = [None] * len(batch)
-        for i, reply in zip(asked, self.cache.get_many([keys[i] for i in asked])):
+        for i, reply in zip(asked, self.cache.lookup([keys[i] for i in asked])):
             found[i] = reply
-        for key, reply in zip(keys, found):
+        for key, req, reply in zip(keys, requests, found):
             if reply is not None:
                 self.counts["cache_hits"] += count
                 if self.scrub and reply.get("text") and self.scrub(reply["text"]) != reply["text"]:
                     reply["text"] = self.scrub(reply["text"])  # cached before the policy asked for it
-                    self.cache.replace(key, reply)
-                reply.pop("request", None)
-                reply["cached"] = True
+                    self.cache.put(key, req, {k: v for k, v in reply.items() if k != "cached"}, replace=True)
         return list(zip(keys, requests, found))
 
     def _answer_batch(self, batch, request, desc):
         """Replies to a batch from the cache and, for the rest, the in-process backend."""
-        looked_up = self._lookup(batch, request)
+        looked_up = self.lookup(batch, request)
         replies = [hit for _, _, hit in looked_up]
         todo = [i for i, (_, req, hit) in enumerate(looked_up) if req is not None and hit is None]
         if todo:
             def finished(k, reply):
                 key, req, _ = looked_up[todo[k]]
-                replies[todo[k]] = self._fresh(key, req, reply)
+                replies[todo[k]] = self.record(key, req, reply)
             start = time.monotonic()
-            self.backend.answer([looked_up[i][1] for i in todo], desc, finished, budget=self.budget)
+            self.backend.complete([looked_up[i][1] for i in todo], desc, finished, budget=self.budget)
             self.wall_seconds += time.monotonic() - start
         return replies
 
-    def _fresh(self, key, request, reply):
+    def record(self, key, request, reply):
         """Account for and cache one fresh answer (with the request it answers, for
         auditing) as soon as it arrives; failed requests are not cached."""
         self.last_reply = time.monotonic()
@@ -207,9 +205,7 @@ class Teacher:
             self.counts["prompt_tokens"] += reply["prompt_tokens"]
             self.counts["completion_tokens"] += reply["completion_tokens"]
             self.cost_usd += self.cost(reply["prompt_tokens"], reply["completion_tokens"])
-            messages, sampling = request
-            self.cache.put(key, {**reply, "request": {"model": self.model_id, "messages": messages,
-                                                      "sampling": sampling}})
+            self.cache.put(key, request, reply)
         return {**reply, "cached": False}
 
 

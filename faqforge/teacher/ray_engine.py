@@ -6,9 +6,9 @@ holds and writing every other request to a spool; the spool goes to Ray in
 shards (`ray_shard` requests: the driver never holds more), each a
 `ray.data.from_items(...).map_batches(RayAnswerer, concurrency=ray_actors)`
 whose actors send their batches through the project's own transport
-(faqforge.teacher.transport: retries, rate limits, the replica fleet, adaptive
+(faqforge.models.openai_client: retries, rate limits, the replica fleet, adaptive
 concurrency). The answers come back to the driver, which accounts for and
-caches each one exactly as the in-process engine does (Teacher._fresh): one
+caches each one exactly as the in-process engine does (Teacher.record): one
 writer, the same cache, the same metrics. Then the stage reads its input again,
 every answer now in the cache, so what it writes and `dvc repro` do not change.
 
@@ -24,21 +24,23 @@ import tempfile
 import time
 
 from faqforge.core.io import PipelineError
+from faqforge.models.sampling import Sampling
 
 BATCH = 64   # requests an actor sends together (its transport keeps them in flight at once)
 
 
 class RayAnswerer:
-    """A Ray Data actor: answers batches of requests through an OpenAITransport."""
+    """A Ray Data actor: answers batches of requests through an OpenAIClient."""
 
     def __init__(self, model, transport_params):
-        from faqforge.teacher.transport import OpenAITransport
-        self.transport = OpenAITransport(model, transport_params)
+        from faqforge.models.openai_client import OpenAIClient
+        self.client = OpenAIClient(model, transport_params)
 
     def __call__(self, batch):
-        requests = [(json.loads(m), json.loads(s)) for m, s in zip(batch["messages"], batch["sampling"])]
+        requests = [(json.loads(m), Sampling.from_key(json.loads(s))) for m, s in zip(batch["messages"],
+                                                                                     batch["sampling"])]
         replies = [None] * len(requests)
-        self.transport.answer(requests, "ray", replies.__setitem__)
+        self.client.complete(requests, "ray", replies.__setitem__)
         return {"key": list(batch["key"]), "messages": list(batch["messages"]), "sampling": list(batch["sampling"]),
                 "reply": [json.dumps(r, ensure_ascii=False) for r in replies]}
 
@@ -46,13 +48,8 @@ class RayAnswerer:
 def vllm_row(row):
     """A pending request as ray.data.llm's vLLM processor reads it: the chat and the
     engine's sampling parameters (a response_format's schema as guided JSON)."""
-    sampling = json.loads(row["sampling"])
-    params = {"temperature": sampling.get("temperature", 0.0), "top_p": sampling.get("top_p", 1.0),
-              "max_tokens": sampling.get("max_tokens", 512), "seed": sampling.get("seed", 0)}
-    schema = (sampling.get("response_format") or {}).get("json_schema", {}).get("schema")
-    if schema:
-        params["guided_decoding"] = {"json": schema}
-    return {**row, "messages": json.loads(row["messages"]), "sampling_params": params}
+    sampling = Sampling.from_key(json.loads(row["sampling"]))
+    return {**row, "messages": json.loads(row["messages"]), "sampling_params": sampling.to_vllm()}
 
 
 def vllm_reply(row):
@@ -90,8 +87,8 @@ def answer_pending(pending, model, transport_params, actors, shard, on_reply, st
     ray.data.DataContext.get_current().enable_progress_bars = False
     sent = 0
     pending = iter(pending)
-    while rows := [{"key": k, "messages": json.dumps(m, ensure_ascii=False),
-                    "sampling": json.dumps(s, ensure_ascii=False)} for k, m, s in itertools.islice(pending, shard)]:
+    while rows := [{"key": k, "messages": json.dumps(m, ensure_ascii=False), "sampling": json.dumps(
+            s.key(), ensure_ascii=False)} for k, m, s in itertools.islice(pending, shard)]:
         if stop and stop():
             break
         dataset = ray.data.from_items(rows)
@@ -103,7 +100,8 @@ def answer_pending(pending, model, transport_params, actors, shard, on_reply, st
         for batch in answered.iter_batches(batch_size=BATCH, batch_format="default"):
             for key, messages, sampling, reply in zip(batch["key"], batch["messages"], batch["sampling"],
                                                       batch["reply"]):
-                on_reply(str(key), (json.loads(messages), json.loads(sampling)), json.loads(reply))
+                request = json.loads(messages), Sampling.from_key(json.loads(sampling))
+                on_reply(str(key), request, json.loads(reply))
         sent += len(rows)
     return sent
 
@@ -118,12 +116,12 @@ def map_on_ray(teacher, items, request, desc, lookup):
     def answered(key, req, reply):
         if reply.get("error"):
             failed[key] = reply
-        teacher._fresh(key, req, reply)
+        teacher.record(key, req, reply)
 
     with tempfile.TemporaryFile() as spool, tempfile.TemporaryFile() as pending:
         asked = 0
         while batch := list(itertools.islice(items, lookup)):
-            for item, (key, req, hit) in zip(batch, teacher._lookup(batch, request)):
+            for item, (key, req, hit) in zip(batch, teacher.lookup(batch, request)):
                 pickle.dump(item, spool)
                 if req is not None and hit is None:
                     pickle.dump((key, *req), pending)
@@ -132,7 +130,7 @@ def map_on_ray(teacher, items, request, desc, lookup):
             pending.seek(0)
             budget = teacher.budget
             print(f"{desc}: {asked} requests to answer on Ray", flush=True)
-            local = not hasattr(teacher.backend, "session")   # the in-process backend: vLLM engines on Ray
+            local = teacher.params["backend"] == "local"   # the in-process backend: vLLM engines on Ray
             start = time.monotonic()
             answer_pending(_unpickled(pending), teacher.params["model"], None if local else teacher.backend.params,
                            teacher.params["ray_actors"], teacher.params["ray_shard"], answered,
@@ -141,11 +139,11 @@ def map_on_ray(teacher, items, request, desc, lookup):
         spool.seek(0)
         items = _unpickled(spool)
         while batch := list(itertools.islice(items, lookup)):
-            for item, (key, req, hit) in zip(batch, teacher._lookup(batch, request, count=False)):
+            for item, (key, req, hit) in zip(batch, teacher.lookup(batch, request, count=False)):
                 if req is not None and hit is None:
                     hit = failed.get(key) or teacher.budget.refusal()
                     if key not in failed:   # not sent: the budget was spent
-                        teacher._fresh(key, req, hit)
+                        teacher.record(key, req, hit)
                 yield item, hit
 
 

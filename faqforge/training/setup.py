@@ -14,7 +14,7 @@ from faqforge.core.config import checked
 from faqforge.core.io import PipelineError
 from faqforge.core.records import dropped
 from faqforge.core.sections import Finetune, choices
-from faqforge.models.checkpoints import chat_prompt
+from faqforge.models.checkpoints import chat_prompt, checkpoint_kind
 
 OVERLONG = choices(Finetune, "overlong")
 
@@ -124,7 +124,7 @@ def check_init_adapter(path, out_dir):
         raise PipelineError(f"params.yaml: finetune.init_adapter: {path} is this stage's own output, which DVC "
                             "removes before the stage runs; copy it first (cp -r models/adapter "
                             "models/adapter-v1) and point init_adapter at the copy.")
-    if not (adapter / "adapter_config.json").exists():
+    if checkpoint_kind(adapter) != "lora":
         raise PipelineError(f"params.yaml: finetune.init_adapter: {path} has no adapter_config.json; "
                             "give the directory of a PEFT adapter (one written by this stage, or any "
                             "save_pretrained LoRA adapter for the same base model).")
