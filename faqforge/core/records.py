@@ -7,6 +7,7 @@ Stages read either through `pair_prompt` / `pair_response`, and compare texts
 in the one form `normalise` gives.
 """
 
+import hashlib
 import re
 import unicodedata
 
@@ -114,3 +115,10 @@ def grounding_score(answer, source):
     if not words:
         return 0.0
     return len(words & content_words(source)) / len(words)
+
+
+def stable_unit(*parts):
+    """A number in [0, 1) drawn by hashing `parts` (joined with ':'): the same parts draw the same
+    number in any process and on any machine (unlike hash()). Splits, samples and orders use it."""
+    text = ":".join(str(part) for part in parts)
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") / 2**64

@@ -1,9 +1,10 @@
 """The data report's figures: the funnel, length distributions, pairs per
 document, stable samples of kept and dropped pairs."""
 
-import hashlib
 import heapq
 from collections import Counter
+
+from faqforge.core.records import stable_unit
 
 LENGTH_BIN_WORDS = 5
 SAMPLE_SIZE = 5
@@ -16,7 +17,7 @@ def words(text):
 
 def sample_key(record, salt=""):
     name = record.get("id") or record.get("chunk_id") or record.get("doc")
-    return hashlib.sha256(f"{salt}:{name}".encode()).digest()
+    return stable_unit(salt, name)
 
 
 def stable_sample(records, k, salt=""):

@@ -10,13 +10,13 @@ the answer's text: after a rerun, an unchanged answer keeps its grade and a
 changed one shows up ungraded.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
 from faqforge.core.chat_format import source_label
 from faqforge.core.grades import GRADES_FILE, answer_key, append_grades, make_grade, read_grades
 from faqforge.core.io import PipelineError
+from faqforge.core.records import stable_unit
 
 PREDICTIONS = "data/eval/predictions.jsonl"
 
@@ -42,7 +42,7 @@ class Grading:
             for text in p["answers"].values():
                 distinct.setdefault(answer_key(p["question"], text), text)
             shown = []
-            for key, text in sorted(distinct.items(), key=lambda kv: hashlib.sha256(kv[0].encode()).hexdigest()):
+            for key, text in sorted(distinct.items(), key=lambda kv: stable_unit(kv[0])):
                 g = grades.get(key) or {}
                 shown.append({"key": key, "text": text, "grade": g.get("grade"), "grader": g.get("grader")})
             answers += len(shown)

@@ -13,7 +13,6 @@ that support the pair's answer, copied verbatim (`evidence`). A share of extra
 records shows distractors only and answers that the documents do not say.
 """
 
-import hashlib
 import math
 import random
 import re
@@ -29,6 +28,7 @@ from faqforge.core.records import (
     pair_prompt,
     pair_response,
     quote_in_text,
+    stable_unit,
 )
 from faqforge.core.review import REVIEW_FILE
 from faqforge.core.sections import Raft, choices
@@ -44,14 +44,9 @@ def split_key(pair, by):
     return pair.get("group") or pair.get("cluster") or pair["id"]
 
 
-def _uniform(text):
-    """A stable number in [0, 1) per text: the same text always draws the same."""
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") / 2**64
-
-
 def in_validation(key, val_fraction, seed):
     """A stable coin flip per key: the same key always lands on the same side."""
-    return _uniform(f"{seed}:{key}") < val_fraction
+    return stable_unit(seed, key) < val_fraction
 
 
 def to_messages(pair, system_prompt, passages=None, answer=None):
@@ -99,10 +94,6 @@ def oracle_passage(pair, passages_of_chunk):
     return max(quoted or passages_of_chunk, key=lambda p: grounding_score(answer, p["text"]))
 
 
-def _coin(seed, key, salt):
-    return _uniform(f"{salt}:{seed}:{key}")
-
-
 def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
     """RAFT records for `pairs` (params: the split.raft section): per pair
     `draws` records (the first as with one; each further one draws its
@@ -143,7 +134,7 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
             else None
         for draw in range(1, draws + 1):
             salt = "oracle" if draw == 1 else f"oracle{draw}"
-            with_oracle = oracle is not None and _coin(seed, pair["id"], salt) < params["oracle_p"]
+            with_oracle = oracle is not None and stable_unit(salt, seed, pair["id"]) < params["oracle_p"]
             near = others[:3 * k]
             pool = others if draw == 1 else rng.sample(near, min(k, len(near)))
             shown = arrange(pool[:k - 1] + [oracle], oracle) if with_oracle else arrange(pool[:k])
@@ -157,7 +148,7 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
                                  shown, answer)
             record = _raft_fields(record, pair, shown, "oracle" if with_oracle else "no_oracle", n)
             records.append(record if draw == 1 else {**record, "draw": draw, "pair_id": pair["id"]})
-        if _coin(seed, pair["id"], "refusal") < params["refusal_share"]:
+        if stable_unit("refusal", seed, pair["id"]) < params["refusal_share"]:
             shown = _unrelated(pair, others, retriever.passages, k, rng)
             if not shown:  # every passage holds this answer: no refusal to teach
                 continue
@@ -251,10 +242,6 @@ def mix_settings(mix, sources):
     return settings
 
 
-def _rank(seed, key):
-    return int.from_bytes(hashlib.sha256(f"mix:{seed}:{key}".encode()).digest()[:8], "big") / 2**64
-
-
 def mix_sources(train, mix, seed, by="group"):
     """Re-weight the training pairs by source: (mixed, dropped, table).
 
@@ -274,7 +261,7 @@ def mix_sources(train, mix, seed, by="group"):
         groups = {}
         for pair in pairs:
             groups.setdefault(split_key(pair, by), []).append(pair)
-        ranked = sorted(groups, key=lambda key: _rank(seed, key))
+        ranked = sorted(groups, key=lambda key: stable_unit("mix", seed, key))
         whole, extra = int(math.floor(weight)), weight - math.floor(weight)
         chosen = []  # (group key, copy number)
         for copy in range(whole):
@@ -303,7 +290,7 @@ def split_pairs(pairs, val_fraction, seed, by="group"):
     keys = sorted({split_key(p, by) for p in pairs})
     val_keys = {k for k in keys if in_validation(k, val_fraction, seed)}
     if len(keys) >= 2 and val_fraction > 0:
-        ranked = sorted(keys, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).digest())
+        ranked = sorted(keys, key=lambda k: stable_unit(seed, k))
         if not val_keys:
             val_keys = {ranked[0]}
         elif len(val_keys) == len(keys):
