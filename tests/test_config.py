@@ -109,6 +109,17 @@ def test_a_value_outside_its_choices_or_type_is_named(tmp_path):
     assert "teacher.concurrency: input should be greater than or equal to 1 or input should be 'auto' (got 0)" in str(e.value)
 
 
+def test_a_threshold_of_0_is_refused_at_load_as_the_library_refuses_it(tmp_path):
+    """The schema and faqforge.refinement.fuzzy agree: a similarity threshold is in (0, 100]."""
+    def change(p):
+        p["dedup"]["threshold"] = 0
+        p["decontaminate"]["question_threshold"] = 0
+    path = write_params(tmp_path, change)
+    for section, key in (("dedup", "threshold"), ("decontaminate", "question_threshold")):
+        with pytest.raises(PipelineError, match=rf"{section}\.{key}: input should be greater than 0 \(got 0\)"):
+            load_params(path, [section])
+
+
 def test_sections_are_frozen_and_typed():
     config = load_config("params.yaml", ["split", "teacher"])
     assert config["split"].raft.passages == 2 and config["teacher"].backend == "local"

@@ -140,8 +140,8 @@ Scorer = Literal["ratio", "token_sort_ratio", "token_set_ratio", "partial_ratio"
 
 class Dedup(Section):
     scorer: Scorer = "token_sort_ratio"
-    threshold: Number = Field(90, ge=0, le=100)
-    answer_threshold: Number | None = Field(None, ge=0, le=100)
+    threshold: Number = Field(90, gt=0, le=100)        # 0 would call every pair a duplicate of every other
+    answer_threshold: Number | None = Field(None, gt=0, le=100)
     prefer: list[Literal["judge_score", "p_yes", "grounding", "longest_answer", "shortest_answer", "earliest"]] = [
         "judge_score", "p_yes", "longest_answer", "earliest"]
 
@@ -150,8 +150,8 @@ class Decontaminate(Section):
     ngram: int = Field(13, ge=1)
     min_answer_words: int = Field(5, ge=1)
     scorer: Scorer = "token_sort_ratio"
-    question_threshold: Number = Field(85, ge=0, le=100)
-    answer_threshold: Number = Field(90, ge=0, le=100)
+    question_threshold: Number = Field(85, gt=0, le=100)
+    answer_threshold: Number = Field(90, gt=0, le=100)
 
 
 class AugmentExample(Section):
