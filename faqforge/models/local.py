@@ -15,6 +15,7 @@ import contextlib
 import json
 import queue
 import threading
+from pathlib import Path
 
 from faqforge.core.io import PipelineError
 from faqforge.models.checkpoints import checkpoint_fingerprint, checkpoint_kind, load_model, local_checkpoint
@@ -71,7 +72,7 @@ class _Weights:
 
     def fingerprint(self, name):
         """A content hash of what answers as `name` (its base too, for an adapter)."""
-        base = checkpoint_fingerprint(self.base) if _is_dir(self.base) else self.base
+        base = checkpoint_fingerprint(self.base) if Path(self.base).is_dir() else self.base
         if name not in self.students:
             return base
         own = checkpoint_fingerprint(self.students[name])
@@ -191,8 +192,3 @@ def _safe_prefix(text, stop):
             if text.endswith(s[:n]):
                 return text[:-n].rstrip()
     return text
-
-
-def _is_dir(path):
-    from pathlib import Path
-    return Path(str(path)).is_dir()
