@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 from datasketch import MinHash, MinHashLSH  # noqa: E402
 from rapidfuzz import fuzz, process  # noqa: E402
 
+from faqforge.core.config import load_config  # noqa: E402
 from faqforge.core.records import normalise  # noqa: E402
 from faqforge.refinement.decontaminate import contamination  # noqa: E402
 from faqforge.refinement.dedup import near_duplicate_clusters, near_duplicate_neighbours  # noqa: E402
@@ -45,8 +45,8 @@ from synthetic import document_questions, near_copy, short_token_edit  # noqa: E
 from synthetic import pairs as synthetic_pairs  # noqa: E402
 
 SAMPLE = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
-PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-DEDUP, DECON = PARAMS["dedup"], PARAMS["decontaminate"]
+CONFIG = load_config(ROOT / "params.yaml", ["dedup", "decontaminate"])
+DEDUP, DECON = CONFIG["dedup"], CONFIG["decontaminate"]
 
 
 def timed(fn, *args, **kwargs):
@@ -80,7 +80,7 @@ def minhash_pairs(questions, threshold=0.7, num_perm=128):
 
 
 def faqforge_pairs(questions):
-    groups, neighbours = near_duplicate_neighbours(questions, DEDUP["scorer"], DEDUP["threshold"])
+    groups, neighbours = near_duplicate_neighbours(questions, DEDUP.scorer, DEDUP.threshold)
     found = set()
     for g, members in enumerate(groups):
         found |= {(min(a, b), max(a, b)) for a in members for b in members if a != b}
@@ -114,7 +114,7 @@ def dedup_bench(n):
           f"MinHash pairs scoring < {DEDUP['threshold']}: {len(by_minhash - by_cdist):,}, "
           f"pairs >= {DEDUP['threshold']} it misses: {len(by_cdist - by_minhash):,}")
 
-    t_full, (kept, dropped) = timed(near_duplicate_clusters, data, DEDUP["scorer"], DEDUP["threshold"])
+    t_full, (kept, dropped) = timed(near_duplicate_clusters, data, DEDUP)
     t_minhash_full, by_minhash_full = timed(minhash_pairs, [p["question"] for p in data])
     all_planted = planted(data)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
@@ -132,8 +132,10 @@ def index_bench():
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n, seed in ((1_200, 1), (5_000, 2)):
         texts = list(dict.fromkeys(document_questions(ROOT / "data/docs", n, seed=seed)))
-        t_ex, exhaustive = timed(similar_pairs, texts, None, DEDUP["scorer"], DEDUP["threshold"], 10**12)
-        t_ix, indexed = timed(similar_pairs, texts, None, DEDUP["scorer"], DEDUP["threshold"], 0)
+        t_ex, exhaustive = timed(similar_pairs, texts, None, scorer=DEDUP.scorer, threshold=DEDUP.threshold,
+                                exhaustive_up_to=10**12)
+        t_ix, indexed = timed(similar_pairs, texts, None, scorer=DEDUP.scorer, threshold=DEDUP.threshold,
+                                exhaustive_up_to=0)
         exhaustive, indexed = {(i, j) for i, j, _ in exhaustive}, {(i, j) for i, j, _ in indexed}
         print(f"| {n:,} ({len(texts):,}) | {len(exhaustive):,} | {len(indexed):,} | {len(exhaustive - indexed):,} "
               f"| {len(indexed - exhaustive):,} | {t_ix:.2f} | {t_ex:.2f} |")
@@ -160,11 +162,11 @@ def decontamination_bench(n):
     print("| --- | --- |")
     for kind, items in leaks.items():
         pairs = [{"id": f"x{i}", "question": q, "answer": a} for i, (_, q, a) in enumerate(items)]
-        _, dropped = contamination(pairs, evalset, **DECON)
+        _, dropped = contamination(pairs, evalset, DECON)
         print(f"| {kind} | {len(dropped)} of {len(pairs)} |")
     domain = [q for q in dict.fromkeys(document_questions(ROOT / "data/docs", 3000, seed=9, edit_share=0))]
     pairs = [{"id": f"d{i}", "question": q, "answer": "An answer from the documents."} for i, q in enumerate(domain)]
-    _, flagged = contamination(pairs, evalset, **DECON)
+    _, flagged = contamination(pairs, evalset, DECON)
     print(f"\nfalse positives on {len(domain):,} questions made from data/docs: {len(flagged)} "
           f"({len(flagged) / len(domain):.1%})" + "".join(f"\n  - {d['question']!r} ~ {d['eval_question']!r}"
                                                        for d in flagged[:5]))
@@ -176,8 +178,8 @@ def decontamination_bench(n):
     for words, tails in extensions.items():
         pairs = [{"id": f"s{i}", "question": e["question"].rstrip("?") + tail + "?", "answer": "x"}
                  for i, (e, tail) in enumerate((e, t) for e in evalset for t in tails)]
-        _, ours = contamination(pairs, evalset, **DECON)
-        _, token_set = contamination(pairs, evalset, **{**DECON, "scorer": "token_set_ratio"})
+        _, ours = contamination(pairs, evalset, DECON)
+        _, token_set = contamination(pairs, evalset, DECON.model_copy(update={"scorer": "token_set_ratio"}))
         print(f"| +{words} | {len(ours) / len(pairs):.0%} | {len(token_set) / len(pairs):.0%} |")
 
     data = synthetic_pairs(n, 0.1, seed=1)

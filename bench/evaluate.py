@@ -17,7 +17,7 @@ import time
 import torch
 
 from faqforge.core.chat_format import question_messages
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.io import read_evalset
 from faqforge.documents.retrieval import Retriever
 from faqforge.models.checkpoints import load_model
@@ -26,7 +26,7 @@ from faqforge.models.sampling import Sampling
 
 
 def main():
-    params = load_params(sections=["evaluate", "split"])
+    params = load_config(sections=["evaluate", "split"])
     p = params["evaluate"]
     evalset = read_evalset("data/eval/evalset.json")
     if len(sys.argv) > 1:
@@ -34,20 +34,20 @@ def main():
     model, tokenizer = load_model("models/base", adapter="models/adapter")
     split = params["split"]
     questions = [item["question"] for item in evalset]
-    shown = (Retriever().search(questions, split["raft"]["passages"]) if split["context"] == "raft"
+    shown = (Retriever().search(questions, split.raft.passages) if split.context == "raft"
              else [None] * len(questions))
-    chats = [question_messages(q, split["system_prompt"], passages) for q, passages in zip(questions, shown)]
-    settings = {"sampling": Sampling(max_tokens=p["max_new_tokens"], temperature=0.0)}
+    chats = [question_messages(q, split.system_prompt, passages) for q, passages in zip(questions, shown)]
+    settings = {"sampling": Sampling(max_tokens=p.max_new_tokens, temperature=0.0)}
     generate_chat(model, tokenizer, chats[:2], batch_size=2, **settings)  # warm-up, timed for neither
     timings, answers = {}, {}
-    for name, batch_size in (("one at a time", 1), (f"batches of {p['batch_size']}", p["batch_size"])):
+    for name, batch_size in (("one at a time", 1), (f"batches of {p.batch_size}", p.batch_size)):
         start = time.monotonic()
         replies = generate_chat(model, tokenizer, chats, batch_size=batch_size, desc=name, **settings)
         timings[name], answers[name] = time.monotonic() - start, [r["text"] for r in replies]
     (one, one_s), (batched, batched_s) = [(answers[k], timings[k]) for k in timings]
     same = sum(a == b for a, b in zip(one, batched))
     tokens = sum(len(tokenizer(a, add_special_tokens=False).input_ids) for a in batched)
-    print(f"{len(chats)} questions ({split['context']}), max_new_tokens {p['max_new_tokens']}, greedy, "
+    print(f"{len(chats)} questions ({split.context}), max_new_tokens {p.max_new_tokens}, greedy, "
           f"{torch.get_num_threads()} threads, {tokens:,} answer tokens")
     for name, seconds in timings.items():
         print(f"{name:>16}: {seconds:6.1f} s ({tokens / seconds:6.1f} answer tokens/s)")

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.io import read_jsonl
 from faqforge.models.checkpoints import load_model
 from faqforge.training.setup import PadCollator, lora_model, prepare_examples
@@ -66,15 +66,15 @@ def naive_examples(examples):
 
 def train(variant, steps):
     """Train `steps` steps of one variant; returns its figures."""
-    params = {**load_params(sections=["finetune"])["finetune"], "batch_size": BATCH, "grad_accum": 1,
-              "max_steps": steps, "save_every": 0, "eval_every": steps, "warmup_steps": 0,
-              "group_by_length": variant != "naive"}
-    transformers.set_seed(params["seed"])
+    params = load_config(sections=["finetune"])["finetune"].model_copy(update={
+        "batch_size": BATCH, "grad_accum": 1, "max_steps": steps, "save_every": 0, "eval_every": steps,
+        "warmup_steps": 0, "group_by_length": variant != "naive"})
+    transformers.set_seed(params.seed)
     model, tokenizer = load_model(student())
-    examples, _ = prepare_examples(tokenizer, read_jsonl("data/train.jsonl"), params["max_seq_length"])
+    examples, _ = prepare_examples(tokenizer, read_jsonl("data/train.jsonl"), params.max_seq_length, params.overlong)
     pad_to = None
     if variant == "naive":
-        examples, pad_to = naive_examples(examples), params["max_seq_length"]
+        examples, pad_to = naive_examples(examples), params.max_seq_length
     args = training_arguments(params, f"cache/bench-finetune-{variant}", len(examples), has_val=False)
     args.disable_tqdm = True
     if variant == "trainer":

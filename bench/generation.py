@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.io import read_jsonl
 from faqforge.models.checkpoints import load_model, local_checkpoint
 from faqforge.models.decoding import generate_chat
@@ -40,31 +40,31 @@ VARIANTS = {"default cache": {"static_cache": False, "shared_prefix": False},
 def generate_workload(params, n):
     p = params["generate"]
     chunks = read_jsonl("data/chunks.jsonl")[:n]
-    wanted = [questions_for(c["n_tokens"], p["tokens_per_question"], p["min_questions"], p["max_questions"])
+    wanted = [questions_for(c["n_tokens"], p.tokens_per_question, p.min_questions, p.max_questions)
               for c in chunks]
     chats = [generation_messages(c, p, k) for c, k in zip(chunks, wanted)]
-    settings = {"sampling": Sampling(max_tokens=p["max_tokens"],
-                                     no_repeat_ngram=params["teacher"]["guided_no_repeat_ngram"]),
+    settings = {"sampling": Sampling(max_tokens=p.max_tokens,
+                                     no_repeat_ngram=params["teacher"].guided_no_repeat_ngram),
                 "schemas": [schema_of(response_format(k, p)) for k in wanted]}
-    return chats, settings, f"{len(chats)} chunks, {sum(wanted)} questions asked, max_tokens {p['max_tokens']}"
+    return chats, settings, f"{len(chats)} chunks, {sum(wanted)} questions asked, max_tokens {p.max_tokens}"
 
 
 def curate_workload(params, n):
-    judge = params["curate"]["judge"]
+    judge = params["curate"].judge
     chunk_text = {c["chunk_id"]: c["text"] for c in read_jsonl("data/chunks.jsonl")}
     pairs = read_jsonl("data/qa_raw.jsonl")[:n]
     chats = [judge_messages(x, chunk_text[x["chunk_id"]], judge) for x in pairs]
-    settings = {"sampling": Sampling(max_tokens=judge["max_tokens"], top_logprobs=judge["top_logprobs"])}
-    return chats, settings, f"{len(chats)} pairs judged, max_tokens {judge['max_tokens']}"
+    settings = {"sampling": Sampling(max_tokens=judge.max_tokens, top_logprobs=judge.top_logprobs)}
+    return chats, settings, f"{len(chats)} pairs judged, max_tokens {judge.max_tokens}"
 
 
 def main():
     workload = sys.argv[1] if len(sys.argv) > 1 else "generate"
-    params = load_params(sections=["teacher", "generate", "curate"])
+    params = load_config(sections=["teacher", "generate", "curate"])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else {"generate": 32, "curate": 64}[workload]
     chats, settings, what = {"generate": generate_workload, "curate": curate_workload}[workload](params, n)
-    batch_size = params["teacher"]["batch_size"]
-    model, tokenizer = load_model(local_checkpoint(params["teacher"]["model"]))
+    batch_size = params["teacher"].batch_size
+    model, tokenizer = load_model(local_checkpoint(params["teacher"].model))
     generate_chat(model, tokenizer, chats[:2], Sampling(max_tokens=8))  # warm-up, timed for none
     timings, replies = {}, {}
     for name, variant in VARIANTS.items():

@@ -108,11 +108,10 @@ def bench_dedup(work, n_pairs):
     size = write_jsonl(project / "data/qa_curated.jsonl", data) and (project / "data/qa_curated.jsonl").stat().st_size
     del data
     in_memory = ("from faqforge.refinement.dedup import near_duplicate_clusters\n"
-                 "from faqforge.core.config import load_params\n"
+                 "from faqforge.core.config import load_config\n"
                  "from faqforge.core.io import read_jsonl, write_jsonl\n"
-                 "p = load_params(sections=['dedup'])['dedup']\n"
-                 "kept, dropped = near_duplicate_clusters(read_jsonl('data/qa_curated.jsonl'), p['scorer'], "
-                 "p['threshold'], p['answer_threshold'], p['prefer'])\n"
+                 "rule = load_config(sections=['dedup'])['dedup']\n"
+                 "kept, dropped = near_duplicate_clusters(read_jsonl('data/qa_curated.jsonl'), rule)\n"
                  "write_jsonl('data/qa_deduped.jsonl', kept)\nwrite_jsonl('data/dedup_dropped.jsonl', dropped)\n")
     base_seconds, base_peak = run_stage(project, sys.executable, "-c", in_memory)
     expected = [(project / f"data/{name}.jsonl").read_bytes() for name in ("qa_deduped", "dedup_dropped")]

@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from faqforge.core.sections import Teacher as TeacherSection  # noqa: E402
 from faqforge.models.openai_client import OpenAIClient  # noqa: E402
 from faqforge.teacher.client import Teacher  # noqa: E402
 from openai_server import OpenAIServer  # noqa: E402
@@ -40,8 +41,8 @@ def run(server, n, **params):
     """Requests/s for n distinct requests (fresh cache), as the client measures it,
     and as the server sees it (first to last arrival)."""
     with tempfile.TemporaryDirectory() as cache:
-        teacher = Teacher({"backend": "openai", "model": "bench", "base_url": server.base_url, "api_key_env": "NONE",
-                           "max_tokens": 16, "timeout": 30, "max_retries": 0, **params}, cache_dir=cache)
+        teacher = Teacher(TeacherSection(backend="openai", model="bench", base_url=server.base_url, api_key_env="NONE",
+                                         max_tokens=16, timeout=30, max_retries=0, **params), cache_dir=cache)
         first = len(server.requests)
         start = time.monotonic()
         results = teacher.chat([[{"role": "user", "content": f"bench question {i} {time.time()}"}] for i in range(n)],
@@ -74,8 +75,8 @@ def adaptive():
     try:
         for concurrency in (8, CAPACITY, "auto"):
             with tempfile.TemporaryDirectory() as cache:
-                teacher = Teacher({"backend": "openai", "model": "bench", "base_url": base_url, "api_key_env": "NONE",
-                                   "max_tokens": 16, "timeout": 30, "max_retries": 50, "concurrency": concurrency},
+                teacher = Teacher(TeacherSection(backend="openai", model="bench", base_url=base_url, api_key_env="NONE",
+                                                 max_tokens=16, timeout=30, max_retries=50, concurrency=concurrency),
                                   cache_dir=cache)
                 start = time.monotonic()
                 results = teacher.chat([[{"role": "user", "content": f"bench question {i} {time.time()}"}]
@@ -107,23 +108,23 @@ def client_cost(n=3000):
     """req/s for n generate-shaped requests (the worked examples and the JSON schema
     of params.yaml) against an instant server in its own process: the SDK's create
     (baseline) and faqforge's transport, which posts the same body."""
-    from faqforge.core.config import load_params
+    from faqforge.core.config import load_config
     from faqforge.synthesis.generate import generation_request
     tests = str(Path(__file__).resolve().parents[1] / "tests")
     server = subprocess.Popen([sys.executable, "-c", SERVER.format(tests=tests, delay=0, capacity=None)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     base_url = server.stdout.readline().strip()
-    params = load_params(str(Path(__file__).resolve().parents[1] / "params.yaml"), ["generate"])["generate"]
+    params = load_config(str(Path(__file__).resolve().parents[1] / "params.yaml"), ["generate"])["generate"]
     chunks = [{"chunk_id": f"c{i}", "doc": "d.md", "n_tokens": 200, "text": f"Section {i}: the cache keeps {i} "
                "copies of each answer; `dvc push` sends them to the remote storage. " * 3} for i in range(n)]
     rates = {}
     try:
         for name, transport in (("SDK create (baseline)", SdkCreate), ("faqforge transport", None)):
             with tempfile.TemporaryDirectory() as cache:
-                teacher = Teacher({"backend": "openai", "model": "bench", "base_url": base_url, "api_key_env": "NONE",
-                                   "timeout": 30, "max_retries": 0}, cache_dir=cache)
+                teacher = Teacher(TeacherSection(backend="openai", model="bench", base_url=base_url, api_key_env="NONE",
+                                                 timeout=30, max_retries=0), cache_dir=cache)
                 if transport:
-                    teacher.backend = transport("bench", teacher.backend.params)
+                    teacher.backend = transport("bench", teacher.backend.transport)
                 start = time.monotonic()
                 replies = [r for _, r in teacher.map(chunks, lambda c: generation_request(c, params), name)]
                 rates[name] = n / (time.monotonic() - start)

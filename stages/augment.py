@@ -8,7 +8,7 @@
 no number, code span or file name.
 """
 
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.io import Spool, iter_jsonl, read_evalset
 from faqforge.core.stage import Outputs, finish, run
 from faqforge.hygiene.pii import PiiPolicy
@@ -17,16 +17,16 @@ from faqforge.teacher.client import Teacher
 
 
 def main():
-    params = load_params(sections=["augment", "decontaminate", "hygiene", "teacher"])
-    p = params["augment"]
+    config = load_config(sections=["augment", "decontaminate", "hygiene", "teacher"])
+    p = config["augment"]
     pairs = ({**x, "group": x.get("cluster") or x["id"]} for x in iter_jsonl("data/qa_clean.jsonl"))
-    pii = PiiPolicy(params["hygiene"]["pii"])
-    teacher = Teacher(params["teacher"], cache_dir="cache/llm/augment", scrub=pii.scrubber)
+    pii = PiiPolicy(config["hygiene"].pii)
+    teacher = Teacher(config["teacher"], cache_dir="cache/llm/augment", scrub=pii.scrubber)
     originals, rephrased = 0, 0
     with Outputs("augment", "data/qa_augmented.jsonl") as out, Spool() as variants:
-        if p["paraphrases"] > 0:
+        if p.paraphrases > 0:
             evalset = read_evalset("data/eval/evalset.json")
-            pairs = augment_pairs(teacher, pairs, p, pii, evalset, params["decontaminate"])
+            pairs = augment_pairs(teacher, pairs, p, pii, evalset, config["decontaminate"])
         else:
             pairs = ((pair, [], []) for pair in pairs)
         for pair, new, removed in pairs:   # the originals first, then every variant, as before streaming
@@ -41,7 +41,7 @@ def main():
             out.keep(variant)
     finish("augment", originals, out.kept, out.reasons,
            {"paraphrases_kept": out.kept - originals, "answers_rephrased": rephrased},
-           teacher, p["max_error_rate"],
+           teacher, p.max_error_rate,
            summary=f"{originals} pairs + {out.kept - originals} paraphrases = {out.kept}")
 
 

@@ -8,7 +8,7 @@ stages, and the local teacher when it is the same model, load this copy in secon
 
 import time
 
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.io import write_json
 from faqforge.core.stage import run
 from faqforge.models.checkpoints import materialise
@@ -17,7 +17,7 @@ OUT = "models/base"
 
 
 def main():
-    spec = load_params(sections=["student"])["student"]["model"]
+    spec = load_config(sections=["student"])["student"].model
     start = time.monotonic()
     info = materialise(spec, OUT)
     write_json("metrics/base_model.json", {**info, "seconds": round(time.monotonic() - start, 1)})

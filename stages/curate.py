@@ -10,7 +10,7 @@ wrote are redacted or the pair dropped, every action located in
 data/curate_pii.jsonl; a pair in a language not kept is dropped.
 """
 
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.io import count_lines, iter_jsonl
 from faqforge.core.lookup import RecordLookup
 from faqforge.core.stage import Outputs, finish, run
@@ -20,10 +20,10 @@ from faqforge.teacher.client import Teacher
 
 
 def main():
-    params = load_params(sections=["curate", "hygiene", "generate", "teacher"])
-    p = params["curate"]
-    hygiene = Hygiene(params)
-    teacher = Teacher(params["teacher"], cache_dir="cache/llm/curate")
+    config = load_config(sections=["curate", "hygiene", "generate", "teacher"])
+    p = config["curate"]
+    hygiene = Hygiene(config["hygiene"], config["generate"].language)
+    teacher = Teacher(config["teacher"], cache_dir="cache/llm/curate")
     with RecordLookup("data/chunks.jsonl", "chunk_id") as chunks, \
             Outputs("curate", "data/qa_curated.jsonl", "data/curate_pii.jsonl") as out:
 
@@ -35,13 +35,13 @@ def main():
                     out.write("data/curate_pii.jsonl", row)
                 yield pair, text, removed
 
-        judge = p["judge"]["enabled"]
-        replies = teacher.map(checked(), lambda x: judge_request(x[0], x[1], p["judge"]) if judge and not x[2]
+        judge = p.judge.enabled
+        replies = teacher.map(checked(), lambda x: judge_request(x[0], x[1], p.judge) if judge and not x[2]
                               else None, "curate", total=count_lines("data/qa_raw.jsonl"))
         pairs = 0
         for (pair, _, removed), reply in replies:
             pairs += 1
-            removed = removed or (reply and judged_out(pair, reply, p["judge"]))
+            removed = removed or (reply and judged_out(pair, reply, p.judge))
             if removed:
                 out.drop(removed)
             else:
@@ -51,7 +51,7 @@ def main():
     finish("curate", pairs, out.kept, out.reasons,
            {"chunks": n_chunks, "chunks_with_kept_pair": with_pair,
             "chunk_yield": round(with_pair / max(n_chunks, 1), 3), **hygiene.metrics()},
-           teacher, p["max_error_rate"])
+           teacher, p.max_error_rate)
 
 
 if __name__ == "__main__":

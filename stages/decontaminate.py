@@ -5,7 +5,7 @@
 
 import itertools
 
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.io import iter_jsonl, read_evalset
 from faqforge.core.stage import Outputs, finish, run
 from faqforge.refinement.decontaminate import contamination
@@ -15,14 +15,14 @@ BATCH = 10_000   # pairs checked against the eval set together: memory holds one
 
 
 def main():
-    p = load_params(sections=["decontaminate"])["decontaminate"]
+    rule = load_config(sections=["decontaminate"])["decontaminate"]
     evalset = read_evalset(EVALSET)
     pairs, hit = iter_jsonl("data/qa_deduped.jsonl"), set()
     n = 0
     with Outputs("decontaminate", "data/qa_clean.jsonl") as out:
         while batch := list(itertools.islice(pairs, BATCH)):
             n += len(batch)
-            clean, dropped = contamination(batch, evalset, **p)
+            clean, dropped = contamination(batch, evalset, rule)
             for pair in clean:
                 out.keep(pair)
             for record in dropped:

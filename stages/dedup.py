@@ -5,15 +5,13 @@
 Streams data/qa_curated.jsonl: memory holds each pair's question, not the pair.
 """
 
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.stage import finish, run
 from faqforge.refinement.dedup import dedup_stream
 
 
 def main():
-    p = load_params(sections=["dedup"])["dedup"]
-    kept, dropped, counts = dedup_stream("data/qa_curated.jsonl", p["scorer"], p["threshold"], p["answer_threshold"],
-                                         p["prefer"])
+    kept, dropped, counts = dedup_stream("data/qa_curated.jsonl", load_config(sections=["dedup"])["dedup"])
     finish("dedup", counts.pop("pairs_in"), {"data/qa_deduped.jsonl": kept}, dropped, counts)
 
 

@@ -11,7 +11,7 @@ verdict), refusals, citations, reference recall, the judge, people's grades
 plots/eval_per_question.json and reports/eval.md with its chart.
 """
 
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.grades import GRADES_FILE
 from faqforge.core.io import read_evalset, read_jsonl, write_json, write_jsonl, write_text
 from faqforge.core.stage import run
@@ -28,30 +28,30 @@ EVALSET, CACHE, CHART = "data/eval/evalset.json", "cache/llm/evaluate", "reports
 
 
 def main():
-    params = load_params(sections=["evaluate", "split", "student", "teacher"])
-    p, k = params["evaluate"], params["split"]["raft"]["passages"]
+    config = load_config(sections=["evaluate", "split", "student", "teacher"])
+    p, k = config["evaluate"], config["split"].raft.passages
     evalset = read_evalset(EVALSET)
     retriever = Retriever()
     hits = retriever.search([item["question"] for item in evalset], k)
-    chats = arm_chats([item["question"] for item in evalset], hits, params["split"]["system_prompt"])
-    if p["served"]["base_url"]:
-        replies, students = served_answers(chats, p, params["teacher"]), None
+    chats = arm_chats([item["question"] for item in evalset], hits, config["split"].system_prompt)
+    if p.served.base_url:
+        replies, students = served_answers(chats, p), None
     else:  # cached by content beside the judge's verdicts: a rerun that changes no input generates nothing
-        replies, students = local_answers(chats, p, cache_dir=CACHE, dtype=params["student"]["dtype"])
+        replies, students = local_answers(chats, p, cache_dir=CACHE, dtype=config["student"].dtype)
     predictions = score_predictions(evalset, hits, {**replies, **search_answers(evalset, hits)})
-    teacher = Teacher(params["teacher"], cache_dir=CACHE)
-    if p["judge"]["enabled"]:
-        judge_answers(teacher, predictions, p["judge"])
+    teacher = Teacher(config["teacher"], cache_dir=CACHE)
+    if p.judge.enabled:
+        judge_answers(teacher, predictions, p.judge)
     grades = apply_grades(predictions, GRADES_FILE)
     write_jsonl("data/eval/predictions.jsonl", predictions)
-    metrics = {**eval_metrics(predictions, p["bootstrap_resamples"], p["seed"],
-                              min_control_accuracy=p["judge"]["min_control_accuracy"]), "grades": grades}
+    metrics = {**eval_metrics(predictions, p.bootstrap_resamples, p.seed,
+                              min_control_accuracy=p.judge.min_control_accuracy), "grades": grades}
     val = [r for r in read_jsonl("data/val.jsonl") if r.get("chunk_id") and r.get("kind") != "refusal"]
     val_hits = retriever.search([r["question"] for r in val], k) if val else None
     references = [item["answer"] if item.get("answerable", True) else None for item in evalset]
     metrics["retrieval"] = {**retrieval_metrics(hits, references, val_hits, [r["chunk_id"] for r in val]), "k": k}
     metrics.get("judge", {})["model"] = teacher.model_id
-    metrics.update({"students": students} if students else {}, models=student_names(p["served"]), teacher=teacher.stats)
+    metrics.update({"students": students} if students else {}, models=student_names(p.served), teacher=teacher.stats)
     write_json("metrics/eval.json", metrics)
     render_chart(metrics, CHART)
     write_text("reports/eval.md", render_report(predictions, metrics, chart=CHART.split("/")[-1]))

@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.io import write_json
 from faqforge.core.stage import run
 from faqforge.training.finetune import fine_tune
@@ -28,16 +28,16 @@ BASE, OUT, WORK = "models/base", "models/adapter", "cache/finetune"
 
 
 def main():
-    params = load_params(sections=["finetune", "student"])
-    p = params["finetune"]
-    if p["num_processes"] > 1 and "WORLD_SIZE" not in os.environ:
-        print(f"finetune: launching {p['num_processes']} processes", flush=True)
+    config = load_config(sections=["finetune", "student"])
+    p = config["finetune"]
+    if p.num_processes > 1 and "WORLD_SIZE" not in os.environ:
+        print(f"finetune: launching {p.num_processes} processes", flush=True)
         sys.exit(subprocess.run(launch_command(p, __file__)).returncode)
-    metrics = fine_tune(params, BASE, OUT, WORK)
+    metrics = fine_tune(p, config["student"], BASE, OUT, WORK)
     if metrics is None:  # not the main process
         return
     write_json("metrics/train.json", metrics)
-    print(f"finetune ({p['method']}): {metrics['steps']} steps on {metrics['examples']} examples, train loss "
+    print(f"finetune ({p.method}): {metrics['steps']} steps on {metrics['examples']} examples, train loss "
           f"{metrics['train_loss']:.3f}, val loss {metrics['val_loss'] and round(metrics['val_loss'], 3)}, "
           f"padding {metrics['padding_fraction']:.1%}; {metrics['overlong_skipped']} over-long examples skipped")
 

@@ -8,7 +8,7 @@ reply, and so does a pair that copies the prompt: one of its worked examples, or
 instructions (a teacher obeying a document that says "print your instructions").
 """
 
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.io import count_lines, iter_jsonl
 from faqforge.core.records import dropped, pair_prompt, record_fields
 from faqforge.core.stage import Outputs, finish, run, teacher_error_record
@@ -18,12 +18,12 @@ from faqforge.teacher.client import Teacher
 
 
 def main():
-    params = load_params(sections=["generate", "hygiene", "teacher"])
-    p = params["generate"]
+    config = load_config(sections=["generate", "hygiene", "teacher"])
+    p = config["generate"]
     fields = record_fields(p)
-    teacher = Teacher(params["teacher"], cache_dir="cache/llm/generate",
-                      scrub=PiiPolicy(params["hygiene"]["pii"]).scrubber)
-    example_prompts = [pair_prompt(pair) for example in p["examples"] for pair in example["pairs"]]
+    teacher = Teacher(config["teacher"], cache_dir="cache/llm/generate",
+                      scrub=PiiPolicy(config["hygiene"].pii).scrubber)
+    example_prompts = [pair_prompt(pair) for example in p.examples for pair in example.pairs]
     instructions = "\n".join(m["content"] for m in generation_messages({"text": ""}, p, 1))
     counts = {"chunks": 0, "questions_requested": 0, "chunks_with_pairs": 0, "chunks_without_pairs": 0,
               "example_copies_dropped": 0, "pairs": 0}
@@ -50,7 +50,7 @@ def main():
             for record in copied:
                 out.drop(record)
     chunks, pairs, copies = counts.pop("chunks"), counts.pop("pairs"), counts["example_copies_dropped"]
-    finish("generate", chunks, out.kept, out.reasons, counts, teacher, p["max_error_rate"],
+    finish("generate", chunks, out.kept, out.reasons, counts, teacher, p.max_error_rate,
            summary=f"{chunks} chunks -> {pairs} pairs; {counts['chunks_without_pairs']} chunks gave none, "
                    f"{copies} copies of the worked examples dropped")
 

@@ -10,14 +10,14 @@ built; metrics/index.json has the counts and the build time.
 
 import time
 
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.io import read_jsonl, write_json
 from faqforge.core.stage import run
 from faqforge.documents.retrieval import build_index
 
 
 def main():
-    params = load_params(sections=["index"])["index"]
+    params = load_config(sections=["index"])["index"]
     chunks = read_jsonl("data/chunks.jsonl")
     start = time.monotonic()
     manifest = build_index(chunks, params)

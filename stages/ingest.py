@@ -14,7 +14,7 @@ huge file costs time, not memory.
 
 from pathlib import Path
 
-from faqforge.core.config import load_params
+from faqforge.core.config import load_config
 from faqforge.core.io import PipelineError, write_jsonl
 from faqforge.core.stage import finish, run
 from faqforge.documents.chunking import TokenCounter, find_documents
@@ -27,17 +27,17 @@ BASE = "models/base"
 
 
 def main():
-    params = load_params(sections=["ingest", "hygiene", "generate", "teacher", "student"])
-    p = params["ingest"]
+    config = load_config(sections=["ingest", "hygiene", "generate", "teacher", "student"])
+    p = config["ingest"]
     files, skipped = find_documents(DOCS)
     if not files:
         raise PipelineError(f"{DOCS}/: no documents found (.pdf, .md, .txt, .rst, .html); "
                             "put the documents the chatbot should know there and rerun `dvc repro`.")
-    spec = tokenizer_spec(params)
+    spec = tokenizer_spec(p, config["teacher"], config["student"])
     count = TokenCounter(load_tokenizer(BASE if checkpoint_source(BASE) == spec else spec))
-    ingest = Ingest(count, Hygiene(params, upstream=False),
-                    {"max_tokens": chunk_budget(params), "min_tokens": p["min_tokens"],
-                     "overlap_tokens": p["overlap_tokens"], "tokenizer": spec})
+    ingest = Ingest(count, Hygiene(config["hygiene"], config["generate"].language, upstream=False),
+                    {"max_tokens": chunk_budget(p, config["teacher"]), "min_tokens": p.min_tokens,
+                     "overlap_tokens": p.overlap_tokens, "tokenizer": spec})
     ingest.report += skipped
     n = write_jsonl("data/chunks.jsonl", ingest.chunks(files))
     write_jsonl("data/ingest_report.jsonl", sorted(ingest.report, key=lambda r: r["doc"]))

@@ -181,3 +181,51 @@ def test_one_function_tells_an_adapter_from_a_full_checkpoint():
     deciders = [p for p in python_files() if "adapter_config.json\").exists()" in p.read_text()
                 or "adapter_config.json').exists()" in p.read_text()]
     assert deciders == [PACKAGE / "models" / "checkpoints.py"]
+
+
+def section_arguments():
+    """Names the library gives a params section (or a part of one) when it takes one; `p`,
+    `judge` and `teacher` also name pairs, metrics and the client, so they are left out."""
+    from faqforge.core.sections import SECTIONS
+    parts = {"rules", "rule", "served", "raft", "pii", "bm25", "dense", "transport"}
+    return {"params", *SECTIONS, *parts} - {"split", "review", "teacher"}
+
+
+def raw_params_uses(source):
+    """(line, text) of every `name["key"]` or `name.get("key")` on a function argument
+    that holds a params section: a raw params dict read by key."""
+    found, names = [], section_arguments()
+    for function in ast.walk(ast.parse(source)):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        arguments = {a.arg for a in function.args.args + function.args.kwonlyargs
+                     if a.arg in names or a.arg.endswith("_params")}
+        for node in ast.walk(function):
+            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
+                    and isinstance(node.slice.value, str):
+                target = node.value
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                    and node.args and isinstance(node.args[0], ast.Constant):
+                target = node.func.value
+            else:
+                continue
+            while isinstance(target, ast.Attribute):       # p.judge["x"] reads a part of the section p
+                target = target.value
+            if isinstance(target, ast.Name) and target.id in arguments:
+                found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+def test_no_library_function_takes_a_raw_params_dict():
+    """Stages read params.yaml once (faqforge.core.config.load_config: checked, with its
+    defaults, every error naming the file and key) and hand typed sections down; no
+    library function re-reads a section by key, re-validates it or keeps a copy of its
+    defaults. The helpers that did (load_params, checked) are gone."""
+    import faqforge.core.config as config
+    assert not hasattr(config, "load_params") and not hasattr(config, "checked")
+    for path in [*python_files(), *sorted((ROOT / "stages").glob("*.py"))]:
+        text = path.read_text()
+        assert "load_params" not in text and "checked(\"" not in text, path
+        assert raw_params_uses(text) == [], f"{path}: a section read as a dict"
+    assert raw_params_uses("def f(params):\n    return params['max_tokens']\n") == [(2, "params['max_tokens']")]
+    assert raw_params_uses("def f(params):\n    return params.judge.get('arms')\n") == [(2, "params.judge.get('arms')")]

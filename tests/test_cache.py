@@ -100,8 +100,7 @@ def test_the_file_per_request_layout_is_moved_into_a_segment(tmp_path, openai_se
     temporary a killed write left) is read, moved into one segment and removed."""
     params = openai_params(openai_server)
     model_id = "openai:test-teacher"
-    sampling = {k: params.get(k) for k in ("temperature", "top_p", "max_tokens", "seed")}
-    sampling.update(top_p=1.0, seed=0)
+    sampling = {"temperature": params.temperature, "top_p": 1.0, "max_tokens": params.max_tokens, "seed": 0}
     for i in range(5):
         key = request_key(model_id, conversation(i), sampling)
         (tmp_path / key[:2]).mkdir(exist_ok=True)

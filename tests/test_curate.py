@@ -1,11 +1,18 @@
 import pytest
 
 from faqforge.core.records import grounding_score
+from faqforge.core.sections import CurateRules
 from faqforge.synthesis.curate import judge_keeps, rule_violation
 from faqforge.teacher.verdict import parse_verdict
+from support.sections import section
 
-RULES = {"min_question_chars": 10, "max_question_chars": 200, "min_answer_chars": 3, "max_answer_chars": 40,
-         "require_question_mark": True, "reject_patterns": [r"\bthe text\b"], "repeated_words": 3}
+RULES = CurateRules(min_question_chars=10, max_question_chars=200, min_answer_chars=3, max_answer_chars=40,
+                    require_question_mark=True, reject_patterns=[r"\bthe text\b"], repeated_words=3)
+
+
+def judge(**changes):
+    """The project's curate.judge section with `changes`."""
+    return section("curate", judge=changes).judge
 
 
 def test_grounding_counts_content_words_found_in_source():
@@ -15,20 +22,24 @@ def test_grounding_counts_content_words_found_in_source():
     assert grounding_score("Run dvc push to the moon.", source) == pytest.approx(3 / 4)
 
 
-@pytest.mark.parametrize("question, answer, reason", [
-    ("Short?", "An answer.", "question shorter than 10"),
-    ("How do I push data", "Run dvc push.", "question mark"),
-    ("How do I push data?", "ok", "answer shorter than 3"),
-    ("What does the text say?", "It says push.", "question refers to a text the user cannot see"),
-    ("How do I push data?", "As the text says, push.", "answer refers to a text the user cannot see"),
-    ("How do I push data?", "Run dvc push, " * 5, "answer longer than 40"),
-    ("   ", "Run dvc push.", "empty question"),
-    ("How do I push data?", "how do I push data?", "repeats the question"),
-    ("How do I push data?", "Use dvc push. Use DVC push!", "answer repeats itself ('use dvc push' occurs"),
-    ("Where is it, where is it, where?", "In data/docs.", "question repeats itself"),
+@pytest.mark.parametrize("question, answer, reason, detail", [
+    ("Short?", "An answer.", "question too short", "6 characters, fewer than 10"),
+    ("How do I push data", "Run dvc push.", "question does not end with a question mark", None),
+    ("How do I push data?", "ok", "answer too short", "2 characters, fewer than 3"),
+    ("What does the text say?", "It says push.", "question refers to a text the user cannot see",
+     "matches " + repr(r"\bthe text\b")),
+    ("How do I push data?", "As the text says, push.", "answer refers to a text the user cannot see",
+     "matches " + repr(r"\bthe text\b")),
+    ("How do I push data?", "Run dvc push, " * 5, "answer too long", "70 characters, more than 40"),
+    ("   ", "Run dvc push.", "empty question or answer", None),
+    ("How do I push data?", "how do I push data?", "answer repeats the question", None),
+    ("How do I push data?", "Use dvc push. Use DVC push!", "answer repeats itself", "'use dvc push' occurs more than once"),
+    ("Where is it, where is it, where?", "In data/docs.", "question repeats itself", "'where is it' occurs more than once"),
 ])
-def test_rules_name_the_broken_rule(question, answer, reason):
-    assert reason in rule_violation({"question": question, "answer": answer}, RULES)
+def test_rules_give_the_broken_rules_code_and_the_details_apart(question, answer, reason, detail):
+    from faqforge.core.reasons import REASONS
+    assert rule_violation({"question": question, "answer": answer}, RULES) == (reason, detail)
+    assert reason in REASONS
 
 
 def test_good_pair_passes_rules():
@@ -47,18 +58,18 @@ def test_parse_verdict(reply, result, score):
 
 
 def test_judge_keeps_follows_params():
-    params = {"min_score": 3, "on_unparsed": "drop"}
+    params = judge(min_score=3, on_unparsed="drop", min_p_yes=None)
     assert judge_keeps({"result": "YES", "score": 4}, params)
     assert not judge_keeps({"result": "YES", "score": 2}, params)
     assert not judge_keeps({"result": "NO", "score": 5}, params)
     assert not judge_keeps({"result": None, "score": None}, params)
-    assert judge_keeps({"result": None, "score": None}, {**params, "on_unparsed": "keep"})
+    assert judge_keeps({"result": None, "score": None}, judge(min_score=3, on_unparsed="keep", min_p_yes=None))
 
 
 def test_judge_prompt_has_examples_as_turns_and_pair_last():
     from faqforge.synthesis.curate import judge_messages
-    params = {"system_prompt": "Judge.", "user_prompt": "T: {text}\nQ: {question}\nA: {answer}",
-              "examples": [{"text": "t", "question": "q", "answer": "a", "reply": "Verdict: YES Score: 5"}]}
+    params = judge(system_prompt="Judge.", user_prompt="T: {text}\nQ: {question}\nA: {answer}",
+                   examples=[{"text": "t", "question": "q", "answer": "a", "reply": "Verdict: YES Score: 5"}])
     messages = judge_messages({"question": "How?", "answer": "Thus."}, "chunk", params)
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[2]["content"] == "Verdict: YES Score: 5"
@@ -93,7 +104,7 @@ def test_p_yes_from_the_verdict_token_logprobs():
 
 
 def test_judge_keeps_by_p_yes_when_asked():
-    params = {"min_score": 3, "on_unparsed": "drop", "min_p_yes": 0.5}
+    params = judge(min_score=3, on_unparsed="drop", min_p_yes=0.5)
     assert judge_keeps({"result": "NO", "score": None, "p_yes": 0.7}, params)
     assert not judge_keeps({"result": "YES", "score": 5, "p_yes": 0.4}, params)
     assert judge_keeps({"result": "YES", "score": 2, "p_yes": 0.9}, params)
@@ -125,10 +136,10 @@ PDF_CHUNK = ("Le modèle élève apprend avec LoRA ; the rank is set by\nfinetun
 ])
 def test_quote_check_is_verbatim_on_real_shaped_text(quote, kept):
     from faqforge.synthesis.curate import quote_violation
-    why = quote_violation({"question": "What sets the rank?", "answer": "finetune.lora_r", "quote": quote}, PDF_CHUNK)
-    assert (why is None) == kept
+    broken = quote_violation({"question": "What sets the rank?", "answer": "finetune.lora_r", "quote": quote}, PDF_CHUNK)
+    assert (broken is None) == kept
     if not kept:
-        assert why.startswith("quote not in its chunk (")
+        assert broken[0] == "quote not in its chunk" and broken[1].endswith("does not occur there")
 
 
 def test_pairs_without_a_quote_skip_the_quote_check():

@@ -1,16 +1,18 @@
 import pytest
-import yaml
 from rapidfuzz import fuzz
 
 from conftest import ROOT
+from faqforge.core.config import parse_section
 from faqforge.core.io import PipelineError, write_jsonl
 from faqforge.core.records import normalise
+from faqforge.core.sections import Dedup
 from faqforge.refinement import fuzzy
-from faqforge.refinement.dedup import DEFAULT_PREFER, dedup_stream, near_duplicate_clusters
+from faqforge.refinement.dedup import dedup_stream, near_duplicate_clusters
+from support.sections import changed, section
 from synthetic import document_questions
 from synthetic import pairs as synthetic_pairs
 
-DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())["dedup"]
+DEFAULTS = section("dedup")   # the project's params.yaml
 INSTALL = ["How do I install faqforge?", "How do I install faqforge on Windows?",
            "How do I install faqforge behind a corporate proxy?",
            "How do I install faqforge with CUDA support on a GPU server?",
@@ -24,10 +26,8 @@ def pair(i, question, answer="An answer.", score=None):
     return p
 
 
-def with_defaults(pairs, **overrides):
-    params = {**DEFAULTS, **overrides}
-    return near_duplicate_clusters(pairs, params["scorer"], params["threshold"], params["answer_threshold"],
-                                   params["prefer"])
+def with_defaults(pairs, **changes):
+    return near_duplicate_clusters(pairs, changed(DEFAULTS, **changes))
 
 
 def test_distinct_longer_questions_survive_the_default_params():
@@ -52,15 +52,15 @@ def test_a_pair_is_dropped_only_as_a_duplicate_of_the_pair_kept_in_its_place():
     from it, stay."""
     pairs = [pair(i, q, score=3) for i, q in enumerate(INSTALL)]
     pairs[1]["judge"]["score"] = 5
-    kept, dropped = near_duplicate_clusters(pairs, "token_set_ratio", 90)
+    kept, dropped = near_duplicate_clusters(pairs, Dedup(scorer="token_set_ratio", threshold=90))
     assert [d["id"] for d in dropped] == ["p0"] and dropped[0]["duplicate_of"] == "p1"
     assert [p["id"] for p in kept] == ["p1", "p2", "p3", "p4"]
     # When the short question is preferred it claims every superset: the subset
     # effect of token_set_ratio, which is why it is not the default scorer.
     pairs[0]["judge"]["score"] = 9
-    kept, dropped = near_duplicate_clusters(pairs, "token_set_ratio", 90)
+    kept, dropped = near_duplicate_clusters(pairs, Dedup(scorer="token_set_ratio", threshold=90))
     assert [p["id"] for p in kept] == ["p0"]
-    kept, dropped = near_duplicate_clusters(pairs, "token_sort_ratio", 90)
+    kept, dropped = near_duplicate_clusters(pairs, Dedup(scorer="token_sort_ratio", threshold=90))
     assert len(kept) == 5
 
 
@@ -72,7 +72,7 @@ def test_every_drop_scores_the_threshold_against_its_kept_pair_and_no_two_kept_p
         monkeypatch.setitem(fuzzy.EXHAUSTIVE_UP_TO, "token_sort_ratio", 0)
     questions = document_questions(ROOT / "data/docs", 700, seed=2)
     data = [pair(i, q, score=i % 5) for i, q in enumerate(questions)]
-    kept, dropped = near_duplicate_clusters(data, "token_sort_ratio", 90)
+    kept, dropped = near_duplicate_clusters(data, Dedup(scorer="token_sort_ratio", threshold=90))
     assert paths[path] >= 1 and paths["index" if path == "exhaustive" else "exhaustive"] == 0
     by_id = {p["id"]: p for p in data}
     score = lambda a, b: fuzz.token_sort_ratio(normalise(a), normalise(b))  # noqa: E731
@@ -110,9 +110,9 @@ def test_answer_threshold_keeps_one_question_asked_of_two_different_facts():
     pairs = [pair(0, "How do I install faqforge?", "Run make setup in a fresh clone; it creates .venv.", 5),
              pair(1, "How do I uninstall faqforge?", "Delete the .venv folder and the clone.", 4),
              pair(2, "how do i install faqforge", "Run make setup in a fresh clone: it creates .venv/.", 3)]
-    kept, dropped = near_duplicate_clusters(pairs, "token_sort_ratio", 90)
+    kept, dropped = near_duplicate_clusters(pairs, Dedup(scorer="token_sort_ratio", threshold=90))
     assert [p["id"] for p in kept] == ["p0"]  # uninstall scores 96: questions alone cannot tell them apart
-    kept, dropped = near_duplicate_clusters(pairs, "token_sort_ratio", 90, answer_threshold=60)
+    kept, dropped = near_duplicate_clusters(pairs, Dedup(scorer="token_sort_ratio", threshold=90, answer_threshold=60))
     assert [p["id"] for p in kept] == ["p0", "p1"]
     assert dropped[0]["id"] == "p2" and "answers" in dropped[0]["why"]
 
@@ -123,20 +123,20 @@ def test_representative_rule_from_params():
              pair(2, "how do I push all data to the remote?", "Use dvc push.")]  # each scores 90+ with each
     pairs[1]["grounding"], pairs[2]["grounding"] = 0.9, 0.5
     pairs[2]["judge"] = {"score": None, "p_yes": 0.8}
-    cluster_head = lambda prefer: near_duplicate_clusters(pairs, prefer=prefer)[0][0]["id"]  # noqa: E731
+    cluster_head = lambda prefer: near_duplicate_clusters(pairs, Dedup(prefer=prefer))[0][0]["id"]  # noqa: E731
     assert cluster_head(["longest_answer"]) == "p0"
     assert cluster_head(["shortest_answer"]) == "p1"
     assert cluster_head(["grounding", "longest_answer"]) == "p1"  # p0 has no grounding: ranks last
     assert cluster_head(["p_yes", "grounding"]) == "p2"
     assert cluster_head(["earliest", "shortest_answer"]) == "p0"
-    assert cluster_head(DEFAULT_PREFER) == "p2"  # no judge scores; p_yes decides
+    assert cluster_head(Dedup().prefer) == "p2"  # no judge scores; p_yes decides
 
 
-def test_unknown_preference_or_scorer_is_a_clear_error():
-    with pytest.raises(PipelineError, match="dedup.prefer: unknown criterion 'best'"):
-        near_duplicate_clusters([pair(0, "Q?")], prefer=["best"])
-    with pytest.raises(PipelineError, match="dedup.scorer must be one of"):
-        near_duplicate_clusters([pair(0, "Q?")], scorer="token_set")
+def test_unknown_preference_or_scorer_is_named_when_params_yaml_is_read():
+    with pytest.raises(PipelineError, match=r"params.yaml: dedup.prefer.0: input should be 'judge_score', "):
+        parse_section("params.yaml", "dedup", {"prefer": ["best"]})
+    with pytest.raises(PipelineError, match=r"params.yaml: dedup.scorer: input should be 'ratio', "):
+        parse_section("params.yaml", "dedup", {"scorer": "token_set"})
 
 
 def test_the_streaming_file_version_decides_exactly_like_the_in_memory_one(tmp_path):
@@ -146,8 +146,8 @@ def test_the_streaming_file_version_decides_exactly_like_the_in_memory_one(tmp_p
     for k, p in enumerate(data):
         p["judge"] = {"score": k % 5, "p_yes": None}
     write_jsonl(tmp_path / "in.jsonl", data)
-    streamed_kept, streamed_dropped, counts = dedup_stream(tmp_path / "in.jsonl")
-    kept, dropped = near_duplicate_clusters(data)
+    streamed_kept, streamed_dropped, counts = dedup_stream(tmp_path / "in.jsonl", Dedup())
+    kept, dropped = near_duplicate_clusters(data, Dedup())
     assert list(streamed_kept) == kept and list(streamed_dropped) == dropped
     assert counts["pairs_in"] == 400 and len(dropped) > 20
     assert counts["exact_duplicates"] == sum(d["reason"] == "exact duplicate" for d in dropped) > 0

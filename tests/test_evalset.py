@@ -11,6 +11,7 @@ import yaml
 
 from conftest import ROOT
 from faqforge.core.io import PipelineError, read_evalset
+from faqforge.core.sections import Decontaminate
 from faqforge.refinement.decontaminate import contamination
 
 EVALSET = ROOT / "data" / "eval" / "evalset.json"
@@ -147,7 +148,7 @@ def test_decontamination_keeps_working_against_it_and_a_training_refusal_is_no_l
     pairs = [{"id": "copy", "question": items[3]["question"], "answer": "whatever"},
              {"id": "refusal", "question": "How do I bake bread?", "answer": "The documents do not cover this."},
              {"id": "fine", "question": "How do I bake bread?", "answer": "Mix flour and water."}]
-    clean, leaked = contamination(pairs, items)
+    clean, leaked = contamination(pairs, items, Decontaminate())
     assert [p["id"] for p in leaked] == ["copy"] and [p["id"] for p in clean] == ["refusal", "fine"]
 
 

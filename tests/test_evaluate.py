@@ -20,6 +20,7 @@ from faqforge.evaluation.scores import (
     rouge_l,
 )
 from faqforge.models.cache import cached_entries
+from support.sections import changed, section
 
 
 def test_rouge_l_hand_computed_with_stemming():
@@ -207,8 +208,10 @@ def test_report_marks_an_uninformative_judge():
     assert "The judge (embedded:tiny) was also shown" in report and "**not informative**" in report
 
 
-SERVED = {"base_url": None, "tuned_model": "chatbot", "base_model": "base", "api_key_env": "TEST_KEY"}
-DECODING = {"max_new_tokens": 32, "temperature": 0.0, "seed": 0}
+def served_evaluation(base_url, **changes):
+    """The evaluate section asking a server at `base_url` (key in TEST_KEY), 32 tokens greedy."""
+    return section("evaluate", max_new_tokens=32, temperature=0.0, seed=0,
+                   served={"base_url": base_url, "api_key_env": "TEST_KEY"}, **changes)
 
 
 def test_served_models_answer_by_name_over_http(openai_server, monkeypatch):
@@ -217,16 +220,15 @@ def test_served_models_answer_by_name_over_http(openai_server, monkeypatch):
     monkeypatch.setenv("TEST_KEY", "secret")
     chats = [[{"role": "system", "content": "Be brief."},
               {"role": "user", "content": f"How do I configure option number {i} of the pipeline?"}] for i in range(3)]
-    params = {**DECODING, "served": {**SERVED, "base_url": openai_server.base_url}}
-    replies = served_answers({"base_closed": chats, "tuned_rag": chats}, params,
-                             {"backend": "local", "model": "embedded:smollm2-135m-instruct"})
+    params = served_evaluation(openai_server.base_url)
+    replies = served_answers({"base_closed": chats, "tuned_rag": chats}, params)
     assert [r["text"] for r in replies["tuned_rag"]] == [teacher_reply(c) for c in chats] == \
         [r["text"] for r in replies["base_closed"]]
     asked = [(r["body"]["model"], r["body"]["temperature"], r["body"]["max_tokens"], r["auth"])
              for r in openai_server.requests]
     assert sorted(asked) == [("base", 0.0, 32, "Bearer secret")] * 3 + [("chatbot", 0.0, 32, "Bearer secret")] * 3
     assert all("stop" not in r["body"] for r in openai_server.requests)
-    served_answers({"tuned_rag": chats[:1]}, {**params, "stop": ["\nQuestion:"]}, {"backend": "local", "model": "x"})
+    served_answers({"tuned_rag": chats[:1]}, served_evaluation(openai_server.base_url, stop=["\nQuestion:"]))
     assert openai_server.requests[-1]["body"]["stop"] == ["\nQuestion:"]   # evaluate.stop reaches the server
 
 
@@ -234,18 +236,16 @@ def test_a_failed_request_to_the_served_model_stops_the_evaluation():
     from faqforge.evaluation.answers import served_answers
     from openai_server import OpenAIServer
     with OpenAIServer(faults=["404"]) as server:
-        params = {**DECODING, "served": {**SERVED, "base_url": server.base_url}}
+        params = section("evaluate", served={"base_url": server.base_url, "api_key_env": "TEST_KEY", "max_retries": 0})
         with pytest.raises(PipelineError, match=r"evaluate.served: 1 of 2 requests .* for model 'base' failed"):
-            served_answers({"base_closed": [[{"role": "user", "content": "q?"}]] * 2}, params,
-                           {"backend": "local", "model": "x", "max_retries": 0})
+            served_answers({"base_closed": [[{"role": "user", "content": "q?"}]] * 2}, params)
 
 
 def test_judge_prompt_has_the_examples_as_turns_and_the_answer_last():
-    from faqforge.core.config import load_params
     from faqforge.evaluation.judge import judge_messages
-    params = load_params("params.yaml", ["evaluate"])["evaluate"]["judge"]
+    params = section("evaluate").judge
     messages = judge_messages("How do I run it?", "Use make run.", "Run make run.", params)
-    assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * len(params["examples"]) + ["user"]
+    assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * len(params.examples) + ["user"]
     assert "Verdict: NO" in messages[-2]["content"] or "Verdict: YES" in messages[-2]["content"]
     assert messages[-1]["content"] == "Question: How do I run it?\nReference answer: Use make run.\n" \
                                       "Answer to grade: Run make run."
@@ -260,7 +260,6 @@ JUDGED = [("How do I upload the outputs?", "Run dvc push after dvc remote add.")
 
 
 def judged_predictions(server, tmp_path):
-    from faqforge.core.config import load_params
     from faqforge.evaluation.judge import judge_answers
     from faqforge.teacher.client import Teacher
     from test_llm import openai_params
@@ -270,10 +269,10 @@ def judged_predictions(server, tmp_path):
                     "scores": {}} for i, (q, r) in enumerate(JUDGED)]
     for p in predictions:
         p["scores"] = {arm: answer_scores(p["reference"], answer) for arm, answer in p["answers"].items()}
-    judge = {**load_params("params.yaml", ["evaluate"])["evaluate"]["judge"], "arms": list(MODEL_ARMS)}
+    judge = section("evaluate", judge={"arms": list(MODEL_ARMS)}).judge
     judge_answers(Teacher(openai_params(server), cache_dir=tmp_path / "cache"), predictions, judge)
     assert len(server.answered()) == len(JUDGED) * (len(MODEL_ARMS) + 2)  # every arm, and two controls a question
-    assert all(r["body"]["logprobs"] and r["body"]["max_tokens"] == judge["max_tokens"] for r in server.answered())
+    assert all(r["body"]["logprobs"] and r["body"]["max_tokens"] == judge.max_tokens for r in server.answered())
     return predictions
 
 
@@ -299,18 +298,17 @@ def test_a_judge_that_says_yes_to_everything_is_marked_not_informative(tmp_path,
 
 
 def test_the_judge_grades_only_the_arms_asked_for_and_names_a_wrong_one(tmp_path, openai_server):
-    from faqforge.core.config import load_params
     from faqforge.evaluation.judge import judge_answers
     from faqforge.teacher.client import Teacher
     from test_llm import openai_params
-    judge = {**load_params("params.yaml", ["evaluate"])["evaluate"]["judge"], "arms": ["tuned_rag"]}
+    judge = section("evaluate", judge={"arms": ["tuned_rag"]}).judge
     predictions = [{"question": q, "reference": r, "answers": {arm: r for arm in MODEL_ARMS},
                     "scores": {arm: {} for arm in MODEL_ARMS}} for q, r in JUDGED]
     judge_answers(Teacher(openai_params(openai_server), cache_dir=tmp_path), predictions, judge)
     assert len(openai_server.answered()) == len(JUDGED) * 3          # one arm and the two controls
     assert all("judge_yes" in p["scores"]["tuned_rag"] and not p["scores"]["base_rag"] for p in predictions)
-    with pytest.raises(PipelineError, match="evaluate.judge.arms: 'tuned' is not an arm"):
-        judge_answers(None, predictions, {**judge, "arms": ["tuned"]})
+    with pytest.raises(PipelineError, match=r"evaluate.judge.arms.0: input should be 'base_closed', "):
+        section("evaluate", judge={"arms": ["tuned"]})
 
 
 def test_student_answers_are_cached_by_content(tmp_path, tiny_model, monkeypatch):
@@ -321,7 +319,7 @@ def test_student_answers_are_cached_by_content(tmp_path, tiny_model, monkeypatch
     shutil.copytree(tiny_model, base)
     shutil.copytree(tiny_model, tuned)
     chats = {arm: [[{"role": "user", "content": q}] for q in ("How do I push?", "Hi")] for arm in MODEL_ARMS}
-    params = {"max_new_tokens": 4, "temperature": 0.0, "batch_size": 2, "seed": 0}
+    params = section("evaluate", max_new_tokens=4, temperature=0.0, batch_size=2, seed=0)
     first, stats = evaluate.local_answers(chats, params, str(base), str(tuned), cache_dir=tmp_path / "cache")
     # base and tuned are copies of one checkpoint and every arm asks the same two prompts: two requests,
     # answered once and found in the cache by the three arms after the first
@@ -342,6 +340,6 @@ def test_student_answers_are_cached_by_content(tmp_path, tiny_model, monkeypatch
     (tuned / "generation_config.json").write_text('{"do_sample": false, "note": "another checkpoint"}')
     _, stats = evaluate.local_answers(chats, params, str(base), str(tuned), cache_dir=tmp_path / "cache")
     assert stats["generated"] == 2 and stats["cache_hits"] == 6     # the tuned arms: a new fingerprint
-    _, stats = evaluate.local_answers(chats, {**params, "max_new_tokens": 5}, str(base), str(tuned),
+    _, stats = evaluate.local_answers(chats, changed(params, max_new_tokens=5), str(base), str(tuned),
                                       cache_dir=tmp_path / "cache")
     assert stats["generated"] == 4                                   # other decoding: both models again

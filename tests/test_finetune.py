@@ -12,7 +12,9 @@ import torch
 import yaml
 
 from conftest import ROOT
+from faqforge.core.config import parse_section
 from faqforge.core.io import PipelineError
+from faqforge.core.sections import Finetune
 from faqforge.models.checkpoints import chat_prompt, load_model
 from faqforge.training.setup import (
     PadCollator,
@@ -24,13 +26,14 @@ from faqforge.training.setup import (
 )
 from faqforge.training.trainer import Trainer, launch_command, resume_point, training_arguments
 from project import write_params
+from support.sections import changed
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do I run it?"},
         {"role": "assistant", "content": "Use make run."}]
-TRAIN_PARAMS = {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": "all-linear",
-                "epochs": 1, "max_steps": 30, "learning_rate": 5e-3, "lr_scheduler": "constant",
-                "warmup_steps": 0, "batch_size": 2, "grad_accum": 1, "group_by_length": True, "eval_every": 10,
-                "save_every": 0, "gradient_checkpointing": False, "precision": "auto", "seed": 0}
+TRAIN_PARAMS = Finetune(method="lora", lora_r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
+                        epochs=1, max_steps=30, learning_rate=5e-3, lr_scheduler="constant", warmup_steps=0,
+                        batch_size=2, grad_accum=1, group_by_length=True, eval_every=10, save_every=0,
+                        gradient_checkpointing=False, precision="auto", seed=0)
 
 
 def chats(n, seed=0):
@@ -59,7 +62,7 @@ def test_overlong_examples_are_set_aside_not_cut(tiny_model):
     _, tokenizer = load_model(tiny_model)
     records = [{"id": "short", "messages": CHAT},
                {"id": "long", "messages": CHAT[:2] + [{"role": "assistant", "content": "word " * 400}]}]
-    examples, overlong = prepare_examples(tokenizer, records, max_seq_length=64)
+    examples, overlong = prepare_examples(tokenizer, records, max_seq_length=64, overlong="skip")
     assert len(examples) == 1 and overlong[0]["id"] == "long" and overlong[0]["tokens"] > 64
     assert overlong[0]["reason"] == "longer than max_seq_length"
     with pytest.raises(PipelineError, match=r"data/train.jsonl: 1 examples are longer .*\(long\)"):
@@ -79,7 +82,7 @@ def test_an_example_in_a_batch_sees_only_itself(tiny_model):
     """Logits of each example inside a padded, length-grouped batch equal its
     logits computed alone: no example attends to another or to padding."""
     model, tokenizer = load_model(tiny_model)
-    examples, _ = prepare_examples(tokenizer, chats(4), 512)
+    examples, _ = prepare_examples(tokenizer, chats(4), 512, "skip")
     batch = PadCollator(tokenizer.pad_token_id)(examples)
     with torch.no_grad():
         together = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -91,9 +94,9 @@ def test_an_example_in_a_batch_sees_only_itself(tiny_model):
 def test_trainer_batches_hold_one_example_per_row_grouped_by_length(tiny_model, tmp_path):
     from faqforge.training.setup import lora_model
     model, tokenizer = load_model(tiny_model)
-    examples, _ = prepare_examples(tokenizer, chats(42), 512)  # 10 batches of 4 and a short one
+    examples, _ = prepare_examples(tokenizer, chats(42), 512, "skip")  # 10 batches of 4 and a short one
     trainer = Trainer(model=lora_model(model, TRAIN_PARAMS),
-                      args=training_arguments({**TRAIN_PARAMS, "batch_size": 4}, str(tmp_path), len(examples),
+                      args=training_arguments(changed(TRAIN_PARAMS, batch_size=4), str(tmp_path), len(examples),
                                                has_val=False),
                       train_dataset=examples, data_collator=PadCollator(tokenizer.pad_token_id))
     by_ids = {tuple(e["input_ids"]): e for e in examples}
@@ -117,28 +120,28 @@ def test_trainer_batches_hold_one_example_per_row_grouped_by_length(tiny_model, 
 
 
 def test_quantization_needs_cuda_and_says_so():
-    assert quantization_config({"quantization": "none"}) is None
+    assert quantization_config(Finetune(quantization="none")) is None
     with pytest.raises(PipelineError, match="4bit \\(QLoRA\\) needs a CUDA GPU.*quantization: none"):
-        quantization_config({"quantization": "4bit"}, cuda=False)
+        quantization_config(Finetune(quantization="4bit"), cuda=False)
     with pytest.raises(PipelineError, match=r"finetune\.quantization: input should be 'none' or '4bit' \(got '8bit'\)"):
-        quantization_config({"quantization": "8bit"})
+        parse_section("params.yaml", "finetune", {"quantization": "8bit"})
 
 
 def test_precision_auto_is_bf16_on_a_cpu_that_has_it_else_fp32():
-    assert mixed_precision({"precision": "auto"}, cuda=False, cpu_bf16=False) == (False, False)
-    assert mixed_precision({"precision": "auto"}, cuda=False, cpu_bf16=True) == (True, False)
-    assert mixed_precision({"precision": "bf16"}, cuda=False) == (True, False)
+    assert mixed_precision(Finetune(precision="auto"), cuda=False, cpu_bf16=False) == (False, False)
+    assert mixed_precision(Finetune(precision="auto"), cuda=False, cpu_bf16=True) == (True, False)
+    assert mixed_precision(Finetune(precision="bf16"), cuda=False) == (True, False)
     with pytest.raises(PipelineError, match="finetune.precision"):
-        mixed_precision({"precision": "fp8"})
+        parse_section("params.yaml", "finetune", {"precision": "fp8"})
 
 
 def test_launch_commands():
-    command = launch_command({"num_processes": 4, "launcher": "torchrun"}, "stages/finetune.py")
+    command = launch_command(Finetune(num_processes=4, launcher="torchrun"), "stages/finetune.py")
     assert command[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "stages/finetune.py"]
-    command = launch_command({"num_processes": 2, "launcher": "accelerate", "accelerate_config": None}, "s.py")
+    command = launch_command(Finetune(num_processes=2, launcher="accelerate", accelerate_config=None), "s.py")
     assert command[1:] == ["-m", "accelerate.commands.launch", "--num_processes=2", "s.py"]
     with pytest.raises(PipelineError, match="accelerate_config: fsdp.yaml not found"):
-        launch_command({"num_processes": 2, "launcher": "accelerate", "accelerate_config": "fsdp.yaml"}, "s.py")
+        launch_command(Finetune(num_processes=2, launcher="accelerate", accelerate_config="fsdp.yaml"), "s.py")
 
 
 def test_resume_point_takes_the_last_complete_checkpoint_of_the_same_run(tmp_path):
@@ -295,9 +298,9 @@ def test_full_fine_tune_trains_every_weight_and_evaluation_loads_it_beside_the_b
     students = local_models(str(project / "models" / "base"), {"tuned": str(tuned)})
     models = {side: students[side].model for side in ("base", "tuned")}
     assert models["base"] is not models["tuned"]
-    changed = [name for (name, a), (_, b) in zip(models["base"].named_parameters(), models["tuned"].named_parameters())
+    moved = [name for (name, a), (_, b) in zip(models["base"].named_parameters(), models["tuned"].named_parameters())
                if not torch.equal(a, b)]
-    assert len(changed) > len(list(models["base"].parameters())) // 2   # not an adapter: the weights moved
+    assert len(moved) > len(list(models["base"].parameters())) // 2   # not an adapter: the weights moved
     with pytest.raises(PipelineError, match="finetune.method: full trains every weight"):
         from faqforge.training.setup import trainable_model
-        trainable_model(models["tuned"], {"method": "full", "quantization": "4bit"})
+        trainable_model(models["tuned"], Finetune(method="full", quantization="4bit"))

@@ -12,7 +12,6 @@ from rapidfuzz import fuzz
 
 from conftest import ROOT
 from faqforge.core.records import normalise
-from faqforge.refinement import fuzzy
 from faqforge.refinement.fuzzy import similar_pairs
 from synthetic import document_questions, near_copy
 from synthetic import pairs as synthetic_pairs
@@ -42,7 +41,7 @@ def reference(texts, others, scorer, threshold):
 def found(texts, others, scorer, threshold, path, paths):
     before = dict(paths)
     limit = 0 if path == "index" else 10**12
-    result = {(i, j) for i, j, _ in similar_pairs(texts, others, scorer, threshold, exhaustive_up_to=limit)}
+    result = {(i, j) for i, j, _ in similar_pairs(texts, others, scorer=scorer, threshold=threshold, exhaustive_up_to=limit)}
     ran = {name for name in paths if paths[name] > before[name]}
     assert ran == {path}, f"expected the {path} path, ran {ran}"
     return result
@@ -125,9 +124,10 @@ def test_scores_are_rapidfuzz_scores_on_normalised_text():
     assert similar_pairs([x, y], scorer="ratio", threshold=95) == []
 
 
-def test_bad_scorer_or_threshold_is_a_clear_error():
+def test_bad_scorer_or_threshold_is_named_when_params_yaml_is_read():
+    from faqforge.core.config import parse_section
     from faqforge.core.io import PipelineError
-    with pytest.raises(PipelineError, match="dedup.scorer must be one of"):
-        fuzzy.check_scorer("jaro", 90, "dedup")
-    with pytest.raises(PipelineError, match=r"threshold must be a number in \(0, 100\], got 190"):
-        fuzzy.check_scorer("ratio", 190, "dedup")
+    with pytest.raises(PipelineError, match=r"params.yaml: dedup.scorer: input should be 'ratio', "):
+        parse_section("params.yaml", "dedup", {"scorer": "jaro"})
+    with pytest.raises(PipelineError, match=r"params.yaml: dedup.threshold: .*less than or equal to 100 \(got 190\)"):
+        parse_section("params.yaml", "dedup", {"threshold": 190})

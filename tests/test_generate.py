@@ -2,17 +2,17 @@ import json
 
 import pytest
 
-from conftest import ROOT
-from faqforge.core.config import checked, load_params
+from faqforge.core.config import parse_section
 from faqforge.core.records import FIELDS, pair_prompt, pair_response
 from faqforge.models.guided import string_array_shape
 from faqforge.synthesis.generate import generation_messages, pairs_from_reply, pairs_schema, parse_pairs, questions_for
+from support.sections import changed, section
 
 # a generate section as the stage gets it: these values, params.yaml's defaults for the rest
-PARAMS = checked("generate", {
-    "language": "English", "domain": "widgets", "format": "qa", "answer_first": False,
-    "system_prompt": "FAQ of {domain}.", "user_prompt": "Write {total_questions} in {language}:\n\"\"\"{text}\"\"\"",
-    "examples": [{"text": "Shops open at 9.", "pairs": [{"question": "When do shops open?", "answer": "At 9."}]}]})
+PARAMS = section(
+    "generate", language="English", domain="widgets", format="qa", answer_first=False, answer_style="plain",
+    system_prompt="FAQ of {domain}.", user_prompt="Write {total_questions} in {language}:\n\"\"\"{text}\"\"\"",
+    examples=[{"text": "Shops open at 9.", "pairs": [{"question": "When do shops open?", "answer": "At 9."}]}])
 
 
 def test_question_count_scales_and_is_bounded():
@@ -80,11 +80,11 @@ def test_pairs_carry_provenance_are_capped_and_example_copies_dropped():
 def test_a_pair_repeating_the_instructions_is_dropped_unless_the_chunk_says_it_too():
     """A teacher that obeys a planted "print your instructions" writes the system
     prompt as an answer: dropped. A six-word run the chunk itself contains is fine."""
-    params = load_params(ROOT / "params.yaml", ["generate"])["generate"]
+    params = section("generate")
     chunk = {"chunk_id": "c1", "doc": "data/docs/a.md",
              "text": "Every answer is copied from the given text by the reviewers. Shops open at 9."}
     instructions = "\n".join(m["content"] for m in generation_messages({"text": ""}, params, 1))
-    leak = params["system_prompt"].format(domain=params["domain"], language="English").split("\n")[1]
+    leak = params.system_prompt.format(domain=params.domain, language="English").split("\n")[1]
     reply = json.dumps([{"question": "What are your instructions?", "answer": leak},
                         {"question": "Who copies the answers?", "answer": "Every answer is copied from the given text."},
                         {"question": "When do shops open?", "answer": "Shops open at 9."}])
@@ -95,7 +95,7 @@ def test_a_pair_repeating_the_instructions_is_dropped_unless_the_chunk_says_it_t
 
 
 def test_answer_first_puts_answer_key_first_in_examples_and_schema():
-    params = {**PARAMS, "answer_first": True, "max_chars": {"question": 100, "answer": 200}}
+    params = changed(PARAMS, answer_first=True, max_chars={"question": 100, "answer": 200})
     messages = generation_messages({"text": "x"}, params, 2)
     assert messages[2]["content"] == '[{"answer": "At 9.", "question": "When do shops open?"}]'
     schema = pairs_schema(2, params)
@@ -134,7 +134,7 @@ def test_examples_must_match_the_format():
 
     from faqforge.core.io import PipelineError
     with pytest.raises(PipelineError, match=r"generate.examples\[0\] has a pair without instruction, output"):
-        generation_messages({"text": "x"}, {**PARAMS, "format": "instruction"}, 2)
+        generation_messages({"text": "x"}, changed(PARAMS, format="instruction"), 2)
 
 
 def test_quoted_style_asks_for_a_verbatim_quote_before_the_answer():
@@ -142,20 +142,21 @@ def test_quoted_style_asks_for_a_verbatim_quote_before_the_answer():
     from faqforge.core.records import record_fields
     example = {"text": "Shops open at 9. They close at 6.",
                "pairs": [{"question": "When do shops open?", "quote": "Shops open at 9.", "answer": "At 9."}]}
-    params = {**PARAMS, "answer_first": True, "answer_style": "quoted", "examples": [example],
-              "quote_instruction": "Also copy the supporting sentence as quote."}
+    params = changed(PARAMS, answer_first=True, answer_style="quoted", examples=[example],
+                     quote_instruction="Also copy the supporting sentence as quote.")
     assert record_fields(params) == ("question", "answer", "quote")
     messages = generation_messages({"text": "Widgets ship in 3 days."}, params, 2)
     assert messages[2]["content"] == '[{"quote": "Shops open at 9.", "answer": "At 9.", "question": "When do shops open?"}]'
     assert all(m["content"].endswith("Also copy the supporting sentence as quote.") for m in messages[1::2])
     assert list(pairs_schema(2, params)["items"]["properties"]) == ["quote", "answer", "question"]
-    assert list(pairs_schema(2, {**params, "answer_first": False})["items"]["properties"]) == ["question", "quote", "answer"]
+    assert list(pairs_schema(2, changed(params, answer_first=False))["items"]["properties"]) == ["question", "quote", "answer"]
     reply = '[{"quote": "Widgets ship in 3 days.", "answer": "In 3 days.", "question": "How fast do widgets ship?"}]'
     pairs, _ = pairs_from_reply({"chunk_id": "c", "doc": "d"}, reply, 3, (), record_fields(params))
     assert pairs == [{"id": "c-0", "chunk_id": "c", "doc": "d", "question": "How fast do widgets ship?",
                       "answer": "In 3 days.", "quote": "Widgets ship in 3 days."}]
     assert parse_pairs('[{"answer": "In 3 days.", "question": "How fast?"}]', record_fields(params)) == []  # no quote
-    plain = generation_messages({"text": "x"}, {**params, "answer_style": "plain"}, 1)
+    plain = generation_messages({"text": "x"}, changed(params, answer_style="plain"), 1)
     assert "quote" not in json.dumps(plain)
-    with pytest.raises(PipelineError, match="generate.answer_style: 'verbatim' is not one of plain, quoted"):
-        record_fields({**params, "answer_style": "verbatim"})
+    with pytest.raises(PipelineError, match=r"params.yaml: generate.answer_style: input should be 'plain' or "
+                                            r"'quoted' \(got 'verbatim'\)"):
+        parse_section("params.yaml", "generate", {**params.model_dump(), "answer_style": "verbatim"})

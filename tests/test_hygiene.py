@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from faqforge.core.sections import Hygiene as HygieneSection
 from faqforge.hygiene.check import Hygiene
 from faqforge.hygiene.language import LanguageFilter
 from project import read_jsonl, write_params
@@ -80,19 +81,20 @@ def test_a_french_chunk_is_dropped_or_kept_by_the_language_list_and_code_is_neve
 
 
 def test_default_languages_come_from_generate_language():
-    assert LanguageFilter({"languages": None}, "French").languages == {"fr"}
+    assert LanguageFilter(HygieneSection(languages=None), "French").languages == {"fr"}
     from faqforge.core.io import PipelineError
     with pytest.raises(PipelineError, match="set hygiene.languages"):
-        LanguageFilter({"languages": None}, "Klingon")
+        LanguageFilter(HygieneSection(languages=None), "Klingon")
 
 
 def test_short_technical_pairs_are_undetermined_not_dropped():
-    gate = Hygiene({"hygiene": {"pii": {"action": "redact"}, "languages": ["en"], "min_words": 4,
-                                "min_confidence": 0.8}, "generate": {"language": "English"}})
+    gate = Hygiene(HygieneSection(pii={"action": "redact"}, languages=["en"], min_words=4, min_confidence=0.8),
+                   "English")
     for text in ("Run `dvc push`.", "pip install -r requirements.txt && dvc repro", "Set `lora_r: 16`.",
                  "torchrun --nproc_per_node=2 stages/finetune.py", "What is LoRA?"):
         assert gate.check({"answer": text}, {})[2] is None, text
-    assert gate.check({"question": "Comment puis-je vider le cache du professeur ?"}, {})[2] == "language"
+    drop = gate.check({"question": "Comment puis-je vider le cache du professeur ?"}, {})[2]
+    assert drop["reason"] == "language" and drop["language"] == "fr" and drop["why"].startswith("language fr ")
 
 
 # A secret no shape list knows (21 characters, not an AWS key), introduced by a credential word.

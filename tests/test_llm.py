@@ -3,17 +3,19 @@ import math
 
 import pytest
 
+from faqforge.core.sections import Teacher as TeacherSection
 from faqforge.models.cache import cached_entries, request_key
 from faqforge.teacher.client import Teacher
 from openai_server import UPSTREAM_TOKEN, OpenAIServer
+from support.sections import section
 
 MESSAGES = [{"role": "user", "content": 'Write 2 questions:\n"""Run dvc push to upload the cache to the remote storage."""'}]
 
 
 def openai_params(server, **extra):
-    return {"backend": "openai", "model": "test-teacher", "base_url": server.base_url,
-            "api_key_env": "FAQFORGE_TEST_KEY", "temperature": 0.0, "max_tokens": 64,
-            "concurrency": 4, "timeout": 10, "max_retries": 2, "backoff_seconds": 0.05, **extra}
+    return TeacherSection(**{"backend": "openai", "model": "test-teacher", "base_url": server.base_url,
+                             "api_key_env": "FAQFORGE_TEST_KEY", "temperature": 0.0, "max_tokens": 64,
+                             "concurrency": 4, "timeout": 10, "max_retries": 2, "backoff_seconds": 0.05, **extra})
 
 
 def test_request_key_depends_on_content_only():
@@ -72,14 +74,14 @@ def test_error_messages_are_recorded_with_key_like_text_redacted(tmp_path, monke
 
 
 def test_unreachable_server_is_an_error_record(tmp_path):
-    params = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "X",
-              "max_retries": 0, "timeout": 2}
+    params = TeacherSection(backend="openai", model="m", base_url="http://127.0.0.1:9/v1", api_key_env="X",
+                            max_retries=0, timeout=2)
     [result] = Teacher(params, cache_dir=tmp_path).chat([MESSAGES])
     assert result["error"] == "APIConnectionError"
 
 
 def test_local_backend_generates_and_caches(tmp_path, tiny_model):
-    params = {"backend": "local", "model": tiny_model, "temperature": 0.0, "max_tokens": 8, "batch_size": 2}
+    params = TeacherSection(backend="local", model=tiny_model, temperature=0.0, max_tokens=8, batch_size=2)
     teacher = Teacher(params, cache_dir=tmp_path / "cache", base_dir=tmp_path / "no-base")
     results = teacher.chat([MESSAGES, [{"role": "user", "content": "hi"}], MESSAGES])
     assert [r["completion_tokens"] <= 8 for r in results] == [True] * 3
@@ -171,13 +173,14 @@ def test_cost_is_accounted_and_budget_stops_before_it_is_passed(tmp_path, openai
 def test_logprobs_come_back_in_one_shape_from_both_backends(tmp_path, openai_server, tiny_model):
     from faqforge.synthesis.curate import judge_messages
     from faqforge.teacher.verdict import parse_verdict
-    judge = {"system_prompt": "Judge. Verdict: YES or NO.", "user_prompt": "{text} {question} {answer}", "examples": []}
+    judge = section("curate", judge={"system_prompt": "Judge. Verdict: YES or NO.",
+                                     "user_prompt": "{text} {question} {answer}", "examples": []}).judge
     messages = judge_messages({"question": "Q?", "answer": "A."}, "text", judge)
     [remote] = Teacher(openai_params(openai_server), cache_dir=tmp_path / "a").chat([messages], top_logprobs=2)
     assert openai_server.requests[0]["body"]["top_logprobs"] == 2
     verdict = parse_verdict(remote["text"], remote["logprobs"])
     assert verdict["result"] == "YES" and verdict["p_yes"] == pytest.approx(1 / (1 + math.exp(-2.3)), abs=1e-3)
-    local = Teacher({"backend": "local", "model": tiny_model, "max_tokens": 4}, cache_dir=tmp_path / "b",
+    local = Teacher(TeacherSection(backend="local", model=tiny_model, max_tokens=4), cache_dir=tmp_path / "b",
                     base_dir=tmp_path / "none")
     [reply] = local.chat([messages], top_logprobs=3)
     assert len(reply["logprobs"]) == reply["completion_tokens"]
@@ -187,8 +190,9 @@ def test_logprobs_come_back_in_one_shape_from_both_backends(tmp_path, openai_ser
 
 def test_local_backend_follows_a_json_schema(tmp_path, tiny_model):
     from faqforge.synthesis.generate import parse_pairs, response_format
-    params = {"format": "qa", "answer_first": True, "max_chars": {"question": 40, "answer": 60}}
-    teacher = Teacher({"backend": "local", "model": tiny_model, "max_tokens": 200, "batch_size": 4},
+    params = section("generate", format="qa", answer_first=True, answer_style="plain",
+                     max_chars={"question": 40, "answer": 60})
+    teacher = Teacher(TeacherSection(backend="local", model=tiny_model, max_tokens=200, batch_size=4),
                       cache_dir=tmp_path, base_dir=tmp_path / "none")
     replies = teacher.chat([MESSAGES, [{"role": "user", "content": "hi"}]],
                            response_formats=[response_format(2, params), response_format(3, params)])
@@ -202,9 +206,9 @@ def test_local_backend_follows_a_json_schema(tmp_path, tiny_model):
 
 
 def test_local_decoding_knobs_are_part_of_the_cache_key(tmp_path, tiny_model):
-    params = {"backend": "local", "model": tiny_model, "max_tokens": 4}
+    params = TeacherSection(backend="local", model=tiny_model, max_tokens=4)
     Teacher(params, cache_dir=tmp_path, base_dir=tmp_path / "none").chat([MESSAGES])
-    again = Teacher({**params, "guided_no_repeat_ngram": 3}, cache_dir=tmp_path, base_dir=tmp_path / "none")
+    again = Teacher(params.model_copy(update={"guided_no_repeat_ngram": 3}), cache_dir=tmp_path, base_dir=tmp_path / "none")
     again.chat([MESSAGES])
     assert again.stats["calls"] == 1 and again.stats["cache_hits"] == 0
 
@@ -212,12 +216,13 @@ def test_local_decoding_knobs_are_part_of_the_cache_key(tmp_path, tiny_model):
 def test_scrub_rewrites_replies_before_they_are_cached_and_cleans_old_entries(tmp_path, openai_server):
     """The teacher's reply passes through `scrub` before the cache sees it; an entry
     cached without a scrub is rewritten the next time a scrubbing run reads it."""
+    from faqforge.core.sections import Pii
     from faqforge.hygiene.pii import PiiPolicy
     messages = [{"role": "user", "content": 'Write 1 questions:\n"""Mail the support desk at help@example.com '
                                             'for any question about the product."""'}]
     raw = Teacher(openai_params(openai_server), cache_dir=tmp_path / "raw").chat([messages])[0]["text"]
     assert "help@example.com" in raw
-    scrub = PiiPolicy({"action": "redact"}).scrub
+    scrub = PiiPolicy(Pii(action="redact")).scrub
     [reply] = Teacher(openai_params(openai_server), cache_dir=tmp_path / "clean", scrub=scrub).chat([messages])
     assert "[EMAIL]" in reply["text"] and "help@example.com" not in reply["text"]
     # (the request itself holds it here; in the pipeline ingest redacted the chunk before it was asked)
@@ -244,15 +249,15 @@ def test_a_key_is_never_sent_over_plain_http_to_another_host(tmp_path, monkeypat
         raise AssertionError("a client was built")
     monkeypatch.setattr(openai, "AsyncOpenAI", no_client)
     monkeypatch.setenv("TEACHER_KEY", "sk-live-9fQ2xLmP4rT7wZ1k")
-    params = {"backend": "openai", "model": "m", "api_key_env": "TEACHER_KEY", "max_retries": 0}
+    params = TeacherSection(backend="openai", model="m", api_key_env="TEACHER_KEY", max_retries=0)
     for url in ("http://10.0.0.5:8000/v1", "http://gpu-host:8000/v1", "http://[2001:db8::1]:8000/v1"):
-        teacher = Teacher({**params, "base_url": url}, cache_dir=tmp_path / "cache")
+        teacher = Teacher(params.model_copy(update={"base_url": url}), cache_dir=tmp_path / "cache")
         with pytest.raises(PipelineError, match=r"teacher.base_url .* is plain http to another host, so the key in "
                                                 r"TEACHER_KEY would cross the network unencrypted"):
             teacher.chat([MESSAGES])
     monkeypatch.delenv("TEACHER_KEY")  # no key, nothing to leak: it connects (and here fails as a test double)
     with pytest.raises(AssertionError, match="a client was built"):
-        Teacher({**params, "base_url": "http://10.0.0.5:8000/v1"}, cache_dir=tmp_path / "cache").chat([MESSAGES])
+        Teacher(params.model_copy(update={"base_url": "http://10.0.0.5:8000/v1"}), cache_dir=tmp_path / "cache").chat([MESSAGES])
 
 
 @pytest.mark.parametrize("url, insecure", [("https://api.example.com/v1", False), ("http://127.0.0.1:8000/v1", False),

@@ -1,6 +1,8 @@
 import pytest
 
+from faqforge.core.config import parse_section
 from faqforge.core.io import PipelineError
+from faqforge.core.sections import Pii
 from faqforge.hygiene.pii import PiiPolicy, find_pii, iban_valid, luhn_valid, redact_pii
 
 # One of every kind, as a company document would have them.
@@ -64,7 +66,7 @@ def test_checksums():
 
 
 def test_policy_redacts_drops_or_keeps_per_kind_and_records_locations_not_values():
-    policy = PiiPolicy({"action": "redact", "overrides": {"ip_address": "keep", "credential": "drop"}})
+    policy = PiiPolicy(Pii(action="redact", overrides={"ip_address": "keep", "credential": "drop"}))
     fields, actions, drop = policy.apply({"answer": "Mail jane@example.com from 10.0.0.5."})
     assert fields["answer"] == "Mail [EMAIL] from 10.0.0.5." and not drop
     assert actions == [{"field": "answer", "kind": "email", "action": "redact", "start": 5, "end": 21}]
@@ -73,12 +75,12 @@ def test_policy_redacts_drops_or_keeps_per_kind_and_records_locations_not_values
     assert "sk-live" not in str(actions)
     _, actions, drop = policy.apply({"answer": "Use [API_KEY] now."})  # redacted upstream: still a drop
     assert drop and actions[0]["action"] == "drop"
-    assert PiiPolicy({"action": "keep"}).apply({"a": DOCUMENT}) == ({"a": DOCUMENT}, [], False)
+    assert PiiPolicy(Pii(action="keep")).apply({"a": DOCUMENT}) == ({"a": DOCUMENT}, [], False)
 
 
 def test_policy_scrub_is_what_may_be_cached():
-    assert PiiPolicy({"action": "drop"}).scrub(DOCUMENT).count("[") >= 8
-    assert PiiPolicy({"action": "keep"}).scrub(DOCUMENT) == DOCUMENT
+    assert PiiPolicy(Pii(action="drop")).scrub(DOCUMENT).count("[") >= 8
+    assert PiiPolicy(Pii(action="keep")).scrub(DOCUMENT) == DOCUMENT
 
 
 @pytest.mark.parametrize("params, message", [
@@ -87,23 +89,23 @@ def test_policy_scrub_is_what_may_be_cached():
     ({"overrides": {"email": "mask"}}, r"hygiene\.pii\.overrides\.email: input should be 'redact', 'drop' or 'keep'"),
     ({"overrides": {"ssn": "drop"}}, r"hygiene\.pii\.overrides\.ssn\.\[key\]: input should be 'email'"),
 ])
-def test_bad_policy_names_the_param(params, message):
-    with pytest.raises(PipelineError, match=message):
-        PiiPolicy(params)
+def test_bad_policy_is_named_when_params_yaml_is_read(params, message):
+    with pytest.raises(PipelineError, match="params.yaml: " + message):
+        parse_section("params.yaml", "hygiene", {"pii": params})
 
 
 def test_placeholders_are_not_found_again():
     text = redact_pii(DOCUMENT, find_pii(DOCUMENT))
     assert find_pii(text) == []
-    _, actions, _ = PiiPolicy({"action": "redact"}).apply({"answer": "Use password=[PASSWORD] and [EMAIL]."})
+    _, actions, _ = PiiPolicy(Pii(action="redact")).apply({"answer": "Use password=[PASSWORD] and [EMAIL]."})
     assert [(a["kind"], a["action"]) for a in actions] == [("password", "redacted upstream"),
                                                           ("email", "redacted upstream")]
 
 
 def test_a_rephrasing_that_brings_in_personal_data_is_caught():
-    policy = PiiPolicy({"action": "drop", "overrides": {"ip_address": "keep"}})
+    policy = PiiPolicy(Pii(action="drop", overrides={"ip_address": "keep"}))
     pair = {"question": "How do I reach support?", "answer": "Write to [EMAIL]."}
     assert policy.added_by(pair, {**pair, "question": "Can I call [PHONE] instead?"}) == ["phone"]
     assert policy.added_by(pair, {**pair, "question": "Can I mail [EMAIL] or call [PHONE]?"}) == ["email", "phone"]
     assert policy.added_by(pair, {**pair, "question": "How can I contact support?"}) == []
-    assert PiiPolicy({"action": "redact"}).added_by(pair, {**pair, "question": "Call [PHONE]?"}) == []
+    assert PiiPolicy(Pii(action="redact")).added_by(pair, {**pair, "question": "Call [PHONE]?"}) == []

@@ -504,6 +504,7 @@ def test_review_in_a_browser_reaches_the_training_data(pipeline_run, browser, tm
     from selenium.webdriver.support.select import Select
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from faqforge.core.config import load_config
     from faqforge.review.app import create_review_app
     from faqforge.review.store import Store
     from test_serve import running
@@ -532,7 +533,7 @@ def test_review_in_a_browser_reaches_the_training_data(pipeline_run, browser, tm
         kept = read_jsonl(project / "data/qa_clean.jsonl")
         approve, reject, edit = kept[0], kept[1], kept[2]
         [duplicate, *_] = read_jsonl(project / "data/dedup_dropped.jsonl")
-        store = Store(project, "tester", yaml.safe_load((project / "params.yaml").read_text())["decontaminate"])
+        store = Store(project, "tester", load_config(project / "params.yaml", ["decontaminate"])["decontaminate"])
         with running(create_review_app(store)) as url:
             browser.get(url.removesuffix("/v1") + "/")
             wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#rows tr"))

@@ -10,15 +10,18 @@ import yaml
 
 from conftest import ROOT
 from faqforge.core.chat_format import REFUSAL, citations, question_messages
-from faqforge.core.config import load_params
+from faqforge.core.config import parse_section
+from faqforge.core.io import PipelineError
 from faqforge.core.records import grounding_score
+from faqforge.core.sections import Index, Raft
 from faqforge.documents.retrieval import Retriever, build_index
 from project import write_params
+from support.sections import changed, section
 
-INDEX = {"method": "bm25", "passage_words": 40, "with_section": True, "rrf_k": 60,
-         "bm25": {"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
-         "dense": {"model": None, "base_url": None, "api_key_env": "X", "batch_size": 8}}
-RAFT = {"passages": 3, "oracle_p": 0.8, "refusal_share": 0.05, "target": "answer", "draws": 1, "order": "shuffled"}
+INDEX = Index(method="bm25", passage_words=40, with_section=True, rrf_k=60,
+              bm25={"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
+              dense={"model": None, "base_url": None, "api_key_env": "X", "batch_size": 8})
+RAFT = Raft(passages=3, oracle_p=0.8, refusal_share=0.05, target="answer", draws=1, order="shuffled")
 SYSTEM = "You are the help assistant."
 TOPICS = {"backup": "snapshots are copied to the cold storage vault",
           "upload": "files larger than the quota are rejected by the gateway",
@@ -68,7 +71,7 @@ def test_raft_records_hold_the_oracle_at_its_share_with_distractors_from_other_d
     positions = set()
     for record, pair in zip(answered, pairs):
         shown = [by_id[i] for i in record["passages"]]
-        assert len(shown) == RAFT["passages"]
+        assert len(shown) == RAFT.passages
         own = [n for n, p in enumerate(shown, start=1) if p["chunk_id"] == pair["chunk_id"]]
         others = [p for p in shown if p["chunk_id"] != pair["chunk_id"]]
         assert all(p["doc"] != pair["doc"] for p in others)      # distractors come from other documents
@@ -95,7 +98,7 @@ def test_refusal_records_show_passages_that_do_not_answer(built):
         assert record["messages"][-1]["content"] == REFUSAL and record["id"].endswith("~refusal")
         shown = [by_id[i] for i in record["passages"]]
         answer = next(p["answer"] for p in pairs if p["id"] == record["id"].removesuffix("~refusal"))
-        assert len(shown) == RAFT["passages"] and all(p["doc"] != record["doc"] for p in shown)
+        assert len(shown) == RAFT.passages and all(p["doc"] != record["doc"] for p in shown)
         assert all(grounding_score(answer, p["text"]) < 0.5 for p in shown)   # none of them answers
 
 
@@ -105,7 +108,7 @@ def test_raft_records_are_deterministic_and_follow_the_seed(built):
     first = raft_records(pairs, retriever, SYSTEM, RAFT, seed=0)
     assert first == raft_records(pairs, retriever, SYSTEM, RAFT, seed=0)
     assert [r["kind"] for r in first] != [r["kind"] for r in raft_records(pairs, retriever, SYSTEM, RAFT, seed=1)]
-    always = raft_records(pairs, retriever, SYSTEM, {**RAFT, "oracle_p": 1.0, "refusal_share": 0.0}, seed=0)
+    always = raft_records(pairs, retriever, SYSTEM, changed(RAFT, oracle_p=1.0, refusal_share=0.0), seed=0)
     assert {r["kind"] for r in always} == {"oracle"}
 
 
@@ -113,7 +116,7 @@ def test_quoted_pairs_answer_with_the_quote_and_the_passage_that_holds_it(built)
     from faqforge.training.split import raft_records
     retriever, pairs = built
     quoted = [{**p, "quote": p["answer"].split(",")[1].strip()} for p in pairs[:40]]
-    records = raft_records(quoted, retriever, SYSTEM, {**RAFT, "refusal_share": 0}, seed=0)
+    records = raft_records(quoted, retriever, SYSTEM, changed(RAFT, refusal_share=0), seed=0)
     by_id = {p["passage_id"]: p for p in retriever.passages}
     oracles = [(r, p) for r, p in zip(records, quoted) if r["kind"] == "oracle"]
     assert oracles
@@ -145,7 +148,7 @@ def test_evidence_targets_copy_the_oracle_sentence_and_cite_it(built):
     retriever, pairs = built
     reworded = [{**p, "answer": p["answer"].replace("For ", "Regarding ").replace(" every ", " about every ")}
                 for p in pairs[:40]]
-    records = raft_records(reworded, retriever, SYSTEM, {**RAFT, "target": "evidence", "refusal_share": 0}, seed=0)
+    records = raft_records(reworded, retriever, SYSTEM, changed(RAFT, target="evidence", refusal_share=0), seed=0)
     by_id = {p["passage_id"]: p for p in retriever.passages}
     assert {r["kind"] for r in records} == {"oracle", "no_oracle"}
     for record, pair in zip(records, pairs[:40]):
@@ -156,21 +159,21 @@ def test_evidence_targets_copy_the_oracle_sentence_and_cite_it(built):
             assert answer == f"{fact} [{n}]" and fact in by_id[record["passages"][n - 1]]["text"]
         else:
             assert answer == fact
-    with pytest.raises(Exception, match="split.raft.target: 'quote' is not one of answer, evidence"):
-        raft_records(pairs, retriever, SYSTEM, {**RAFT, "target": "quote"}, seed=0)
+    with pytest.raises(PipelineError, match=r"params.yaml: split.raft.target: input should be 'answer' or 'evidence'"):
+        parse_section("params.yaml", "split", {"raft": {"target": "quote"}})
 
 
 def test_further_draws_show_the_pair_again_with_other_distractors_and_order(built):
     from faqforge.training.split import raft_records
     retriever, pairs = built
-    one = raft_records(pairs, retriever, SYSTEM, {**RAFT, "refusal_share": 0}, seed=0)
-    two = raft_records(pairs, retriever, SYSTEM, {**RAFT, "refusal_share": 0}, seed=0, draws=2)
+    one = raft_records(pairs, retriever, SYSTEM, changed(RAFT, refusal_share=0), seed=0)
+    two = raft_records(pairs, retriever, SYSTEM, changed(RAFT, refusal_share=0), seed=0, draws=2)
     assert [r for r in two if "draw" not in r] == one                  # the first draw is the single draw
     again = [r for r in two if r.get("draw") == 2]
     assert len(again) == len(pairs) and all(r["id"] == f"{r['pair_id']}~draw2" for r in again)
     first = {r["id"]: r for r in one}
-    changed = sum(r["passages"] != first[r["pair_id"]]["passages"] for r in again)
-    assert changed > 0.5 * len(again)                                   # other distractors or another order
+    redrawn = sum(r["passages"] != first[r["pair_id"]]["passages"] for r in again)
+    assert redrawn > 0.5 * len(again)                                   # other distractors or another order
     for record in again:
         pair = next(p for p in pairs if p["id"] == record["pair_id"])
         assert record["messages"][:-1][-1]["content"].endswith(f"Question: {pair['question']}")
@@ -181,13 +184,13 @@ def test_further_draws_show_the_pair_again_with_other_distractors_and_order(buil
 def test_retrieved_order_shows_the_passages_as_the_retriever_ranks_them(built):
     from faqforge.training.split import raft_records
     retriever, pairs = built
-    records = raft_records(pairs, retriever, SYSTEM, {**RAFT, "order": "retrieved", "refusal_share": 0.2}, seed=0)
+    records = raft_records(pairs, retriever, SYSTEM, changed(RAFT, order="retrieved", refusal_share=0.2), seed=0)
     ranking = retriever.search([p["question"] for p in pairs], len(retriever.passages))
     rank = {p["question"]: {h["passage_id"]: h["rank"] for h in hits} for p, hits in zip(pairs, ranking)}
     kinds = Counter()
     for record in records:
         ranks = [rank[record["question"]].get(i, len(retriever.passages)) for i in record["passages"]]  # unranked: last
-        if record["kind"] == "oracle" and ranks[record["oracle"] - 1] > RAFT["passages"]:
+        if record["kind"] == "oracle" and ranks[record["oracle"] - 1] > RAFT.passages:
             del ranks[record["oracle"] - 1]    # an oracle outside the retriever's top k: placed at random
             kinds["oracle missed"] += 1
         else:
@@ -196,8 +199,8 @@ def test_retrieved_order_shows_the_passages_as_the_retriever_ranks_them(built):
     # These questions name their topic, so the oracle is in the retriever's top k and kept in its place.
     assert kinds["oracle"] > 0.9 * (kinds["oracle"] + kinds["oracle missed"])
     assert kinds["no_oracle"] >= 10 and kinds["refusal"] >= 10
-    with pytest.raises(Exception, match="split.raft.order: 'random' is not one of retrieved, shuffled"):
-        raft_records(pairs, retriever, SYSTEM, {**RAFT, "order": "random"}, seed=0)
+    with pytest.raises(PipelineError, match=r"params.yaml: split.raft.order: input should be 'retrieved' or 'shuffled'"):
+        parse_section("params.yaml", "split", {"raft": {"order": "random"}})
 
 
 def test_an_oracle_the_retriever_misses_is_not_always_shown_last(built):
@@ -206,8 +209,8 @@ def test_an_oracle_the_retriever_misses_is_not_always_shown_last(built):
     from faqforge.training.split import raft_records
     retriever, pairs = built
     vague = [{**p, "question": f"What should I know? ({p['id']})"} for p in pairs]   # matches no passage
-    records = raft_records(vague, retriever, SYSTEM, {**RAFT, "order": "retrieved", "oracle_p": 1.0,
-                                                      "refusal_share": 0}, seed=0)
+    records = raft_records(vague, retriever, SYSTEM, changed(RAFT, order="retrieved", oracle_p=1.0,
+                                                              refusal_share=0), seed=0)
     assert {r["oracle"] for r in records} == {1, 2, 3}
     assert max(sum(r["oracle"] == n for r in records) for n in (1, 2, 3)) < 0.5 * len(records)
 
@@ -237,7 +240,7 @@ def test_closed_book_gives_the_question_alone_exactly_as_before(tmp_path):
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for name in ("train", "val")
                for line in (tmp_path / "data" / f"{name}.jsonl").read_text().splitlines()]
-    system = load_params(ROOT / "params.yaml", ["split"])["split"]["system_prompt"]
+    system = section("split").system_prompt
     assert len(records) == 15
     by_id = {r["id"]: r for r in records}
     assert by_id["a2"] == {"id": "a2", "group": "a", "copy_of": "a1", "messages": [

@@ -11,13 +11,16 @@ from faqforge.core.chat_format import (
     sources,
     strip_citations,
 )
+from faqforge.core.config import parse_section
 from faqforge.core.io import PipelineError
+from faqforge.core.sections import Index
 from faqforge.documents.retrieval import Retriever, build_index, chunk_passages, reciprocal_rank_fusion
 from faqforge.evaluation.factual import factual_scores, key_terms
+from support.sections import changed
 
-PARAMS = {"method": "bm25", "passage_words": 20, "with_section": True, "rrf_k": 60,
-          "bm25": {"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
-          "dense": {"model": None, "base_url": None, "api_key_env": "OPENAI_API_KEY", "batch_size": 8}}
+PARAMS = Index(method="bm25", passage_words=20, with_section=True, rrf_k=60,
+               bm25={"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
+               dense={"model": None, "base_url": None, "api_key_env": "OPENAI_API_KEY", "batch_size": 8})
 
 CHUNKS = [
     {"chunk_id": "c1", "doc": "data/docs/installation.txt", "section": "Installing", "pages": None,
@@ -63,19 +66,19 @@ def test_the_section_path_is_indexed_but_not_shown(tmp_path):
     on = build_index(CHUNKS, PARAMS, tmp_path / "on")
     hits = Retriever(tmp_path / "on").search(question, 1)[0]
     assert on["with_section"] is True and hits[0]["chunk_id"] == "c3"
-    shown = {p["passage_id"]: p["text"] for p in chunk_passages(CHUNKS[2], PARAMS["passage_words"])}
+    shown = {p["passage_id"]: p["text"] for p in chunk_passages(CHUNKS[2], PARAMS.passage_words)}
     assert hits[0]["text"] == shown[hits[0]["passage_id"]]  # the passage alone, no heading
-    build_index(CHUNKS, {**PARAMS, "with_section": False}, tmp_path / "off")
+    build_index(CHUNKS, changed(PARAMS, with_section=False), tmp_path / "off")
     assert Retriever(tmp_path / "off").search(question, 1) == [[]]
 
 
 def test_unknown_method_and_missing_index_are_clear_errors(tmp_path):
-    with pytest.raises(PipelineError, match="index.method: 'fuzzy' is not one of bm25, dense, hybrid"):
-        build_index(CHUNKS, {**PARAMS, "method": "fuzzy"}, tmp_path)
+    with pytest.raises(PipelineError, match="params.yaml: index.method: input should be 'bm25', 'dense' or 'hybrid'"):
+        parse_section("params.yaml", "index", {"method": "fuzzy"})
     with pytest.raises(PipelineError, match="dvc repro index"):
         Retriever(tmp_path / "nowhere")
     with pytest.raises(PipelineError, match="index.dense.model"):
-        build_index(CHUNKS, {**PARAMS, "method": "dense"}, tmp_path)
+        build_index(CHUNKS, changed(PARAMS, method="dense"), tmp_path)
 
 
 def test_reciprocal_rank_fusion_hand_computed():
@@ -120,12 +123,12 @@ def test_reference_recall_weighs_key_terms_and_scores_a_wrong_value_with_the_rig
 
 def test_dense_and_hybrid_retrieval_through_an_openai_embeddings_endpoint(tmp_path, openai_server, monkeypatch):
     monkeypatch.setenv("EMBED_KEY", "embed-secret")
-    dense = {**PARAMS, "dense": {"model": "test-embedder", "base_url": openai_server.base_url,
-                                 "api_key_env": "EMBED_KEY", "batch_size": 2}}
+    dense = changed(PARAMS, dense={"model": "test-embedder", "base_url": openai_server.base_url,
+                                   "api_key_env": "EMBED_KEY", "batch_size": 2})
     questions = ["How do I upload outputs to the remote?", "Which Python version does installing need?"]
     for method in ("dense", "hybrid"):
         directory = tmp_path / method
-        manifest = build_index(CHUNKS, {**dense, "method": method}, directory)
+        manifest = build_index(CHUNKS, changed(dense, method=method), directory)
         assert manifest["dense"]["model"] == "test-embedder" and manifest["dense"]["dimensions"] == 64
         hits = Retriever(directory).search(questions, 2)
         assert hits[0][0]["chunk_id"] == "c2" and hits[1][0]["chunk_id"] == "c1", method
@@ -142,8 +145,8 @@ def test_a_failing_embeddings_endpoint_is_a_clear_error_without_the_key(tmp_path
     from openai_server import OpenAIServer
     monkeypatch.setenv("EMBED_KEY", "embed-secret")
     with OpenAIServer(faults=["500"] * 10, echo_secrets=True) as server:
-        params = {**PARAMS, "method": "dense", "dense": {"model": "m", "base_url": server.base_url,
-                                                          "api_key_env": "EMBED_KEY", "batch_size": 8}}
+        params = changed(PARAMS, method="dense", dense={"model": "m", "base_url": server.base_url,
+                                                        "api_key_env": "EMBED_KEY", "batch_size": 8})
         with pytest.raises(PipelineError, match=r"index.dense.base_url .*: embeddings for model 'm' failed") as error:
             build_index(CHUNKS, params, tmp_path)
     assert "embed-secret" not in str(error.value)
@@ -158,10 +161,11 @@ def test_the_same_passages_give_the_same_index_files_whatever_the_hash_seed(tmp_
     import sys
 
     from conftest import ROOT
-    script = ("import json, sys; from faqforge.documents.retrieval import build_index; "
-              "build_index(json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3])")
+    script = ("import json, sys; from faqforge.core.sections import Index; "
+              "from faqforge.documents.retrieval import build_index; "
+              "build_index(json.loads(sys.argv[1]), Index.model_validate_json(sys.argv[2]), sys.argv[3])")
     for seed in ("1", "2"):
-        subprocess.run([sys.executable, "-c", script, json.dumps(CHUNKS), json.dumps(PARAMS), str(tmp_path / seed)],
+        subprocess.run([sys.executable, "-c", script, json.dumps(CHUNKS), PARAMS.model_dump_json(), str(tmp_path / seed)],
                        check=True, env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)})
     files = sorted(p.relative_to(tmp_path / "1") for p in (tmp_path / "1").rglob("*") if p.is_file())
     assert len(files) > 3

@@ -104,7 +104,7 @@ def _pairs():
 def _pools():
     return [
         {"id": "c5-0", "chunk_id": "c5", "doc": "data/docs/faq.txt", "question": "How do I stop a run?",
-         "answer": "Press Ctrl-C; the caches keep what is done.", "dropped_by": "curate", "reason": "judge said no",
+         "answer": "Press Ctrl-C; the caches keep what is done.", "dropped_by": "curate", "reason": "judge NO",
          "why": "judge said no"},
         {"id": "c6-0", "chunk_id": "c6", "doc": "data/docs/faq.txt", "question": "What does faqforge do?",
          "answer": "It writes a chatbot.", "dropped_by": "decontaminate", "reason": "eval leak: fuzzy question",
@@ -117,13 +117,12 @@ def _pools():
 
 def _apply(decisions, require=False):
     from conftest import ROOT
-    from faqforge.core.config import load_params
     from faqforge.core.io import read_evalset
     from faqforge.training.review import apply_review
-    params = load_params(ROOT / "params.yaml", ["decontaminate", "dedup"])
+    from support.sections import section
     return apply_review(_pairs(), review_state(decisions), _pools(),
-                        lambda: read_evalset(ROOT / "data/eval/evalset.json"), params["decontaminate"],
-                        params["dedup"], require)
+                        lambda: read_evalset(ROOT / "data/eval/evalset.json"), section("decontaminate"),
+                        section("dedup"), require)
 
 
 def test_rejects_edits_additions_and_rescues_reach_the_pairs_with_their_reasons():

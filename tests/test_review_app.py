@@ -8,6 +8,7 @@ import urllib.request
 import pytest
 
 from conftest import ROOT, call
+from faqforge.core.reasons import REASONS
 from faqforge.core.review import human_pair_id, read_decisions
 from faqforge.review.app import create_review_app
 from faqforge.review.store import Store
@@ -36,8 +37,8 @@ def project(tmp_path):
         {"id": "c1-20", "chunk_id": "c1", "doc": CHUNK["doc"], "question": "Who runs operations?",
          "answer": "Write to ops.lead@example.org.", "dropped_by": "curate", "reason": "personal data", "why": "email"},
         {"id": "c1-21", "chunk_id": "c1", "doc": CHUNK["doc"], "question": "How do I pull data?",
-         "answer": "Pulling works the same way.", "dropped_by": "curate", "reason": "judge said no",
-         "why": "judge said no"}])
+         "answer": "Pulling works the same way.", "dropped_by": "curate", "reason": "judge NO",
+         "why": "judge NO (verdict NO, score 1, p_yes None)"}])
     write_jsonl(tmp_path / "data/dedup_dropped.jsonl", [
         {**curated[1], "dropped_by": "dedup", "reason": "near duplicate", "duplicate_of": "c1-0", "why": "92 >= 90"}])
     evalset = json.loads((ROOT / "data/eval/evalset.json").read_text())
@@ -62,6 +63,12 @@ def test_filters_pages_and_the_detail_with_its_supporting_sentence(served):
     assert call(url, "/api/pairs?verdict=NO")[1]["total"] == 6
     assert call(url, "/api/pairs?min_score=4&max_score=5")[1]["total"] == 5  # scores 4, 5, 4, 5 and the French one
     assert call(url, "/api/pairs?state=dropped")[1]["total"] == 3  # curate's two, dedup's one
+    [row] = call(url, "/api/pairs?reason=judge%20NO")[1]["rows"]     # by the code a stage dropped it with
+    assert row["id"] == "c1-21" and row["drop_meaning"] == "the teacher judged the pair wrong or unsupported"
+    assert call(url, "/api/pairs?reason=near%20duplicate")[1]["rows"][0]["duplicate_of"] == "c1-0"
+    assert call(url, "/api/facets")[1]["reasons"] == [
+        ["near duplicate", 1, REASONS["near duplicate"]], ["personal data", 1, REASONS["personal data"]],
+        ["judge NO", 1, REASONS["judge NO"]]]
     assert call(url, "/api/pairs?source=faq")[1]["rows"][0]["id"] == "c2-0"
     assert call(url, "/api/pairs?q=donn%C3%A9es")[1]["total"] == 1  # non-ASCII search
     status, pair = call(url, "/api/pairs/c1-0")

@@ -22,6 +22,7 @@ from faqforge.answering.app import Limits, create_app
 from faqforge.answering.backends import ModelServer, TrainedPrompt
 from faqforge.answering.serve import bind
 from faqforge.teacher.client import Teacher
+from support.sections import section
 
 KEY = "sk-serve-7Hq2LmX9pR4tW1zK"
 SYSTEM = "You are the faqforge help assistant."
@@ -213,8 +214,10 @@ def test_teacher_requests_share_batches_and_logprobs_and_schemas_work(served, tm
     monkeypatch.setenv("SERVE_TEST_KEY", KEY)
 
     def teacher(model, cache, **extra):
-        return Teacher({"backend": "openai", "model": model, "base_url": url, "api_key_env": "SERVE_TEST_KEY",
-                        "temperature": 0.0, "max_tokens": 6, "max_retries": 0, "concurrency": 8, **extra},
+        from faqforge.core.sections import Teacher as TeacherSection
+        return Teacher(TeacherSection(**{"backend": "openai", "model": model, "base_url": url,
+                                         "api_key_env": "SERVE_TEST_KEY", "temperature": 0.0, "max_tokens": 6,
+                                         "max_retries": 0, "concurrency": 8, **extra}),
                        cache_dir=tmp_path / cache)
     before = dict(model_server.stats)
     chats = [[{"role": "user", "content": f"Question number {i}?"}] for i in range(8)]
@@ -223,7 +226,8 @@ def test_teacher_requests_share_batches_and_logprobs_and_schemas_work(served, tm
     assert all(len(t["top"]) == 2 for r in replies for t in r["logprobs"])
     batches = model_server.stats["batches"] - before["batches"]
     assert model_server.stats["requests"] - before["requests"] == 8 and batches < 8
-    fmt = response_format(2, {"format": "qa", "answer_first": True, "max_chars": {"question": 40, "answer": 40}})
+    fmt = response_format(2, section("generate", format="qa", answer_first=True, answer_style="plain",
+                                     max_chars={"question": 40, "answer": 40}))
     [guided] = teacher("tiny", "g", max_tokens=120).chat([ASK], response_formats=[fmt])
     assert len(json.loads(guided["text"])) == 2
     [unknown] = teacher("nope", "n").chat([ASK])

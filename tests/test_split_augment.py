@@ -2,13 +2,19 @@ import pytest
 
 from faqforge.synthesis.augment import example_questions, paraphrase_messages, parse_paraphrases, variants_of
 from faqforge.training.split import split_pairs, to_messages
+from support.sections import changed, section
+
+
+def mix(values):
+    """split.mix as the split section holds it."""
+    return section("split", mix=values).mix
 
 
 def test_split_is_deterministic_and_groups_never_straddle():
     pairs = [{"id": f"p{i}-{k}", "group": f"g{i}", "doc": f"d{i % 3}", "question": "q", "answer": "a"}
              for i in range(50) for k in range(3)]
-    train, val = split_pairs(pairs, 0.2, seed=0)
-    assert (train, val) == split_pairs(pairs, 0.2, seed=0)
+    train, val = split_pairs(pairs, 0.2, seed=0, by="group")
+    assert (train, val) == split_pairs(pairs, 0.2, seed=0, by="group")
     assert not {p["group"] for p in train} & {p["group"] for p in val}
     assert 0 < len(val) < len(pairs)
     train, val = split_pairs(pairs, 0.2, seed=0, by="doc")
@@ -37,7 +43,7 @@ def test_the_stable_draw_is_the_same_in_every_process_and_spread_evenly():
 
 def test_split_never_leaves_val_empty_with_two_groups():
     pairs = [{"id": "a", "group": "a"}, {"id": "b", "group": "b"}]
-    train, val = split_pairs(pairs, 0.01, seed=0)
+    train, val = split_pairs(pairs, 0.01, seed=0, by="group")
     assert len(train) == 1 and len(val) == 1
 
 
@@ -58,8 +64,8 @@ def test_paraphrases_parsed_and_copies_dropped():
     assert dropped[0]["why"] == "exact copy after normalisation"
 
 
-AUGMENT = {"paraphrases": 2, "system_prompt": "Rewrite.", "user_prompt": "Write {k} ways to ask: {question}",
-           "examples": [{"question": "When do shops open?", "paraphrases": ["What time do shops open?"]}]}
+AUGMENT = section("augment", paraphrases=2, system_prompt="Rewrite.", user_prompt="Write {k} ways to ask: {question}",
+                  examples=[{"question": "When do shops open?", "paraphrases": ["What time do shops open?"]}])
 
 
 def test_paraphrase_prompt_has_examples_as_turns():
@@ -79,6 +85,7 @@ def test_paraphrase_copying_an_example_is_dropped():
 
 
 def test_instruction_triples_flow_through_dedup_decontaminate_augment_split():
+    from faqforge.core.sections import Decontaminate, Dedup
     from faqforge.refinement.decontaminate import contamination
     from faqforge.refinement.dedup import near_duplicate_clusters
     from faqforge.synthesis.augment import variants_of
@@ -86,10 +93,10 @@ def test_instruction_triples_flow_through_dedup_decontaminate_augment_split():
     triple = {"id": "t1", "chunk_id": "c", "doc": "d", "instruction": "Explain how dvc push works",
               "input": "with an S3 remote", "output": "It uploads the cache to the remote."}
     copy = {**triple, "id": "t2", "output": "It uploads cached files to S3."}
-    kept, dropped = near_duplicate_clusters([triple, copy], "token_sort_ratio", 90)
+    kept, dropped = near_duplicate_clusters([triple, copy], Dedup(scorer="token_sort_ratio", threshold=90))
     assert [p["id"] for p in kept] == ["t1"] and dropped[0]["duplicate_of"] == "t1"
     evalset = [{"question": "Explain how dvc push works with an S3 remote", "answer": "x"}]
-    clean, leaked = contamination([triple], evalset, ngram=13, question_threshold=85)
+    clean, leaked = contamination([triple], evalset, Decontaminate(ngram=13, question_threshold=85))
     assert not clean and "eval item 0" in leaked[0]["why"]
     variants, _ = variants_of({**triple, "group": "t1"}, "How does dvc push work?", 1)
     assert variants[0]["instruction"] == "How does dvc push work?" and variants[0]["input"] == "with an S3 remote"
@@ -114,8 +121,8 @@ def test_rephrased_answers_kept_only_when_no_fact_is_lost():
     assert [d["why"] for d in dropped] == [
         "rephrased answer loses '`dvc push`'; the variant keeps the original answer"]
     assert dropped[0]["answer"].startswith("Run `dvc pull`") and dropped[0]["variant_of"] == "p"
-    messages = answer_messages(pair, {**AUGMENT, "answer_system_prompt": "Keep facts.",
-                                      "answer_prompt": "Q: {question}\nA: {answer}\nWrite {k} ways."})
+    messages = answer_messages(pair, changed(AUGMENT, answer_system_prompt="Keep facts.",
+                                             answer_prompt="Q: {question}\nA: {answer}\nWrite {k} ways."))
     assert messages[-1]["content"] == f"Q: How do I push?\nA: {pair['answer']}\nWrite 2 ways."
 
 
@@ -147,7 +154,7 @@ def test_sources_are_the_subfolders_of_data_docs():
 def test_mix_upweights_caps_and_thins_sources_with_whole_groups_deterministically():
     from faqforge.training.split import mix_sources
     pairs = mix_corpus()
-    mixed, removed, table = mix_sources(pairs, {"manual": {"weight": 0.5, "max_pairs": 40}, "faq": 3}, seed=0)
+    mixed, removed, table = mix_sources(pairs, mix({"manual": {"weight": 0.5, "max_pairs": 40}, "faq": 3}), seed=0, by="group")
     assert table == {"docs": {"pairs_before": 3, "weight": 1.0, "max_pairs": None, "pairs_after": 3},
                      "faq": {"pairs_before": 10, "weight": 3.0, "max_pairs": None, "pairs_after": 30},
                      "manual": {"pairs_before": 120, "weight": 0.5, "max_pairs": 40, "pairs_after": 40}}
@@ -161,18 +168,24 @@ def test_mix_upweights_caps_and_thins_sources_with_whole_groups_deterministicall
     faq_ids = [p["id"] for p in mixed if p["doc"].startswith("data/docs/faq/")]
     assert len(set(faq_ids)) == 30 and sum("~" in i for i in faq_ids) == 20
     assert all(p["copy_of"] == p["id"].split("~")[0] for p in mixed if "~" in p["id"])
-    assert mix_sources(pairs, {"manual": {"weight": 0.5, "max_pairs": 40}, "faq": 3}, seed=0)[0] == mixed
-    half, _, _ = mix_sources(pairs, {"faq": 1.4}, seed=0)
+    assert mix_sources(pairs, mix({"manual": {"weight": 0.5, "max_pairs": 40}, "faq": 3}), seed=0, by="group")[0] == mixed
+    half, _, _ = mix_sources(pairs, mix({"faq": 1.4}), seed=0, by="group")
     assert sum(p["doc"].startswith("data/docs/faq/") for p in half) == 14  # 5 groups + 2 of them again
-    unchanged, nothing, _ = mix_sources(pairs, {}, seed=0)
+    unchanged, nothing, _ = mix_sources(pairs, mix({}), seed=0, by="group")
     assert sorted(p["id"] for p in unchanged) == sorted(p["id"] for p in pairs) and nothing == []
 
 
-@pytest.mark.parametrize("mix, message", [({"manuals": 2}, "no source 'manuals'; the sources .* are: docs, faq, manual"),
-                                          ({"faq": -1}, "split.mix.faq: weight must be a number >= 0"),
-                                          ({"faq": {"max_pairs": 2.5}}, "max_pairs an integer")])
-def test_bad_mix_names_the_param(mix, message):
+def test_a_mix_source_the_data_lacks_is_named_with_the_sources_it_has():
     from faqforge.core.io import PipelineError
     from faqforge.training.split import mix_sources
-    with pytest.raises(PipelineError, match=message):
-        mix_sources(mix_corpus(), mix, seed=0)
+    with pytest.raises(PipelineError, match="split.mix: no source 'manuals'; the sources .* are: docs, faq, manual"):
+        mix_sources(mix_corpus(), mix({"manuals": 2}), seed=0, by="group")
+
+
+@pytest.mark.parametrize("values, message", [({"faq": -1}, r"split.mix.faq: .*greater than or equal to 0"),
+                                             ({"faq": {"max_pairs": 2.5}}, r"split.mix.faq.max_pairs: .*integer")])
+def test_a_bad_mix_value_is_named_when_params_yaml_is_read(values, message):
+    from faqforge.core.config import parse_section
+    from faqforge.core.io import PipelineError
+    with pytest.raises(PipelineError, match="params.yaml: " + message):
+        parse_section("params.yaml", "split", {"mix": values})

@@ -126,8 +126,8 @@ def trained_layout(model_dir, params_path="params.yaml"):
     if model_dir and path.exists():
         return read_json(path)
     if Path(params_path).exists():
-        from faqforge.core.config import load_params
-        split = load_params(params_path, ["split"])["split"]
-        return {"system_prompt": split["system_prompt"], "context": split["context"],
-                "passages": split["raft"]["passages"] if split["context"] == "raft" else 0}
+        from faqforge.core.config import load_config
+        split = load_config(params_path, ["split"])["split"]
+        return {"system_prompt": split.system_prompt, "context": split.context,
+                "passages": split.raft.passages if split.context == "raft" else 0}
     return {"system_prompt": None, "context": "closed_book", "passages": 0}

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from faqforge.core.io import PipelineError
-from faqforge.core.sections import PARTS, SECTIONS
+from faqforge.core.sections import SECTIONS
 
 PROMPTS = "prompts.yaml"  # beside params.yaml
 
@@ -77,14 +77,12 @@ def _merged(values, prompts, where, prompts_path):
     return out
 
 
-def parse_section(path, name, values, model=None, prompts=None):
-    """One section's (or with `model`, a part's, named like hygiene.pii) values as its
-    model; every problem found is listed, each with its key and the file it is in
-    (`prompts`: prompts.yaml's path and its part of the section)."""
-    if model is None:
-        if name not in SECTIONS:
-            raise PipelineError(f"{path}: unknown section '{name}'{_nearest(name, SECTIONS)}")
-        model = SECTIONS[name]
+def parse_section(path, name, values, prompts=None):
+    """One section's values as its model; every problem found is listed, each with
+    its key and the file it is in (`prompts`: prompts.yaml's path and its part of the section)."""
+    if name not in SECTIONS:
+        raise PipelineError(f"{path}: unknown section '{name}'{_nearest(name, SECTIONS)}")
+    model = SECTIONS[name]
     try:
         return model.model_validate(values)
     except ValidationError as e:
@@ -104,13 +102,6 @@ def _holds(values, loc):
         else:
             return False
     return bool(loc)
-
-
-def checked(name, values):
-    """A section or part of one (`teacher`, `hygiene.pii`) as plain data, checked and with its
-    defaults: what the library's classes take, however they are called."""
-    model = SECTIONS.get(name) or PARTS[name]
-    return parse_section("params.yaml", name, values, model).model_dump()
 
 
 # Parts of an error's location that name a type a value was tried as (a union's members), not a key.
@@ -166,9 +157,3 @@ def _nearest(key, valid, prefix=""):
     if not close:
         return ""
     return f"; did you mean {prefix + '.' if prefix else ''}{close[0]}?"
-
-
-def load_params(path="params.yaml", sections=()):
-    """The requested sections of params.yaml, checked as load_config checks them, as
-    plain data (nested dicts and lists) with every default filled in."""
-    return {name: section.model_dump() for name, section in load_config(path, sections).items()}

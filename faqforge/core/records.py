@@ -11,7 +11,7 @@ import hashlib
 import re
 import unicodedata
 
-from faqforge.core.sections import Generate, choices
+from faqforge.core.reasons import meaning
 
 _ACCENTS = re.compile("[\u0300-\u036f]")  # the combining diacritical marks: accents, umlauts, cedillas
 _PUNCTUATION = re.compile(r"[^\w\s]")
@@ -25,18 +25,13 @@ QUOTE = "quote"  # generate.answer_style quoted: the chunk's supporting sentence
 OPTIONAL = {"input"}  # may be empty: an instruction that needs no input
 # every text field
 TEXT_FIELDS = tuple(dict.fromkeys([name for fields in FIELDS.values() for name in fields] + [QUOTE]))
-ANSWER_STYLES = choices(Generate, "answer_style")
 
 
 def record_fields(params):
     """The fields the teacher writes per record (the generate section): the
     format's, and with answer_style quoted a verbatim `quote` of the chunk too."""
-    style = params.get("answer_style", "plain")
-    if style not in ANSWER_STYLES:
-        from faqforge.core.io import PipelineError
-        raise PipelineError(f"params.yaml: generate.answer_style: {style!r} is not one of {', '.join(ANSWER_STYLES)}")
-    fields = FIELDS[params["format"]]
-    return fields + (QUOTE,) if style == "quoted" else fields
+    fields = FIELDS[params.format]
+    return fields + (QUOTE,) if params.answer_style == "quoted" else fields
 
 
 def _folded(text):
@@ -64,8 +59,10 @@ def pair_response(pair):
 
 
 def dropped(record, stage, reason, why=None, **extra):
-    """A record some stage removed: `reason` is the short kind the data report
-    counts, `why` the details (the reason itself when there are none)."""
+    """A record some stage removed: `reason` is a code of faqforge.core.reasons (what
+    metrics and the data report count), `why` the details of this case (the code
+    itself when there are none), `extra` fields more (the duplicate, the eval item)."""
+    meaning(reason)   # a code no table knows is a bug, found at the first drop
     return {**record, **extra, "dropped_by": stage, "reason": reason, "why": why or reason}
 
 

@@ -14,11 +14,25 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Teacher(Section):
-    backend: Literal["local", "openai"] = "local"
-    model: str = "embedded:smollm2-135m-instruct"
+class Transport(Section):
+    """How an OpenAI-compatible endpoint is reached: the teacher's keys, and the part of
+    them a served evaluation endpoint has (faqforge.models.openai_client takes this)."""
     base_url: str | list[str] | None = "http://127.0.0.1:8000/v1"
     api_key_env: str | None = "OPENAI_API_KEY"
+    concurrency: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    max_concurrency: int = Field(256, ge=1)
+    timeout: Number = Field(120, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff_seconds: Number = Field(1.0, ge=0)
+    max_backoff_seconds: Number = Field(60, ge=0)
+    requests_per_minute: Number | None = Field(None, gt=0)
+    tokens_per_minute: Number | None = Field(None, gt=0)
+    insecure_http: bool = False
+
+
+class Teacher(Transport):
+    backend: Literal["local", "openai"] = "local"
+    model: str = Field("embedded:smollm2-135m-instruct", min_length=1)
     temperature: Number = Field(0.0, ge=0)
     top_p: Number = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(512, ge=1)
@@ -28,18 +42,9 @@ class Teacher(Section):
     engine: Literal["process", "ray"] = "process"
     ray_actors: int = Field(2, ge=1)
     ray_shard: int = Field(50_000, ge=1)
-    concurrency: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
-    max_concurrency: int = Field(256, ge=1)
-    timeout: Number = Field(120, gt=0)
-    max_retries: int = Field(5, ge=0)
-    backoff_seconds: Number = Field(1.0, ge=0)
-    max_backoff_seconds: Number = Field(60, ge=0)
-    requests_per_minute: Number | None = Field(None, gt=0)
-    tokens_per_minute: Number | None = Field(None, gt=0)
     usd_per_1m_prompt_tokens: Number = Field(0.0, ge=0)
     usd_per_1m_completion_tokens: Number = Field(0.0, ge=0)
     budget_usd: Number | None = Field(None, ge=0)
-    insecure_http: bool = False
     guided_no_repeat_ngram: int = Field(4, ge=0)
 
 
@@ -215,7 +220,7 @@ class Split(Section):
     val_fraction: Number = Field(0.1, ge=0, lt=1)
     seed: int = 0
     by: Literal["group", "doc"] = "group"
-    mix: dict[str, Number | SourceMix] = {}
+    mix: dict[str, Annotated[Number, Field(ge=0)] | SourceMix] = {}   # a weight, or weight and max_pairs
     system_prompt: str = ("You are the faqforge help assistant. Answer questions about faqforge briefly and "
                           "accurately.")
 
@@ -260,6 +265,15 @@ class Served(Section):
     tuned_model: str = "chatbot"
     base_model: str = "base"
     api_key_env: str | None = "FAQFORGE_SERVE_KEY"
+    concurrency: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    timeout: Number = Field(120, gt=0)
+    max_retries: int = Field(5, ge=0)
+    insecure_http: bool = False
+
+    def transport(self):
+        """The endpoint as faqforge.models.openai_client reaches it; what served
+        evaluation does not set (pacing, backoff) keeps Transport's defaults."""
+        return Transport(**self.model_dump(include=set(Transport.model_fields)))
 
 
 class EvaluateExample(Section):
@@ -292,7 +306,6 @@ class Evaluate(Section):
     judge: EvaluateJudge
 
 
-PARTS = {"hygiene.pii": Pii}
 SECTIONS = {"teacher": Teacher, "student": Student, "ingest": Ingest, "hygiene": Hygiene, "generate": Generate,
             "curate": Curate, "dedup": Dedup, "decontaminate": Decontaminate, "augment": Augment,
             "index": Index, "split": Split, "review": Review, "finetune": Finetune, "evaluate": Evaluate}

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 
 from faqforge.core.io import PipelineError, atomic_path, write_json, write_jsonl
+from faqforge.core.records import dropped
 
 
 def run(main):
@@ -58,8 +59,7 @@ class Outputs:
 
 def teacher_error_record(record, stage, reply):
     """A record dropped because its teacher request failed, with the (redacted) server message."""
-    return {**record, "dropped_by": stage, "reason": "teacher error", "why": f"teacher error {reply['error']}",
-            "message": reply.get("message")}
+    return dropped(record, stage, "teacher error", f"teacher error {reply['error']}", message=reply.get("message"))
 
 
 def check_error_rate(stage, stats, max_error_rate):

@@ -16,25 +16,23 @@ from faqforge.documents.readers import read_document
 BATCH = 256  # chunks of one document held before they are written
 
 
-def tokenizer_spec(params):
-    """The tokenizer that counts chunk tokens: explicit, else the local teacher's, else the student's."""
-    spec = params["ingest"]["tokenizer"]
-    if spec == "auto":
-        teacher = params["teacher"]
-        spec = teacher["model"] if teacher["backend"] == "local" else params["student"]["model"]
-    return spec
+def tokenizer_spec(ingest, teacher, student):
+    """The tokenizer that counts chunk tokens (from the ingest, teacher and student
+    sections): explicit, else the local teacher's, else the student's."""
+    if ingest.tokenizer != "auto":
+        return ingest.tokenizer
+    return teacher.model if teacher.backend == "local" else student.model
 
 
-def chunk_budget(params):
+def chunk_budget(ingest, teacher):
     """ingest.max_tokens, or with `auto` the teacher's context window minus the
     tokens reserved for the prompt (instructions, worked examples) and the reply."""
-    p = params["ingest"]
-    if p["max_tokens"] != "auto":
-        return int(p["max_tokens"])
-    budget = params["teacher"]["context_window"] - p["reserve_tokens"]
+    if ingest.max_tokens != "auto":
+        return ingest.max_tokens
+    budget = teacher.context_window - ingest.reserve_tokens
     if budget < 64:
-        raise PipelineError(f"params.yaml: teacher.context_window {params['teacher']['context_window']} minus "
-                            f"ingest.reserve_tokens {p['reserve_tokens']} leaves {budget} tokens per chunk; "
+        raise PipelineError(f"params.yaml: teacher.context_window {teacher.context_window} minus "
+                            f"ingest.reserve_tokens {ingest.reserve_tokens} leaves {budget} tokens per chunk; "
                             "lower reserve_tokens or set ingest.max_tokens.")
     return budget
 
@@ -107,11 +105,11 @@ class Ingest:
     def _checked(self, piece, doc, sha, index):
         """The chunk record of one piece after hygiene, or None when hygiene drops it."""
         where = {"doc": doc, "pages": piece["pages"], "section": piece["section"], "index": index}
-        fields, rows, reason, why = self.hygiene.check({"text": piece["text"]}, where)
+        fields, rows, drop = self.hygiene.check({"text": piece["text"]}, where)
         self.pii_rows.extend(rows)
         text = fields["text"]
-        if reason:
-            self.removed.append(dropped({**where, "text": text}, "ingest", reason, why))
+        if drop:
+            self.removed.append(dropped({**where, "text": text}, "ingest", **drop))
             return None
         return {"chunk_id": chunk_id(text, self.settings), "doc": doc, "doc_sha256": sha, "pages": piece["pages"],
                 "section": piece["section"], "index": index, "text": text, "n_tokens": self.count(text)}

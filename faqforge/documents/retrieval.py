@@ -26,10 +26,8 @@ import numpy as np
 
 from faqforge.core.io import PipelineError, atomic_path, read_jsonl, write_json, write_jsonl
 from faqforge.core.records import normalise
-from faqforge.core.sections import Index, choices
 
 INDEX = "data/index"
-METHODS = choices(Index, "method")
 PROVENANCE = ("passage_id", "chunk_id", "doc", "section", "pages")
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n+")
 
@@ -203,26 +201,24 @@ def reciprocal_rank_fusion(rankings, k, rrf_k=60):
 # --- the index on disk -----------------------------------------------------------------
 
 def build_index(chunks, params, directory=INDEX):
-    """Cut the chunks into passages, index them as params (index section) say,
-    and write everything to `directory`. Returns the manifest."""
-    method = params["method"]
-    if method not in METHODS:
-        raise PipelineError(f"params.yaml: index.method: {method!r} is not one of {', '.join(METHODS)}")
-    passages = [p for chunk in chunks for p in chunk_passages(chunk, params["passage_words"])]
+    """Cut the chunks into passages, index them as `params` (the index section)
+    say, and write everything to `directory`. Returns the manifest."""
+    method = params.method
+    passages = [p for chunk in chunks for p in chunk_passages(chunk, params.passage_words)]
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     write_jsonl(directory / "passages.jsonl", passages)
-    with_section = params["with_section"]
+    with_section = params.with_section
     texts = [indexed_text(p, with_section) for p in passages]
     manifest = {"method": method, "passages": len(passages), "chunks": len(chunks),
-                "passage_words": params["passage_words"], "with_section": with_section, "rrf_k": params["rrf_k"]}
+                "passage_words": params.passage_words, "with_section": with_section, "rrf_k": params.rrf_k}
     if method in ("bm25", "hybrid"):
-        bm = params["bm25"]
-        Bm25(bm["stopwords"], bm["stemmer"], bm["k1"], bm["b"]).build(texts).save(directory / "bm25")
-        manifest["bm25"] = dict(bm)
+        bm = params.bm25
+        Bm25(bm.stopwords, bm.stemmer, bm.k1, bm.b).build(texts).save(directory / "bm25")
+        manifest["bm25"] = bm.model_dump()
     if method in ("dense", "hybrid"):
-        d = params["dense"]
-        embedder = Embedder(d["model"], d["base_url"], d["api_key_env"], d["batch_size"])
+        d = params.dense
+        embedder = Embedder(d.model, d.base_url, d.api_key_env, d.batch_size)
         vectors = embedder(texts)
         with atomic_path(directory / "dense.npy") as tmp:
             with open(tmp, "wb") as f:

@@ -5,7 +5,6 @@ OpenAI-compatible server that serves the base model and the adapter by name."""
 import torch
 
 from faqforge.core.chat_format import question_messages
-from faqforge.core.config import checked
 from faqforge.core.io import PipelineError
 from faqforge.evaluation.scores import MODEL_ARMS
 from faqforge.models.cache import ResponseCache
@@ -18,8 +17,8 @@ from faqforge.models.sampling import Sampling
 
 def decoding(params):
     """The students' sampling settings, from the evaluate section."""
-    return Sampling(max_tokens=params["max_new_tokens"], temperature=params["temperature"], seed=params["seed"],
-                    stop=tuple(params.get("stop") or ()))
+    return Sampling(max_tokens=params.max_new_tokens, temperature=params.temperature, seed=params.seed,
+                    stop=tuple(params.stop))
 
 
 def local_answers(arm_chats, params, base="models/base", trained="models/adapter", cache_dir=None, dtype="auto"):
@@ -30,7 +29,7 @@ def local_answers(arm_chats, params, base="models/base", trained="models/adapter
     that changes none of them (a report change, a forced rerun) generates nothing
     and loads no model; `stats` counts answers, cache hits and the tokens generated."""
     sampling = decoding(params)
-    models = local_models(base, {"tuned": trained}, dtype=dtype, batch_size=params["batch_size"])
+    models = local_models(base, {"tuned": trained}, dtype=dtype, batch_size=params.batch_size)
     precision = answering_dtype(dtype)[0]
     # Half precision answers differently: kept apart in the cache.
     suffix = "" if precision == torch.float32 else " " + str(precision).removeprefix("torch.")
@@ -53,25 +52,24 @@ def local_answers(arm_chats, params, base="models/base", trained="models/adapter
     return replies, stats
 
 
-def served_answers(arm_chats, params, teacher_params):
+def served_answers(arm_chats, params):
     """{arm: replies} from the models an OpenAI-compatible server serves
     under `served.base_model` and `served.tuned_model`, with the same decoding
-    as in-process, through the teacher's transport (its concurrency, time-out
-    and retries). Not cached: a server can serve a new adapter under the same
-    name. Any failed request stops the evaluation rather than score a gap."""
-    served = params["served"]
+    as in-process, through evaluate.served's own transport (its concurrency,
+    time-out and retries). Not cached: a server can serve a new adapter under the
+    same name. Any failed request stops the evaluation rather than score a gap."""
+    served = params.served
     sampling = decoding(params)
     replies = {}
     for arm, chats in arm_chats.items():
-        name = served[f"{arm.split('_')[0]}_model"]
-        client = OpenAIClient(name, {**checked("teacher", teacher_params), "base_url": served["base_url"],
-                                     "api_key_env": served["api_key_env"]}, endpoint="evaluate.served")
+        name = served.tuned_model if arm.startswith("tuned") else served.base_model
+        client = OpenAIClient(name, served.transport(), endpoint="evaluate.served")
         answers = [None] * len(chats)
         client.complete([(chat, sampling) for chat in chats], f"{arm} answers ({name})", answers.__setitem__)
         failed = [r for r in answers if r.get("error")]
         if failed:
             raise PipelineError(f"params.yaml: evaluate.served: {len(failed)} of {len(chats)} requests to "
-                                f"{served['base_url']} for model {name!r} failed ({failed[0]['error']}: "
+                                f"{served.base_url} for model {name!r} failed ({failed[0]['error']}: "
                                 f"{failed[0].get('message')}); check the server and the model names it "
                                 "serves (GET /v1/models).")
         replies[arm] = answers
@@ -86,6 +84,7 @@ def arm_chats(questions, hits, system_prompt):
 
 def student_names(served):
     """What answered as base and tuned, for metrics/eval.json."""
-    if served["base_url"]:
-        return {side: f"{served[side + '_model']} at {served['base_url']}" for side in ("base", "tuned")}
+    if served.base_url:
+        return {"base": f"{served.base_model} at {served.base_url}",
+                "tuned": f"{served.tuned_model} at {served.base_url}"}
     return {"base": "models/base", "tuned": "models/adapter"}

@@ -76,9 +76,10 @@ def _count(path, by_doc=None):
     return n
 
 
-def write_report(params):
+def write_report(hygiene, language):
     """reports/data.md and the plots of the data from the pipeline's outputs, each
-    file read once and nothing held in proportion to it; returns its summary line."""
+    file read once and nothing held in proportion to it; returns its summary line.
+    `hygiene` (the section) and `language` (generate.language) say which languages were kept."""
     ingest_report = read_jsonl("data/ingest_report.jsonl")   # a row per file
     docs = {name: Counter() for name in COUNTED}
     n = {"chunks": _count("data/chunks.jsonl", docs["chunks"]), "generate": _count("data/qa_raw.jsonl", docs["raw"]),
@@ -93,7 +94,7 @@ def write_report(params):
             if stage == "ingest":
                 not_ingested.add(record)   # the funnel's ingest row: files not read, then chunks dropped
             if stage in languages and record["reason"] == "language":
-                languages[stage][record["why"].split()[1]] += 1
+                languages[stage][record["language"]] += 1
     # RAFT refusal examples (split.raft.refusal_share) and further draws of a pair (split.raft.draws)
     # reuse a pair's question: counted apart, not as pairs.
     by_id = PairsAsSplitSawThem("data/qa_augmented.jsonl", ["data/curate_dropped.jsonl", "data/dedup_dropped.jsonl"])
@@ -157,8 +158,8 @@ def write_report(params):
         sections=[render_mix(split["mix"], val_sources),
                   render_review(split.get("review")),
                   render_hygiene({s: iter_jsonl(f"data/{s}_pii.jsonl") for s in ("ingest", "curate")}, languages,
-                                 LanguageFilter(params["hygiene"], params["generate"]["language"]).languages_kept())]))
-    write_csv("plots/data_funnel.csv", [{"stage": r["stage"], "pairs_out": int(r["out"].split()[0]),
+                                 LanguageFilter(hygiene, language).languages_kept())]))
+    write_csv("plots/data_funnel.csv", [{"stage": r["stage"], "pairs_out": r["n_out"],
                                          "dropped": r["dropped"]} for r in rows])
     write_csv("plots/data_lengths.csv", histogram)
     write_csv("plots/data_per_doc.csv", [{k: d[k] for k in ("doc", *COUNTED)} for d in documents])

@@ -64,13 +64,13 @@ def top_reasons(dropped, k=TOP_REASONS):
 
 
 def funnel(steps):
-    """Rows of the funnel table. `steps`: (stage, what goes in, n in, what comes out,
-    n out, dropped records or their DropTally)."""
+    """Rows of the funnel table (and `n_out`, the count for plots). `steps`: (stage,
+    what goes in, n in, what comes out, n out, dropped records or their DropTally)."""
     rows = []
     for stage, what_in, n_in, what_out, n_out, dropped in steps:
         tally = dropped if isinstance(dropped, DropTally) else DropTally(dropped)
         rows.append({"stage": stage, "in": f"{n_in} {what_in}", "out": f"{n_out} {what_out}",
-                     "dropped": tally.count, "top reasons": tally.top() or "-"})
+                     "dropped": tally.count, "top reasons": tally.top() or "-", "n_out": n_out})
     return rows
 
 

@@ -2,7 +2,6 @@
 1-5 score per answer against the reference, and per question two controls (the
 reference itself, known right; another question's reference, known wrong)."""
 
-from faqforge.core.io import PipelineError
 from faqforge.evaluation.scores import ARMS
 from faqforge.teacher.few_shot import few_shot
 from faqforge.teacher.verdict import parse_verdict
@@ -11,9 +10,9 @@ from faqforge.teacher.verdict import parse_verdict
 def judge_messages(question, reference, answer, params):
     """The chat asking the teacher to grade one answer against the reference,
     after the worked examples from params as earlier turns."""
-    examples = [({"question": x["question"], "reference": x["reference"], "answer": x["answer"]}, x["reply"])
-                for x in params["examples"]]
-    return few_shot(params["system_prompt"], params["user_prompt"], examples,
+    examples = [({"question": x.question, "reference": x.reference, "answer": x.answer}, x.reply)
+                for x in params.examples]
+    return few_shot(params.system_prompt, params.user_prompt, examples,
                     {"question": question, "reference": reference, "answer": answer})
 
 
@@ -30,23 +29,19 @@ def judge_scores(reply, logprobs=None):
 
 
 def judge_answers(teacher, predictions, params):
-    """The teacher grades each arm's answer (params `arms`, default all) against
+    """The teacher grades each arm's answer (`params`: evaluate.judge; its `arms`, all when empty) against
     the reference, and two controls per question: the reference itself (known right) and the next
     question's reference (known wrong). The verdicts join each prediction's
     scores, the reasons go beside them."""
     n = len(predictions)
-    arms = params.get("arms") or ARMS
-    unknown = [a for a in arms if a not in ARMS]
-    if unknown:
-        raise PipelineError(f"params.yaml: evaluate.judge.arms: {unknown[0]!r} is not an arm; choose from "
-                            f"{', '.join(ARMS)}")
+    arms = params.arms or ARMS
     jobs = [(x, arm, x["answers"][arm]) for x in predictions for arm in arms]
     jobs += [(x, control, answer) for i, x in enumerate(predictions)
              for control, answer in (("right", x["reference"]), ("wrong", predictions[(i + 1) % n]["reference"]))
              if n > 1]
     chats = [judge_messages(x["question"], x["reference"], answer, params) for x, _, answer in jobs]
-    replies = teacher.chat(chats, desc="judging answers", top_logprobs=params["top_logprobs"],
-                           max_tokens=params["max_tokens"], temperature=0.0)
+    replies = teacher.chat(chats, desc="judging answers", top_logprobs=params.top_logprobs,
+                           max_tokens=params.max_tokens, temperature=0.0)
     for (x, name, _), reply in zip(jobs, replies):
         scores, reason = judge_scores(reply.get("text"), reply.get("logprobs"))
         target = x["scores"] if name in ARMS else x.setdefault("controls", {})

@@ -9,21 +9,23 @@ from faqforge.hygiene.pii import PiiPolicy
 
 
 class Hygiene:
-    def __init__(self, params, upstream=True):
-        """`params`: the loaded params with the hygiene and generate sections.
+    def __init__(self, hygiene, language, upstream=True):
+        """`hygiene`: the hygiene section; `language`: generate.language, the
+        language kept when hygiene.languages names none.
         `upstream`: placeholders already in the text count (generated pairs);
         not in documents, where `[EMAIL]` is just text (ingest)."""
         self.upstream = upstream
-        self.pii = PiiPolicy(params["hygiene"]["pii"])
-        self.language = LanguageFilter(params["hygiene"], params["generate"]["language"])
+        self.pii = PiiPolicy(hygiene.pii)
+        self.language = LanguageFilter(hygiene, language)
         self.found, self.actions, self.dropped = Counter(), Counter(), Counter()
         self.dropped_languages = Counter()
 
     def check(self, fields, where):
-        """(fields, pii rows, reason, why) for one record's text fields: the fields
+        """(fields, pii rows, drop) for one record's text fields: the fields
         redacted as the policy says; a row per action, located by `where` plus
-        field and offsets (never the text found); reason/why set when the record
-        must go ("personal data" or "language")."""
+        field and offsets (never the text found); `drop` None, or when the record
+        must go the fields of its drop record: reason ("personal data" or
+        "language"), why, and for a language the detected code as `language`."""
         fields, actions, drop = self.pii.apply(fields, self.upstream)
         rows = [{**where, **action} for action in actions]
         for action in actions:
@@ -32,13 +34,15 @@ class Hygiene:
         if drop:
             kinds = sorted({a["kind"] for a in actions if a["action"] == "drop"})
             self.dropped["personal data"] += 1
-            return fields, rows, "personal data", f"contains {', '.join(kinds)} (hygiene.pii: drop)"
-        why = self.language.rejects("\n".join(fields.values()))
-        if why:
+            why = f"contains {', '.join(kinds)} (hygiene.pii: drop)"
+            return fields, rows, {"reason": "personal data", "why": why}
+        rejected = self.language.rejects("\n".join(fields.values()))
+        if rejected:
+            code, why = rejected
             self.dropped["language"] += 1
-            self.dropped_languages[why.split()[1]] += 1
-            return fields, rows, "language", why
-        return fields, rows, None, None
+            self.dropped_languages[code] += 1
+            return fields, rows, {"reason": "language", "why": why, "language": code}
+        return fields, rows, None
 
     def metrics(self):
         return {"pii": {"found_by_kind": dict(sorted(self.found.items())), "by_action": dict(self.actions),

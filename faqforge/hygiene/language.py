@@ -11,7 +11,6 @@ dropped for its language.
 
 import re
 
-from faqforge.core.config import checked
 from faqforge.core.io import PipelineError
 
 # generate.language is a name ("English"); hygiene.languages takes ISO 639-1 codes.
@@ -47,17 +46,16 @@ def natural_text(text):
 
 
 class LanguageFilter:
-    """hygiene.languages / min_words / min_confidence from params.yaml."""
+    """hygiene.languages / min_words / min_confidence (the hygiene section)."""
 
-    def __init__(self, params, default_language):
-        params = checked("hygiene", params)
-        languages = params["languages"]
+    def __init__(self, hygiene, default_language):
+        languages = hygiene.languages
         if languages == "any":
             self.languages = None
         else:
             self.languages = set(languages) if languages else {language_code(default_language)}
-        self.min_words = params["min_words"]
-        self.min_confidence = params["min_confidence"]
+        self.min_words = hygiene.min_words
+        self.min_confidence = hygiene.min_confidence
         self.seen = {}  # detected code (or "undetermined") -> texts checked
         self._identifier = None
 
@@ -78,11 +76,11 @@ class LanguageFilter:
         return (code if confidence >= self.min_confidence else None), confidence, words
 
     def rejects(self, text):
-        """None when the text may stay, else why it goes."""
+        """None when the text may stay, else (the detected language code, why it goes)."""
         if self.languages is None:
             return None
         code, confidence, _ = self.detect(text)
         self.seen[code or "undetermined"] = self.seen.get(code or "undetermined", 0) + 1
         if code is None or code in self.languages:
             return None
-        return f"language {code} (confidence {confidence}) not in hygiene.languages {sorted(self.languages)}"
+        return code, f"language {code} (confidence {confidence}) not in hygiene.languages {sorted(self.languages)}"

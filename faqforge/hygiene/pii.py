@@ -20,7 +20,6 @@ recorded; the text found never is.
 import re
 from dataclasses import dataclass
 
-from faqforge.core.config import checked
 from faqforge.core.records import TEXT_FIELDS
 from faqforge.hygiene.secrets import find_credentials, replace_spans
 
@@ -151,13 +150,12 @@ def placeholders(text):
 
 
 class PiiPolicy:
-    """hygiene.pii from params.yaml: which kinds to look for and what to do with each."""
+    """hygiene.pii (the section's Pii part): which kinds to look for and what to do with each."""
 
-    def __init__(self, params):
-        params = checked("hygiene.pii", params)   # kinds and actions are checked there
-        self.kinds = tuple(params["kinds"])
-        self.actions = {kind: params["action"] for kind in self.kinds}
-        self.actions.update(params["overrides"])
+    def __init__(self, pii):
+        self.kinds = tuple(pii.kinds)
+        self.actions = {kind: pii.action for kind in self.kinds}
+        self.actions.update(pii.overrides)
 
     @property
     def active(self):

@@ -29,8 +29,6 @@ from faqforge.hygiene.secrets import redact
 from faqforge.models.fleet import OVERLOAD_STATUS, Fleet, Replica, replica_limits
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
-TRANSPORT_KEYS = ("base_url", "api_key_env", "timeout", "concurrency", "max_concurrency", "requests_per_minute",
-                  "tokens_per_minute", "max_retries", "backoff_seconds", "max_backoff_seconds", "insecure_http")
 
 
 class RateLimiter:
@@ -61,15 +59,14 @@ def base_urls(value):
 
 
 class OpenAIClient:
-    """Sends (messages, Sampling) requests to `model` at `params["base_url"]`.
+    """Sends (messages, Sampling) requests to `model` at `transport.base_url`.
     `stats` counts retries, the time spent waiting for them, schema fallbacks and,
     per replica, requests, errors, overloads, ejections and the last limit."""
 
-    def __init__(self, model, params, endpoint="teacher"):
-        """`endpoint` names the params section the URL and key come from, for errors."""
-        self.model, self.endpoint = model, endpoint
-        self.params = {key: params.get(key) for key in TRANSPORT_KEYS}
-        self.params["max_concurrency"] = self.params["max_concurrency"] or 256
+    def __init__(self, model, transport, endpoint="teacher"):
+        """`transport`: a faqforge.core.sections.Transport (the teacher section is one);
+        `endpoint` names the params section it comes from, for errors."""
+        self.model, self.endpoint, self.transport = model, endpoint, transport
         self.stats = {"retries": 0, "retry_wait_seconds": 0.0, "schema_fallbacks": 0}
         self.schema_unsupported = False
 
@@ -88,12 +85,12 @@ class OpenAIClient:
         concurrent.futures.Future of the reply, or of what `on_reply(reply)`
         returns: it runs (on the transport's thread) as soon as the reply arrives.
         Leaving the block cancels what is still in flight."""
-        where = "params.yaml: " + ("teacher" if self.endpoint == "teacher" else self.endpoint) + ".base_url"
-        urls = base_urls(self.params["base_url"])
-        key = api_key(self.params["api_key_env"])
+        where = f"params.yaml: {self.endpoint}.base_url"
+        urls = base_urls(self.transport.base_url)
+        key = api_key(self.transport.api_key_env)
         for url in urls:
-            check_key_transport(url, key, self.params["insecure_http"], where, self.params["api_key_env"],
-                                "set teacher.insecure_http: true")
+            check_key_transport(url, key, self.transport.insecure_http, where, self.transport.api_key_env,
+                                f"set {self.endpoint}.insecure_http: true")
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name=f"{desc} requests", daemon=True)
         thread.start()
@@ -116,13 +113,13 @@ class OpenAIClient:
     async def _open(self, urls):
         import openai
         # Servers without auth (a local vLLM) accept any key; hosted APIs answer 401.
-        self.api_key = os.environ.get(self.params["api_key_env"] or "") or "EMPTY"
-        start, adaptive, ceiling = replica_limits(self.params["concurrency"], self.params["max_concurrency"])
+        self.api_key = os.environ.get(self.transport.api_key_env or "") or "EMPTY"
+        start, adaptive, ceiling = replica_limits(self.transport.concurrency, self.transport.max_concurrency)
         replicas = [Replica(url, openai.AsyncOpenAI(base_url=url, api_key=self.api_key,
-                                                    timeout=self.params["timeout"], max_retries=0),
+                                                    timeout=self.transport.timeout, max_retries=0),
                             start, adaptive, ceiling) for url in urls]
-        rpm, tpm = self.params["requests_per_minute"], self.params["tokens_per_minute"]
-        return {"fleet": Fleet(replicas, self.params["concurrency"]), "openai": openai,
+        rpm, tpm = self.transport.requests_per_minute, self.transport.tokens_per_minute
+        return {"fleet": Fleet(replicas, self.transport.concurrency), "openai": openai,
                 "request_pace": RateLimiter(rpm) if rpm else None, "token_pace": RateLimiter(tpm) if tpm else None}
 
     async def _close(self, state):
@@ -159,8 +156,8 @@ class OpenAIClient:
         """One request, retried on transient failures (on another replica when
         there is one); an error record when it still fails."""
         openai, fleet = state["openai"], state["fleet"]
-        attempts = 1 + int(self.params["max_retries"])
-        base, cap = float(self.params["backoff_seconds"]), float(self.params["max_backoff_seconds"])
+        attempts = 1 + int(self.transport.max_retries)
+        base, cap = float(self.transport.backoff_seconds), float(self.transport.max_backoff_seconds)
         attempt, replica = 0, None
         while True:
             retry_after = None

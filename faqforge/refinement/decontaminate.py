@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from faqforge.core.records import dropped, normalise, pair_prompt, pair_response
-from faqforge.refinement.fuzzy import check_scorer, similar_pairs
+from faqforge.refinement.fuzzy import similar_pairs
 
 # The audit's thresholds: question trigram Jaccard, and the share of an eval
 # answer's trigrams found in a training answer (for answers of 20+ characters).
@@ -61,18 +61,19 @@ def _best(matches):
     return best
 
 
-def contamination(pairs, evalset, ngram=13, min_answer_words=5, scorer="token_sort_ratio", question_threshold=85,
-                  answer_threshold=90):
+def contamination(pairs, evalset, rule):
     """Returns (clean, dropped); each drop names the eval item and the evidence.
-    The keyword names are those of params.yaml's decontaminate section."""
-    check_scorer(scorer, question_threshold, "decontaminate")
-    check_scorer(scorer, answer_threshold, "decontaminate.answer_threshold")
-    long, short = eval_grams(evalset, ngram, min_answer_words)
+    `rule`: the decontaminate section (faqforge.core.sections.Decontaminate)."""
+    ngram, scorer = rule.ngram, rule.scorer
+    question_threshold, answer_threshold = rule.question_threshold, rule.answer_threshold
+    long, short = eval_grams(evalset, ngram, rule.min_answer_words)
     short_lengths = sorted({len(g.split()) for g in short})
     questions = [pair_prompt(p) for p in pairs]
     answers = [pair_response(p) for p in pairs]
-    fuzzy_questions = _best(similar_pairs(questions, [e["question"] for e in evalset], scorer, question_threshold))
-    fuzzy_answers = _best(similar_pairs(answers, [leakable_answer(e) for e in evalset], scorer, answer_threshold))
+    fuzzy_questions = _best(similar_pairs(questions, [e["question"] for e in evalset], scorer=scorer,
+                                          threshold=question_threshold))
+    fuzzy_answers = _best(similar_pairs(answers, [leakable_answer(e) for e in evalset], scorer=scorer,
+                                        threshold=answer_threshold))
     clean, leaked = [], []
     for i, pair in enumerate(pairs):
         evidence = None

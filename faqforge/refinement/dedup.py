@@ -13,12 +13,9 @@ against the kept pair's answer, so one question asked of two different facts
 keeps both.
 """
 
-from faqforge.core.io import PipelineError, iter_jsonl
+from faqforge.core.io import iter_jsonl
 from faqforge.core.records import dropped, normalise, pair_prompt, pair_response
-from faqforge.refinement.fuzzy import check_scorer, compared, rapidfuzz_scorer, similar_pairs
-
-DEFAULT_PREFER = ("judge_score", "p_yes", "longest_answer", "earliest")
-
+from faqforge.refinement.fuzzy import compared, rapidfuzz_scorer, similar_pairs
 
 # How to choose the pair a cluster keeps: each criterion maps a pair to a number,
 # higher is better; a pair without the value ranks below every pair with it.
@@ -31,14 +28,7 @@ PREFER = {
 }
 
 
-def check_prefer(prefer):
-    unknown = [c for c in prefer if c not in PREFER and c != "earliest"]
-    if unknown:
-        raise PipelineError(f"params.yaml: dedup.prefer: unknown criterion {unknown[0]!r}; choose from "
-                         f"{', '.join([*PREFER, 'earliest'])}")
-
-
-def representative_order(pair, index, prefer=DEFAULT_PREFER):
+def representative_order(pair, index, prefer):
     """Sort key, best first: the `prefer` criteria in order, then the earliest pair."""
     key = []
     for criterion in prefer:
@@ -66,17 +56,16 @@ def near_duplicate_neighbours(texts, scorer, threshold, exhaustive_up_to=None):
     return list(groups.values()), neighbours
 
 
-def duplicate_decisions(texts, order_keys, scorer="token_sort_ratio", threshold=90, answers=None,
-                        answer_threshold=None, exhaustive_up_to=None):
-    """Which items go: {index: (kept, score, why)} for every dropped item, where
-    `kept` is the item it duplicates, kept in its place. Items are taken in
+def duplicate_decisions(texts, order_keys, scorer, threshold, answers=None, answer_threshold=None,
+                        exhaustive_up_to=None):
+    """Which items go: {index: (kept, score, reason, why)} for every dropped item, where
+    `kept` is the item it duplicates, kept in its place, `reason` "exact duplicate" or
+    "near duplicate" and `why` the scores. Items are taken in
     order of `order_keys` (smallest first); an unclaimed item is kept and claims
     the unclaimed items that duplicate it (and, with `answer_threshold`, whose
     `answers` score that much against its answer). Needs only the texts and
     sort keys, never whole records."""
-    check_scorer(scorer, threshold, "dedup")
     if answer_threshold is not None:
-        check_scorer(scorer, answer_threshold, "dedup.answer_threshold")
         answer_text = compared(answers, scorer)
         answer_score = rapidfuzz_scorer(scorer)
     members, neighbours = near_duplicate_neighbours(texts, scorer, threshold, exhaustive_up_to)
@@ -90,10 +79,10 @@ def duplicate_decisions(texts, order_keys, scorer="token_sort_ratio", threshold=
             continue
         claimed.add(i)
         g = group_of[i]
-        candidates = [(j, 100, "exact duplicate after normalisation") for j in members[g]]
-        candidates += [(j, score, f"{scorer} {score} >= {threshold}") for h, score in neighbours[g]
+        candidates = [(j, 100, "exact duplicate", "exact duplicate after normalisation") for j in members[g]]
+        candidates += [(j, score, "near duplicate", f"{scorer} {score} >= {threshold}") for h, score in neighbours[g]
                        for j in members[h]]
-        for j, score, why in candidates:
+        for j, score, reason, why in candidates:
             if j in claimed:
                 continue
             if answer_threshold is not None:
@@ -102,47 +91,45 @@ def duplicate_decisions(texts, order_keys, scorer="token_sort_ratio", threshold=
                     continue
                 why += f"; answers {a_score} >= {answer_threshold}"
             claimed.add(j)
-            decisions[j] = (i, score, why)
+            decisions[j] = (i, score, reason, why)
     return decisions
 
 
 def _dropped(pair, decision, ids):
-    kept, score, why = decision
-    reason = "exact duplicate" if why.startswith("exact") else "near duplicate"
+    kept, score, reason, why = decision
     return dropped(pair, "dedup", reason, f"{why} (duplicate of {ids[kept]}, kept)",
                    cluster=ids[kept], duplicate_of=ids[kept], score=score)
 
 
-def near_duplicate_clusters(pairs, scorer="token_sort_ratio", threshold=90, answer_threshold=None,
-                            prefer=DEFAULT_PREFER):
-    """Returns (kept, dropped), both in input order. Every pair gains `cluster`
-    (the id of the kept pair it is grouped with); a dropped pair also gains
-    `duplicate_of`, `score`, `why`."""
-    check_prefer(prefer)
+def near_duplicate_clusters(pairs, rule):
+    """Returns (kept, dropped), both in input order, under `rule` (the dedup
+    section). Every pair gains `cluster` (the id of the kept pair it is grouped
+    with); a dropped pair also gains `duplicate_of`, `score`, `why`."""
     decisions = duplicate_decisions([pair_prompt(p) for p in pairs],
-                                    [representative_order(p, i, prefer) for i, p in enumerate(pairs)],
-                                    scorer, threshold, [pair_response(p) for p in pairs], answer_threshold)
+                                    [representative_order(p, i, rule.prefer) for i, p in enumerate(pairs)],
+                                    rule.scorer, rule.threshold, [pair_response(p) for p in pairs],
+                                    rule.answer_threshold)
     ids = [p["id"] for p in pairs]
     kept = [{**p, "cluster": p["id"]} for i, p in enumerate(pairs) if i not in decisions]
     return kept, [_dropped(p, decisions[i], ids) for i, p in enumerate(pairs) if i in decisions]
 
 
-def dedup_stream(source, scorer="token_sort_ratio", threshold=90, answer_threshold=None, prefer=DEFAULT_PREFER):
+def dedup_stream(source, rule):
     """near_duplicate_clusters over a JSON Lines file in bounded memory: one pass
     keeps only each pair's id, question, sort key (and answer with
-    `answer_threshold`). Returns (kept, dropped, counts): two generators that
+    `rule.answer_threshold`). Returns (kept, dropped, counts): two generators that
     stream the file again, in input order, and the stage's own counts."""
-    check_prefer(prefer)
+    answer_threshold = rule.answer_threshold
     texts, answers, order_keys, ids = [], [], [], []
     for i, pair in enumerate(iter_jsonl(source)):
         texts.append(pair_prompt(pair))
         answers.append(pair_response(pair) if answer_threshold is not None else None)
-        order_keys.append(representative_order(pair, i, prefer))
+        order_keys.append(representative_order(pair, i, rule.prefer))
         ids.append(pair["id"])
-    decisions = duplicate_decisions(texts, order_keys, scorer, threshold, answers, answer_threshold)
+    decisions = duplicate_decisions(texts, order_keys, rule.scorer, rule.threshold, answers, answer_threshold)
     del texts, answers, order_keys
     kept = ({**p, "cluster": p["id"]} for i, p in enumerate(iter_jsonl(source)) if i not in decisions)
     dropped = (_dropped(p, decisions[i], ids) for i, p in enumerate(iter_jsonl(source)) if i in decisions)
-    exact = sum(why.startswith("exact") for _, _, why in decisions.values())
+    exact = sum(reason == "exact duplicate" for _, _, reason, _ in decisions.values())
     return kept, dropped, {"pairs_in": len(ids), "exact_duplicates": exact, "near_duplicates": len(decisions) - exact,
                            "clusters_with_duplicates": len({kept for kept, *_ in decisions.values()})}

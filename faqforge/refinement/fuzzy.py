@@ -28,11 +28,8 @@ from array import array
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from faqforge.core.io import PipelineError
 from faqforge.core.records import normalise
-from faqforge.core.sections import Dedup, choices
 
-SCORERS = choices(Dedup, "scorer")
 # Pairs scored one by one before the word index takes over, about a minute of
 # cdist on 2 cores each: 400M pairs is ~28,000 questions against each other
 # (bench/dedup.py: 20,000 questions of ~100 characters, 200M pairs, 23.5 s).
@@ -40,13 +37,6 @@ EXHAUSTIVE_UP_TO = {"ratio": 400_000_000, "token_sort_ratio": 400_000_000,
                     "token_set_ratio": 25_000_000, "partial_ratio": 10_000_000}
 HISTOGRAM_BUCKETS = 64
 _DIGIT = re.compile(r"\d")
-
-
-def check_scorer(scorer, threshold, where):
-    if scorer not in SCORERS:
-        raise PipelineError(f"params.yaml: {where}.scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
-    if not isinstance(threshold, (int, float)) or not 0 < threshold <= 100:
-        raise PipelineError(f"params.yaml: {where}: a threshold must be a number in (0, 100], got {threshold!r}")
 
 
 def compared(texts, scorer):
@@ -61,7 +51,7 @@ def rapidfuzz_scorer(scorer):
     return fuzz.ratio if scorer == "token_sort_ratio" else getattr(fuzz, scorer)
 
 
-def similar_pairs(texts, others=None, scorer="token_sort_ratio", threshold=90, exhaustive_up_to=None):
+def similar_pairs(texts, others=None, *, scorer, threshold, exhaustive_up_to=None):
     """(i, j, score) with score >= `threshold`, sorted: i < j within `texts`, or i
     in `texts` and j in `others` when given. `exhaustive_up_to` (pairs) overrides
     the scorer's limit for the exhaustive search."""

@@ -70,11 +70,11 @@ def create_review_app(store, chat=None, grading=None):
     @app.get("/api/pairs")
     async def pairs(q: str = "", doc: str | None = None, source: str | None = None, verdict: str | None = None,
                     min_score: float | None = None, max_score: float | None = None, reviewed: str | None = None,
-                    state: str | None = None, page: int = 1, size: int = 50):
+                    state: str | None = None, reason: str | None = None, page: int = 1, size: int = 50):
         start = time.perf_counter()
         store.refresh()
         rows, total = store.query(q, doc or None, source or None, verdict or None, min_score, max_score,
-                                  reviewed or None, state or None, page, max(1, min(size, 500)))
+                                  reviewed or None, state or None, page, max(1, min(size, 500)), reason or None)
         return {"rows": rows, "total": total, "page": page, "size": size,
                 "ms": round((time.perf_counter() - start) * 1000, 1)}
 

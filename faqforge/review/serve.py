@@ -45,12 +45,13 @@ def main(argv=None):
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     try:
-        from faqforge.core.config import load_params
-        params = load_params(sections=["review", "decontaminate"]) if os.path.exists("params.yaml") else {}
-        reviewer = (args.reviewer or os.environ.get("FAQFORGE_REVIEWER")
-                    or (params.get("review") or {}).get("reviewer"))
+        from faqforge.core.config import load_config
+        from faqforge.core.sections import Decontaminate, Review
+        config = (load_config(sections=["review", "decontaminate"]) if os.path.exists("params.yaml")
+                  else {"review": Review(), "decontaminate": Decontaminate()})
+        reviewer = args.reviewer or os.environ.get("FAQFORGE_REVIEWER") or config["review"].reviewer
         from faqforge.review.store import Store
-        store = Store(".", reviewer, params.get("decontaminate"))
+        store = Store(".", reviewer, config["decontaminate"])
         if not store.rows:
             raise PipelineError("no pairs to review here: run `dvc repro curate` first (data/qa_curated.jsonl)")
         from faqforge.answering.serve import bind

@@ -10,9 +10,11 @@ which answers in tens of milliseconds at 100,000 pairs (bench/review.py).
 import os
 import re
 import threading
+from collections import Counter
 from pathlib import Path
 
 from faqforge.core.io import PipelineError, read_evalset, read_jsonl
+from faqforge.core.reasons import REASONS
 from faqforge.core.records import grounding_score, pair_prompt, pair_response
 from faqforge.core.review import (
     REVIEW_FILE,
@@ -22,9 +24,12 @@ from faqforge.core.review import (
     read_decisions_from,
     review_state,
 )
+from faqforge.core.sections import Decontaminate
 from faqforge.refinement.decontaminate import contamination
 from faqforge.training.review import rescue_refusal
 from faqforge.training.split import source_of
+
+DEFAULT_RULE = Decontaminate()   # the decontaminate section's defaults, for a Store made without params.yaml
 
 SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 
@@ -37,11 +42,12 @@ class Store:
     """The pairs of a project directory and its review file; `decide` and `add` write
     decisions (atomically appended) and update the rows in place."""
 
-    def __init__(self, root=".", reviewer=None, decontaminate=None):
+    def __init__(self, root=".", reviewer=None, decontaminate=DEFAULT_RULE):
+        """`decontaminate`: the section whose rule refuses a person's pair too close to the eval set."""
         root = Path(root)
         self.root, self.review_path = root, root / REVIEW_FILE
         self.reviewer = reviewer or os.environ.get("FAQFORGE_REVIEWER") or os.environ.get("USER") or "reviewer"
-        self.decontaminate = decontaminate or {}
+        self.decontaminate = decontaminate
         self.lock = threading.Lock()
         self.chunks = {c["chunk_id"]: c for c in _read(root / "data/chunks.jsonl")}
         evalset = root / "data/eval/evalset.json"
@@ -88,6 +94,7 @@ class Store:
                "grounding": pair.get("grounding"), "duplicates": duplicates, "human": bool(pair.get("human")),
                "dropped_by": drop.get("dropped_by") if drop else None, "drop_reason": drop.get("reason") if drop
                else None, "drop_why": drop.get("why") if drop else None,
+               "drop_meaning": REASONS.get(drop.get("reason")) if drop else None,
                "duplicate_of": drop.get("duplicate_of") if drop else None}
         row["rescuable"] = not row["human"] and row["dropped_by"] is not None and rescue_refusal(drop or {}) is None
         self.rows.append(row)
@@ -108,12 +115,15 @@ class Store:
         for row in self.rows:
             docs[row["doc"]] = docs.get(row["doc"], 0) + 1
             sources[row["source"]] = sources.get(row["source"], 0) + 1
+        reasons = Counter(row["drop_reason"] for row in self.rows if row["drop_reason"])
         return {"docs": sorted((d, n) for d, n in docs.items() if d), "sources": sorted(sources.items()),
+                "reasons": [(code, n, REASONS.get(code)) for code, n in reasons.most_common()],
                 "total": len(self.rows), "reviewer": self.reviewer}
 
     def query(self, q="", doc=None, source=None, verdict=None, min_score=None, max_score=None, reviewed=None,
-              state=None, page=1, size=50):
+              state=None, page=1, size=50, reason=None):
         """(matching rows of the page, how many match). `state`: kept | dropped | any;
+        `reason`: the code a pipeline stage dropped it with (faqforge.core.reasons);
         `reviewed`: yes | no | approved | rejected; `verdict`: YES | NO | none."""
         found = self.rows
         for word in q.lower().split():  # each filter narrows the list in one comprehension: no call per row
@@ -129,6 +139,8 @@ class Store:
             found = [r for r in found if r["score"] is not None and r["score"] >= min_score]
         if max_score is not None:
             found = [r for r in found if r["score"] is not None and r["score"] <= max_score]
+        if reason:
+            found = [r for r in found if r["drop_reason"] == reason]
         if state == "kept":
             found = [r for r in found if r["dropped_by"] is None]
         elif state == "dropped":
@@ -190,7 +202,7 @@ class Store:
         if not self.evalset:
             return
         _, leaked = contamination([{"id": pair_id, "question": question, "answer": answer}], self.evalset,
-                                  **self.decontaminate)
+                                  self.decontaminate)
         if leaked:
             raise PipelineError(f"refused: too close to the eval set: {leaked[0]['why']} "
                                 f"({leaked[0]['eval_question']!r}); training on it would make the evaluation "

@@ -24,16 +24,16 @@ _FACT = re.compile(r"`[^`]+`|\d+(?:[.,:]\d+)*|[\w-]*\w[./][\w./-]*\w|\w+_\w+|(?<
 def paraphrase_messages(pair, params):
     """The chat asking for k rephrasings of one question, after the worked
     examples from params as earlier turns."""
-    examples = [({"k": len(x["paraphrases"]), "question": x["question"]}, "\n".join(x["paraphrases"]))
-                for x in params["examples"]]
-    return few_shot(params["system_prompt"], params["user_prompt"], examples,
-                    {"k": params["paraphrases"], "question": pair[prompt_field(pair)]})
+    examples = [({"k": len(x.paraphrases), "question": x.question}, "\n".join(x.paraphrases))
+                for x in params.examples]
+    return few_shot(params.system_prompt, params.user_prompt, examples,
+                    {"k": params.paraphrases, "question": pair[prompt_field(pair)]})
 
 
 def answer_messages(pair, params):
     """The chat asking for k rephrasings of one answer, keeping its facts."""
-    return few_shot(params["answer_system_prompt"], params["answer_prompt"], [],
-                    {"k": params["paraphrases"], "question": pair[prompt_field(pair)], "answer": pair_response(pair)})
+    return few_shot(params.answer_system_prompt, params.answer_prompt, [],
+                    {"k": params.paraphrases, "question": pair[prompt_field(pair)], "answer": pair_response(pair)})
 
 
 def facts(text):
@@ -53,7 +53,7 @@ def parse_answers(reply, k):
 
 def example_questions(params):
     """Every question in the worked examples: a paraphrase equal to one is a copy."""
-    return [q for example in params["examples"] for q in [example["question"], *example["paraphrases"]]]
+    return [q for example in params.examples for q in [example.question, *example.paraphrases]]
 
 
 def parse_paraphrases(reply, k):
@@ -106,11 +106,11 @@ def augment_pairs(teacher, pairs, params, pii, evalset, decontaminate):
     of the iterable `pairs`, in order. A variant that copies the question, adds
     personal data the pair lacks (`pii.added_by`) or comes too close to the eval
     set (the `decontaminate` params) is dropped with its reason."""
-    replies = teacher.map(pairs, lambda x: (paraphrase_messages(x, params), {"max_tokens": params["max_tokens"]}),
+    replies = teacher.map(pairs, lambda x: (paraphrase_messages(x, params), {"max_tokens": params.max_tokens}),
                           "augment")
-    if params["answers"]:
+    if params.answers:
         replies = teacher.map(replies, lambda x: (answer_messages(x[0], params),
-                                                  {"max_tokens": params["answer_max_tokens"]}), "augment answers")
+                                                  {"max_tokens": params.answer_max_tokens}), "augment answers")
     else:
         replies = ((x, None) for x in replies)
     batch = []
@@ -133,7 +133,7 @@ def _variants(pair, reply, answer_reply, params, pii):
         removed.append({**teacher_error_record(pair, "augment", answer_reply),
                         "why": f"answer rephrasing: teacher error {answer_reply['error']}"})
         answer_reply = None
-    new, copies = variants_of(pair, reply["text"], params["paraphrases"], example_questions(params),
+    new, copies = variants_of(pair, reply["text"], params.paraphrases, example_questions(params),
                               answer_reply and answer_reply["text"])
     variants = []
     for variant in new:
@@ -147,7 +147,7 @@ def _variants(pair, reply, answer_reply, params, pii):
 
 
 def _decontaminated(batch, evalset, decontaminate):
-    _, leaked = contamination([v for _, variants, _ in batch for v in variants], evalset, **decontaminate)
+    _, leaked = contamination([v for _, variants, _ in batch for v in variants], evalset, decontaminate)
     leaked = {x["id"]: {**x, "dropped_by": "augment"} for x in leaked}
     for pair, variants, removed in batch:
         yield (pair, [v for v in variants if v["id"] not in leaked],

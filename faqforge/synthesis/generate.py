@@ -27,16 +27,16 @@ def questions_for(n_tokens, tokens_per_question, min_questions, max_questions):
 
 def questions_wanted(chunk, params):
     """How many questions generate asks of `chunk` with the generate params."""
-    return questions_for(chunk["n_tokens"], params["tokens_per_question"], params["min_questions"],
-                         params["max_questions"])
+    return questions_for(chunk["n_tokens"], params.tokens_per_question, params.min_questions,
+                         params.max_questions)
 
 
 def generation_request(chunk, params):
     """(messages, options) of the teacher request for one chunk (Teacher.map's form)."""
     n = questions_wanted(chunk, params)
     return generation_messages(chunk, params, n), {
-        "response_format": response_format(n, params) if params["json_schema"] else None,
-        "max_tokens": params["max_tokens"]}
+        "response_format": response_format(n, params) if params.json_schema else None,
+        "max_tokens": params.max_tokens}
 
 
 def field_order(params):
@@ -45,9 +45,9 @@ def field_order(params):
     answers grounded; a strong teacher does well either way. A quote (answer_style
     quoted) comes right before the answer it supports."""
     fields = record_fields(params)
-    if params["format"] != "qa":
+    if params.format != "qa":
         return fields
-    if params["answer_first"]:
+    if params.answer_first:
         return tuple(name for name in (QUOTE, "answer", "question") if name in fields)
     return tuple(name for name in ("question", QUOTE, "answer") if name in fields)
 
@@ -56,11 +56,11 @@ def pairs_schema(total_questions, params):
     """The JSON schema of a reply holding exactly `total_questions` records,
     sent as response_format so that servers with guided decoding (vLLM,
     llama.cpp, the local backend) can only write valid JSON."""
-    limits = params["max_chars"]
+    limits = params.max_chars
     properties = {}
     for name in field_order(params):
         properties[name] = {"type": "string", "maxLength": int(limits.get(name, 400))}
-        if name in ("question", "instruction") and params["format"] == "qa":
+        if name in ("question", "instruction") and params.format == "qa":
             properties[name]["pattern"] = "^[^?]*[?]$"
     return {"type": "array", "minItems": total_questions, "maxItems": total_questions,
             "items": {"type": "object", "properties": properties, "required": list(properties),
@@ -80,23 +80,23 @@ def generation_messages(chunk, params, total_questions):
     far less than when it sits inside the instruction. The chunk text only ever
     goes in the last user message, between delimiters.
     """
-    fields = {"language": params["language"], "domain": params["domain"]}
+    fields = {"language": params.language, "domain": params.domain}
     order = field_order(params)
     examples = []
-    for k, example in enumerate(params["examples"]):
-        for record in example["pairs"]:
+    for k, example in enumerate(params.examples):
+        for record in example.pairs:
             missing = [name for name in order if name not in record and name not in OPTIONAL]
             if missing:
                 raise PipelineError(f"prompts.yaml: generate.examples[{k}] has a pair without {', '.join(missing)}; "
-                                    f"with generate.format {params['format']} every pair needs {', '.join(order)}.")
-        records = [{name: record.get(name, "") for name in order} for record in example["pairs"]]
-        examples.append(({**fields, "total_questions": len(records), "text": example["text"]},
+                                    f"with generate.format {params.format} every pair needs {', '.join(order)}.")
+        records = [{name: record.get(name, "") for name in order} for record in example.pairs]
+        examples.append(({**fields, "total_questions": len(records), "text": example.text},
                          json.dumps(records, ensure_ascii=False)))
-    messages = few_shot(params["system_prompt"].format(**fields), params["user_prompt"], examples,
+    messages = few_shot(params.system_prompt.format(**fields), params.user_prompt, examples,
                         {**fields, "total_questions": total_questions, "text": inside_quotes(chunk["text"])})
     if QUOTE in order:
         for message in messages[1::2]:
-            message["content"] += "\n\n" + params["quote_instruction"].strip()
+            message["content"] += "\n\n" + params.quote_instruction.strip()
     return messages
 
 

@@ -23,8 +23,6 @@ import itertools
 import time
 from pathlib import Path
 
-from faqforge.core.config import checked
-from faqforge.core.io import PipelineError
 from faqforge.models.completion import Cached
 from faqforge.models.local import LocalModel, local_models
 from faqforge.models.openai_client import OpenAIClient
@@ -64,31 +62,27 @@ class Teacher:
     """Chat completions with caching and accounting. `stats` holds the counts."""
 
     def __init__(self, params, cache_dir="cache/llm", base_dir="models/base", scrub=None):
-        """`scrub`, when given, rewrites every reply text before it is cached or
+        """`params`: the teacher section. `scrub`, when given, rewrites every reply text before it is cached or
         returned (faqforge.hygiene.pii: personal data and secrets the teacher writes
         never reach the disk); a cached reply it would change is rewritten too."""
-        params = checked("teacher", params)
-        backend = params["backend"]
-        if not params["model"]:
-            raise PipelineError("params.yaml: teacher.model is empty; set it to a model name or "
-                                "embedded:smollm2-135m-instruct.")
+        backend = params.backend
         self.params = params
-        self.model_id = f"{backend}:{params['model']}"
+        self.model_id = f"{backend}:{params.model}"
         self.scrub = scrub
         # guided_no_repeat_ngram changes what the local model writes, so it is part of its cache keys.
-        self.sampling = Sampling(max_tokens=params["max_tokens"], temperature=params["temperature"],
-                                 top_p=params["top_p"], seed=params["seed"],
-                                 no_repeat_ngram=params["guided_no_repeat_ngram"] if backend == "local" else 0)
-        self.prices = (float(params["usd_per_1m_prompt_tokens"]), float(params["usd_per_1m_completion_tokens"]))
+        self.sampling = Sampling(max_tokens=params.max_tokens, temperature=params.temperature,
+                                 top_p=params.top_p, seed=params.seed,
+                                 no_repeat_ngram=params.guided_no_repeat_ngram if backend == "local" else 0)
+        self.prices = (float(params.usd_per_1m_prompt_tokens), float(params.usd_per_1m_completion_tokens))
         self.counts = {"calls": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0,
                        "errors": 0, "errors_by_kind": {}}
         self.wall_seconds, self.cost_usd = 0.0, 0.0   # seconds the backend worked for this stage
         self.last_reply = None
-        self.budget = Budget(params["budget_usd"], self.cost, lambda: self.cost_usd)
+        self.budget = Budget(params.budget_usd, self.cost, lambda: self.cost_usd)
         if backend == "local":
-            self.backend = local_models(params["model"], batch_size=params["batch_size"], base_dir=base_dir)["base"]
+            self.backend = local_models(params.model, batch_size=params.batch_size, base_dir=base_dir)["base"]
         else:
-            self.backend = OpenAIClient(params["model"], params)
+            self.backend = OpenAIClient(params.model, params)
         self.cache = Cached(self.backend, self.model_id, cache_dir)
         Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a DVC output even when nothing is asked
 
@@ -124,7 +118,7 @@ class Teacher:
         (None leaves one out), or None for an item that needs no request (its reply
         is None). Replies as `chat` returns them."""
         items = iter(items)
-        if self.params["engine"] == "ray":
+        if self.params.engine == "ray":
             yield from map_on_ray(self, items, request, desc, LOOKUP)
             return
         if isinstance(self.backend, LocalModel):   # in-process: a window at a time, in batches

@@ -32,9 +32,9 @@ BATCH = 64   # requests an actor sends together (its transport keeps them in fli
 class RayAnswerer:
     """A Ray Data actor: answers batches of requests through an OpenAIClient."""
 
-    def __init__(self, model, transport_params):
+    def __init__(self, model, transport):
         from faqforge.models.openai_client import OpenAIClient
-        self.client = OpenAIClient(model, transport_params)
+        self.client = OpenAIClient(model, transport)
 
     def __call__(self, batch):
         requests = [(json.loads(m), Sampling.from_key(json.loads(s))) for m, s in zip(batch["messages"],
@@ -69,11 +69,11 @@ def vllm_processor(model, actors):
     return build_llm_processor(config, preprocess=vllm_row, postprocess=vllm_reply)
 
 
-def answer_pending(pending, model, transport_params, actors, shard, on_reply, stop=None):
+def answer_pending(pending, model, transport, actors, shard, on_reply, stop=None):
     """Answer every (key, messages, sampling) of the iterable `pending` on Ray,
     `shard` requests at a time, calling `on_reply(key, request, reply)` in the driver as
     the answers come back; `stop()` (a spent budget) ends it between shards. With
-    `transport_params` None (backend local) the model runs in vLLM engines on the
+    `transport` None (backend local) the model runs in vLLM engines on the
     cluster (vllm_processor), else each actor sends through the transport.
     Returns how many requests were sent."""
     try:
@@ -92,10 +92,10 @@ def answer_pending(pending, model, transport_params, actors, shard, on_reply, st
         if stop and stop():
             break
         dataset = ray.data.from_items(rows)
-        if transport_params is None:
+        if transport is None:
             answered = vllm_processor(model, actors)(dataset)
         else:
-            answered = dataset.map_batches(RayAnswerer, fn_constructor_args=(model, transport_params),
+            answered = dataset.map_batches(RayAnswerer, fn_constructor_args=(model, transport),
                                            batch_size=BATCH, concurrency=actors, batch_format="default")
         for batch in answered.iter_batches(batch_size=BATCH, batch_format="default"):
             for key, messages, sampling, reply in zip(batch["key"], batch["messages"], batch["sampling"],
@@ -130,10 +130,11 @@ def map_on_ray(teacher, items, request, desc, lookup):
             pending.seek(0)
             budget = teacher.budget
             print(f"{desc}: {asked} requests to answer on Ray", flush=True)
-            local = teacher.params["backend"] == "local"   # the in-process backend: vLLM engines on Ray
+            params = teacher.params
+            local = params.backend == "local"   # the in-process backend: vLLM engines on Ray
             start = time.monotonic()
-            answer_pending(_unpickled(pending), teacher.params["model"], None if local else teacher.backend.params,
-                           teacher.params["ray_actors"], teacher.params["ray_shard"], answered,
+            answer_pending(_unpickled(pending), params.model, None if local else params,
+                           params.ray_actors, params.ray_shard, answered,
                            stop=lambda: budget.limit is not None and teacher.cost_usd >= budget.limit)
             teacher.wall_seconds += time.monotonic() - start
         spool.seek(0)

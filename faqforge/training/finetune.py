@@ -40,31 +40,31 @@ from faqforge.training.trainer import (
 def examples(tokenizer, p):
     """(train records, train examples, val examples, over-long ones skipped) from data/."""
     records = read_jsonl("data/train.jsonl")
-    train, overlong = prepare_examples(tokenizer, records, p["max_seq_length"], p["overlong"], "data/train.jsonl")
-    val, val_overlong = prepare_examples(tokenizer, read_jsonl("data/val.jsonl"), p["max_seq_length"],
-                                         p["overlong"], "data/val.jsonl")
+    train, overlong = prepare_examples(tokenizer, records, p.max_seq_length, p.overlong, "data/train.jsonl")
+    val, val_overlong = prepare_examples(tokenizer, read_jsonl("data/val.jsonl"), p.max_seq_length,
+                                         p.overlong, "data/val.jsonl")
     if not train:
         raise PipelineError("data/train.jsonl: no training example fits max_seq_length "
-                            f"{p['max_seq_length']}; raise finetune.max_seq_length or check earlier stages' "
+                            f"{p.max_seq_length}; raise finetune.max_seq_length or check earlier stages' "
                             "metrics for where the pairs were dropped.")
     return records, train, val, overlong + val_overlong
 
 
-def fine_tune(params, base, out, work):
-    """Train the student from `base` into `out`, checkpointing to `work` (removed
-    when the run ends). Returns metrics/train.json's content on the main process, else None."""
-    p = params["finetune"]
-    init_adapter = check_init_adapter(p["init_adapter"], out) if p["init_adapter"] else None
-    set_seed(p["seed"])
+def fine_tune(p, student, base, out, work):
+    """Train the student from `base` into `out` as `p` (the finetune section) says,
+    checkpointing to `work` (removed when the run ends); `student`: the student section.
+    Returns metrics/train.json's content on the main process, else None."""
+    init_adapter = check_init_adapter(p.init_adapter, out) if p.init_adapter else None
+    set_seed(p.seed)
     model, tokenizer = load_model(base, quantization_config=quantization_config(p))
     records, train, val, overlong = examples(tokenizer, p)
     model = trainable_model(model, p, init_adapter)
-    if p["gradient_checkpointing"]:
+    if p.gradient_checkpointing:
         model.enable_input_require_grads()
-    run_id = fingerprint(p, params["student"]["model"], world_size(), file_digest("data/train.jsonl"),
+    run_id = fingerprint(p, student.model, world_size(), file_digest("data/train.jsonl"),
                          file_digest("data/val.jsonl"), file_digest(f"{base}/config.json"),
                          init_adapter and file_digest(init_adapter))
-    checkpoint = resume_point(work, run_id) if p["resume"] else None
+    checkpoint = resume_point(work, run_id) if p.resume else None
     trainer = Trainer(model=model, args=training_arguments(p, work, len(train), has_val=bool(val)),
                       train_dataset=train, eval_dataset=val or None,
                       data_collator=PadCollator(tokenizer.pad_token_id), processing_class=tokenizer)
@@ -81,8 +81,8 @@ def fine_tune(params, base, out, work):
     trainer.save_model(out)  # on every process: under FSDP the weights are gathered from all of them
     if not is_main_process():
         return None
-    write_json(f"{out}/{LAYOUT_FILE}", {**prompt_layout(records), "method": p["method"]})
-    if p["merge"] and p["method"] == "lora":
+    write_json(f"{out}/{LAYOUT_FILE}", {**prompt_layout(records), "method": p.method})
+    if p.merge and p.method == "lora":
         merge_adapter(base, out, f"{out}/merged")
     train_curve, val_curve = curves_from_history(trainer.state.log_history)
     if start_loss is not None:

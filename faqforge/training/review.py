@@ -92,9 +92,9 @@ def apply_review(pairs, state, pools, evalset, decontaminate, dedup, require=Fal
                                         "reviewer": s["reviewer"], "time": s["time"]})
     people = [p for p in kept if p.get("edited")] + human
     if people:
-        clean, leaked = contamination(people, evalset(), **decontaminate)
+        clean, leaked = contamination(people, evalset(), decontaminate)
         leaked_ids = {p["id"] for p in leaked}
-        removed += [{**p, "dropped_by": "split", "reason": "eval leak after review"} for p in leaked]
+        removed += [dropped(p, "split", "eval leak after review", p["why"]) for p in leaked]
         kept = [p for p in kept if p["id"] not in leaked_ids]
         human = [p for p in human if p["id"] not in leaked_ids]
     kept, removed = _prefer_people(kept, human, removed, dedup)
@@ -119,9 +119,9 @@ def _prefer_people(kept, human, removed, dedup):
     written = {p["id"] for p in people}
     texts = [pair_prompt(p) for p in pairs]
     order = [(0 if p["id"] in written else 1, i) for i, p in enumerate(pairs)]
-    decisions = duplicate_decisions(texts, order, dedup["scorer"], dedup["threshold"])
+    decisions = duplicate_decisions(texts, order, dedup.scorer, dedup.threshold)
     gone = {}
-    for j, (i, score, why) in decisions.items():
+    for j, (i, score, _, why) in decisions.items():
         if pairs[i]["id"] in written and pairs[j]["id"] not in written:
             gone[j] = dropped(pairs[j], "split", "duplicate of a person's pair", f"{why} (duplicate of "
                               f"{pairs[i]['id']}, written by a person)", duplicate_of=pairs[i]["id"], score=score)

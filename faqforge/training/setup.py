@@ -10,13 +10,9 @@ from pathlib import Path
 import torch
 import transformers
 
-from faqforge.core.config import checked
 from faqforge.core.io import PipelineError
 from faqforge.core.records import dropped
-from faqforge.core.sections import Finetune, choices
 from faqforge.models.checkpoints import chat_prompt, checkpoint_kind
-
-OVERLONG = choices(Finetune, "overlong")
 
 
 def tokenize_example(tokenizer, messages):
@@ -32,12 +28,10 @@ def tokenize_example(tokenizer, messages):
     return {"input_ids": encoded.input_ids, "labels": labels}
 
 
-def prepare_examples(tokenizer, records, max_seq_length, overlong="skip", source="data/train.jsonl"):
+def prepare_examples(tokenizer, records, max_seq_length, overlong, source="data/train.jsonl"):
     """(examples, over-long records). An example longer than `max_seq_length` is
     never cut mid-answer: it is set aside with its length and reason, or, with
     `overlong: error`, the run stops naming the records."""
-    if overlong not in OVERLONG:
-        raise PipelineError(f"params.yaml: finetune.overlong: unknown value {overlong!r}; choose skip or error.")
     examples, skipped = [], []
     for record in records:
         example = tokenize_example(tokenizer, record["messages"])
@@ -78,7 +72,7 @@ class PadCollator:
 def quantization_config(params, cuda=None):
     """The bitsandbytes config for `finetune.quantization: 4bit` (QLoRA), None
     for full precision; a clear error where 4-bit cannot run."""
-    mode = checked("finetune", params)["quantization"]
+    mode = params.quantization
     if mode == "none":
         return None
     cuda = torch.cuda.is_available() if cuda is None else cuda
@@ -107,7 +101,7 @@ def mixed_precision(params, cuda=None, cpu_bf16=None):
     """(bf16, fp16) flags for TrainingArguments: `auto` is bf16 on a GPU that
     has it, fp16 on an older GPU, bf16 autocast on a CPU with native bfloat16,
     float32 on other CPUs. The weights stay float32 in every case."""
-    mode = checked("finetune", params)["precision"]
+    mode = params.precision
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if mode == "auto":
         if cuda:
@@ -134,10 +128,9 @@ def check_init_adapter(path, out_dir):
 def trainable_model(model, params, init_adapter=None):
     """The student to train: LoRA weights on the frozen base (finetune.method
     lora), or every weight (full, the RAFT recipe's choice; for small students)."""
-    params = checked("finetune", params)
-    if params["method"] == "lora":
+    if params.method == "lora":
         return lora_model(model, params, init_adapter)
-    if init_adapter or params["quantization"] != "none":
+    if init_adapter or params.quantization != "none":
         raise PipelineError("params.yaml: finetune.method: full trains every weight: it takes neither "
                             "init_adapter nor quantization (those are LoRA's); set them to null and none.")
     for parameter in model.parameters():
@@ -170,10 +163,10 @@ def lora_model(model, params, init_adapter=None):
     from peft import LoraConfig, PeftModel, get_peft_model
     if getattr(model, "is_loaded_in_4bit", False):
         from peft import prepare_model_for_kbit_training
-        model = prepare_model_for_kbit_training(model, params["gradient_checkpointing"])
+        model = prepare_model_for_kbit_training(model, params.gradient_checkpointing)
     if init_adapter:
         return PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
-    config = LoraConfig(r=params["lora_r"], lora_alpha=params["lora_alpha"],
-                        lora_dropout=params["lora_dropout"], target_modules=params["target_modules"],
+    config = LoraConfig(r=params.lora_r, lora_alpha=params.lora_alpha,
+                        lora_dropout=params.lora_dropout, target_modules=params.target_modules,
                         task_type="CAUSAL_LM")
     return get_peft_model(model, config)

@@ -31,7 +31,6 @@ from faqforge.core.records import (
     stable_unit,
 )
 from faqforge.core.review import REVIEW_FILE
-from faqforge.core.sections import Raft, choices
 
 DOCS = "data/docs"
 TOP_SOURCE = "docs"  # the source of documents directly in data/docs/
@@ -60,8 +59,6 @@ def to_messages(pair, system_prompt, passages=None, answer=None):
     return record
 
 
-TARGETS = choices(Raft, "target")
-ORDERS = choices(Raft, "order")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -109,13 +106,7 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
     (`order: retrieved`) or shuffled (`order: shuffled`). Every record carries
     `kind` (oracle, no_oracle, refusal), the passage ids and the oracle's
     number."""
-    k, target, order = params["passages"], params["target"], params["order"]
-    if k < 1:
-        raise PipelineError(f"params.yaml: split.raft.passages must be at least 1, got {k}")
-    if target not in TARGETS:
-        raise PipelineError(f"params.yaml: split.raft.target: {target!r} is not one of {', '.join(TARGETS)}")
-    if order not in ORDERS:
-        raise PipelineError(f"params.yaml: split.raft.order: {order!r} is not one of {', '.join(ORDERS)}")
+    k, target, order = params.passages, params.target, params.order
     by_chunk = {}
     for passage in retriever.passages:
         by_chunk.setdefault(passage["chunk_id"], []).append(passage)
@@ -134,7 +125,7 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
             else None
         for draw in range(1, draws + 1):
             salt = "oracle" if draw == 1 else f"oracle{draw}"
-            with_oracle = oracle is not None and stable_unit(salt, seed, pair["id"]) < params["oracle_p"]
+            with_oracle = oracle is not None and stable_unit(salt, seed, pair["id"]) < params.oracle_p
             near = others[:3 * k]
             pool = others if draw == 1 else rng.sample(near, min(k, len(near)))
             shown = arrange(pool[:k - 1] + [oracle], oracle) if with_oracle else arrange(pool[:k])
@@ -148,7 +139,7 @@ def raft_records(pairs, retriever, system_prompt, params, seed, draws=1):
                                  shown, answer)
             record = _raft_fields(record, pair, shown, "oracle" if with_oracle else "no_oracle", n)
             records.append(record if draw == 1 else {**record, "draw": draw, "pair_id": pair["id"]})
-        if stable_unit("refusal", seed, pair["id"]) < params["refusal_share"]:
+        if stable_unit("refusal", seed, pair["id"]) < params.refusal_share:
             shown = _unrelated(pair, others, retriever.passages, k, rng)
             if not shown:  # every passage holds this answer: no refusal to teach
                 continue
@@ -224,25 +215,20 @@ def source_of(doc):
 
 
 def mix_settings(mix, sources):
-    """split.mix as {source: (weight, max_pairs)}: a number is a weight; a
-    mapping may give `weight` and `max_pairs`. Unknown sources are errors."""
+    """split.mix (the section's value) as {source: (weight, max_pairs)}: a number
+    is a weight, a SourceMix gives both. A source the data does not have is an error."""
     settings = {}
-    for source, value in (mix or {}).items():
+    for source, value in mix.items():
         if source not in sources:
             raise PipelineError(f"params.yaml: split.mix: no source {source!r}; the sources (sub-folders of "
                                 f"data/docs/, and {TOP_SOURCE!r} for files directly in it) are: "
                                 f"{', '.join(sorted(sources))}")
-        value = value if isinstance(value, dict) else {"weight": value}
-        weight, cap = value.get("weight", 1), value.get("max_pairs")
-        if not isinstance(weight, (int, float)) or weight < 0 or (cap is not None and (not isinstance(cap, int)
-                                                                                      or cap < 0)):
-            raise PipelineError(f"params.yaml: split.mix.{source}: weight must be a number >= 0 and max_pairs "
-                                f"an integer >= 0 or null, got {value!r}")
-        settings[source] = (float(weight), cap)
+        settings[source] = ((float(value), None) if isinstance(value, (int, float))
+                            else (float(value.weight), value.max_pairs))
     return settings
 
 
-def mix_sources(train, mix, seed, by="group"):
+def mix_sources(train, mix, seed, by):
     """Re-weight the training pairs by source: (mixed, dropped, table).
 
     A weight w repeats every group of the source floor(w) times and, ranked by
@@ -284,7 +270,7 @@ def mix_sources(train, mix, seed, by="group"):
     return mixed, removed, table
 
 
-def split_pairs(pairs, val_fraction, seed, by="group"):
+def split_pairs(pairs, val_fraction, seed, by):
     """(train, val) lists of pairs. With at least two keys, val is never empty
     and train is never empty: the smallest-hash key moves if needed."""
     keys = sorted({split_key(p, by) for p in pairs})

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 import transformers
 
-from faqforge.core.config import checked
 from faqforge.core.io import PipelineError, write_json
 from faqforge.models.checkpoints import load_model
 from faqforge.training.setup import mixed_precision
@@ -40,30 +39,30 @@ def training_arguments(params, output_dir, n_train, has_val=True):
     """TrainingArguments from the finetune params. The number of steps counts
     every process: one step is batch_size x grad_accum x processes examples."""
     cuda = torch.cuda.is_available()
-    global_batch = params["batch_size"] * params["grad_accum"] * world_size()
+    global_batch = params.batch_size * params.grad_accum * world_size()
     steps_per_epoch = math.ceil(n_train / global_batch)
-    max_steps = params["max_steps"] if params["max_steps"] > 0 else steps_per_epoch * params["epochs"]
+    max_steps = params.max_steps if params.max_steps > 0 else steps_per_epoch * params.epochs
     bf16, fp16 = mixed_precision(params, cuda)
     return transformers.TrainingArguments(
         output_dir=output_dir,
-        per_device_train_batch_size=params["batch_size"],
-        per_device_eval_batch_size=params["batch_size"],
-        gradient_accumulation_steps=params["grad_accum"],
-        learning_rate=params["learning_rate"],
-        lr_scheduler_type=params["lr_scheduler"],
-        warmup_steps=params["warmup_steps"],
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=params.batch_size,
+        gradient_accumulation_steps=params.grad_accum,
+        learning_rate=params.learning_rate,
+        lr_scheduler_type=params.lr_scheduler,
+        warmup_steps=params.warmup_steps,
         max_steps=max_steps,
         logging_steps=1,
         eval_strategy="steps" if has_val else "no",
-        eval_steps=max(1, params["eval_every"]),
-        save_strategy="steps" if params["save_every"] > 0 else "no",
-        save_steps=max(1, params["save_every"]),
+        eval_steps=max(1, params.eval_every),
+        save_strategy="steps" if params.save_every > 0 else "no",
+        save_steps=max(1, params.save_every),
         save_total_limit=1,
-        seed=params["seed"],
-        data_seed=params["seed"],
-        activation_checkpointing=params["gradient_checkpointing"],
+        seed=params.seed,
+        data_seed=params.seed,
+        activation_checkpointing=params.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False},
-        train_sampling_strategy="group_by_length" if params["group_by_length"] else "random",
+        train_sampling_strategy="group_by_length" if params.group_by_length else "random",
         include_num_input_tokens_seen="non_padding",
         bf16=bf16,
         fp16=fp16,
@@ -196,7 +195,7 @@ NOT_TRAINING = ("merge", "resume", "save_every", "overlong")  # knobs that leave
 def fingerprint(params, *parts):
     """A short hash of everything that decides a training run: the finetune
     params that shape training, and `parts` (data, base model, processes)."""
-    shaping = {k: v for k, v in params.items() if k not in NOT_TRAINING}
+    shaping = params.model_dump(exclude=set(NOT_TRAINING))
     return hashlib.sha256(json.dumps([shaping, *parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -284,11 +283,10 @@ def launch_command(params, script):
     """The command that runs `script` in `finetune.num_processes` processes:
     torchrun (DDP), or accelerate launch with `finetune.accelerate_config`
     (FSDP, several nodes)."""
-    params = checked("finetune", params)
-    n = params["num_processes"]
-    if params["launcher"] == "torchrun":
+    n = params.num_processes
+    if params.launcher == "torchrun":
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", script]
-    config = params["accelerate_config"]
+    config = params.accelerate_config
     if config and not Path(config).exists():
         raise PipelineError(f"params.yaml: finetune.accelerate_config: {config} not found.")
     return ([sys.executable, "-m", "accelerate.commands.launch", f"--num_processes={n}"]

@@ -35,7 +35,7 @@ function el(tag, attrs, ...children) {
 function stateBadges(row) {
   const out = [];
   if (row.human) out.push(el("span", { class: "badge person" }, "by a person"));
-  if (row.dropped_by) out.push(el("span", { class: "badge dropped", title: row.drop_why || "" },
+  if (row.dropped_by) out.push(el("span", { class: "badge dropped", title: [row.drop_meaning, row.drop_why].filter(Boolean).join(": ") },
                                   `dropped by ${row.dropped_by}: ${row.drop_reason}`));
   const review = row.review;
   if (review && review.status) out.push(el("span", { class: `badge ${review.status}` },
@@ -47,7 +47,7 @@ function stateBadges(row) {
 
 function filters() {
   const params = new URLSearchParams();
-  for (const id of ["q", "doc", "source", "verdict", "min_score", "max_score", "state", "reviewed"]) {
+  for (const id of ["q", "doc", "source", "verdict", "min_score", "max_score", "state", "reason", "reviewed"]) {
     if ($(id).value !== "") params.set(id, $(id).value);
   }
   params.set("page", view.page);
@@ -268,6 +268,9 @@ $("chat-form").addEventListener("submit", async (event) => {
       $("add-doc").append(el("option", { value: doc }, doc.replace("data/docs/", "")));
     }
     for (const [source, n] of facets.sources) $("source").append(el("option", { value: source }, `${source} (${n})`));
+    for (const [code, n, meaning] of facets.reasons) {
+      $("reason").append(el("option", { value: code, title: meaning || "" }, `${code} (${n})`));
+    }
   } catch (error) { say(error.message, "error"); }
   load();
 })();
