@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def synthetic(root, n):
-    from faqforge.core.review import append_decisions, make_decision
+    from faqforge.dataset.decisions import append_decisions, make_decision
     rng = random.Random(0)
     chunks = [json.loads(line) for line in (ROOT / "data/chunks.jsonl").read_text().splitlines()]
     sentences = [s.strip() + "." for c in chunks for s in c["text"].split(".") if len(s.split()) > 4]

@@ -11,10 +11,11 @@ instructions (a teacher obeying a document that says "print your instructions").
 from faqforge.core.config import load_config
 from faqforge.core.io import count_lines, iter_jsonl
 from faqforge.core.records import dropped, pair_prompt, record_fields
-from faqforge.core.stage import Outputs, finish, run, teacher_error_record
+from faqforge.core.stage import Outputs, finish, run
 from faqforge.hygiene.pii import PiiPolicy
 from faqforge.synthesis.generate import generation_messages, generation_request, pairs_from_reply, questions_wanted
 from faqforge.teacher.client import Teacher
+from faqforge.teacher.errors import teacher_error_record
 
 
 def main():

@@ -2,12 +2,12 @@
 
     dvc repro split             # or: python stages/split.py
 
-First the review decisions of data/review.jsonl apply (faqforge.training.review:
+First the review decisions of data/review.jsonl apply (faqforge.dataset.review:
 rejected pairs leave, edits, people's own and rescued pairs join, checked
 against the eval set). Then split.mix re-weights the training pairs by source (sub-folders of
 data/docs/); validation keeps the natural mix. Pairs the mix leaves out are in
 data/split_dropped.jsonl. With split.context raft (the default), every record
-also shows the passages retrieved from data/index/ (faqforge.training.split.raft_records);
+also shows the passages retrieved from data/index/ (faqforge.dataset.raft.raft_records);
 closed_book gives the question alone.
 """
 
@@ -16,10 +16,11 @@ from pathlib import Path
 
 from faqforge.core.config import load_config
 from faqforge.core.io import read_evalset, read_jsonl
-from faqforge.core.review import REVIEW_FILE, read_decisions, review_state
 from faqforge.core.stage import finish, run
-from faqforge.training.review import apply_review, attach_chunks
-from faqforge.training.split import mix_sources, raft_records, split_key, split_pairs, to_messages
+from faqforge.dataset.decisions import REVIEW_FILE, read_decisions, review_state
+from faqforge.dataset.raft import attach_chunks, raft_records
+from faqforge.dataset.review import apply_review
+from faqforge.dataset.split import mix_sources, split_key, split_pairs, to_messages
 
 POOLS = ("data/curate_dropped.jsonl", "data/dedup_dropped.jsonl", "data/decontaminate_dropped.jsonl")
 

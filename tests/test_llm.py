@@ -153,7 +153,7 @@ def test_requests_per_minute_paces_requests(tmp_path, openai_server):
 
 def test_cost_is_accounted_and_budget_stops_before_it_is_passed(tmp_path, openai_server):
     from faqforge.core.io import PipelineError
-    from faqforge.core.stage import check_error_rate
+    from faqforge.teacher.errors import check_error_rate
     prices = {"usd_per_1m_prompt_tokens": 1000.0, "usd_per_1m_completion_tokens": 2000.0, "concurrency": 1}
     teacher = Teacher(openai_params(openai_server, **prices), cache_dir=tmp_path / "a")
     teacher.chat([[{"role": "user", "content": "one"}]])

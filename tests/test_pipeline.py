@@ -433,7 +433,7 @@ def test_the_reliability_page_names_tests_that_exist():
 def test_a_review_decision_reruns_split_and_what_follows_only(pipeline_run):
     """A decision appended to data/review.jsonl: dvc status shows split and report changed, dvc repro
     runs split and the stages after it, the rejected pair is gone and the report counts it."""
-    from faqforge.core.review import append_decisions, make_decision
+    from faqforge.dataset.decisions import append_decisions, make_decision
     project, _ = pipeline_run
     review = project / "data/review.jsonl"
     target = next(p for p in read_jsonl(project / "data/qa_augmented.jsonl") if "variant_of" not in p)
@@ -561,7 +561,7 @@ def test_review_in_a_browser_reaches_the_training_data(pipeline_run, browser, tm
             browser.find_element(By.ID, "add-submit").click()
             done("added human-")
         assert (tmp_path / "review-pairs.png").stat().st_size > 10_000
-        from faqforge.core.review import human_pair_id, read_decisions
+        from faqforge.dataset.decisions import human_pair_id, read_decisions
         decisions = read_decisions(review)
         assert [(d["action"], d["pair_id"]) for d in decisions] == [
             ("approve", approve["id"]), ("reject", reject["id"]), ("edit", edit["id"]),

@@ -1,4 +1,4 @@
-"""RAFT training records (faqforge.training.split.raft_records) and split.context."""
+"""RAFT training records (faqforge.dataset.raft.raft_records) and split.context."""
 
 import json
 import subprocess
@@ -61,7 +61,7 @@ def built(tmp_path_factory):
 
 
 def test_raft_records_hold_the_oracle_at_its_share_with_distractors_from_other_documents(built):
-    from faqforge.training.split import raft_records
+    from faqforge.dataset.raft import raft_records
     retriever, pairs = built
     records = raft_records(pairs, retriever, SYSTEM, RAFT, seed=0)
     by_id = {p["passage_id"]: p for p in retriever.passages}
@@ -88,7 +88,7 @@ def test_raft_records_hold_the_oracle_at_its_share_with_distractors_from_other_d
 
 
 def test_refusal_records_show_passages_that_do_not_answer(built):
-    from faqforge.training.split import raft_records
+    from faqforge.dataset.raft import raft_records
     retriever, pairs = built
     records = raft_records(pairs, retriever, SYSTEM, RAFT, seed=0)
     refusals = [r for r in records if r["kind"] == "refusal"]
@@ -103,7 +103,7 @@ def test_refusal_records_show_passages_that_do_not_answer(built):
 
 
 def test_raft_records_are_deterministic_and_follow_the_seed(built):
-    from faqforge.training.split import raft_records
+    from faqforge.dataset.raft import raft_records
     retriever, pairs = built
     first = raft_records(pairs, retriever, SYSTEM, RAFT, seed=0)
     assert first == raft_records(pairs, retriever, SYSTEM, RAFT, seed=0)
@@ -113,7 +113,7 @@ def test_raft_records_are_deterministic_and_follow_the_seed(built):
 
 
 def test_quoted_pairs_answer_with_the_quote_and_the_passage_that_holds_it(built):
-    from faqforge.training.split import raft_records
+    from faqforge.dataset.raft import raft_records
     retriever, pairs = built
     quoted = [{**p, "quote": p["answer"].split(",")[1].strip()} for p in pairs[:40]]
     records = raft_records(quoted, retriever, SYSTEM, changed(RAFT, refusal_share=0), seed=0)
@@ -130,7 +130,7 @@ def test_quoted_pairs_answer_with_the_quote_and_the_passage_that_holds_it(built)
 
 
 def test_evidence_is_the_passage_sentences_that_state_the_answer_verbatim():
-    from faqforge.training.split import evidence
+    from faqforge.dataset.raft import evidence
     passage = ("Run make setup once. A vLLM server started without --api-key accepts any key, so you do not "
                "need to set the environment variable. Logs go to stderr.")
     garbled = "The server is started with --api-key. The server accepts any key. You need the variable."
@@ -144,7 +144,7 @@ def test_evidence_is_the_passage_sentences_that_state_the_answer_verbatim():
 
 
 def test_evidence_targets_copy_the_oracle_sentence_and_cite_it(built):
-    from faqforge.training.split import raft_records
+    from faqforge.dataset.raft import raft_records
     retriever, pairs = built
     reworded = [{**p, "answer": p["answer"].replace("For ", "Regarding ").replace(" every ", " about every ")}
                 for p in pairs[:40]]
@@ -164,7 +164,7 @@ def test_evidence_targets_copy_the_oracle_sentence_and_cite_it(built):
 
 
 def test_further_draws_show_the_pair_again_with_other_distractors_and_order(built):
-    from faqforge.training.split import raft_records
+    from faqforge.dataset.raft import raft_records
     retriever, pairs = built
     one = raft_records(pairs, retriever, SYSTEM, changed(RAFT, refusal_share=0), seed=0)
     two = raft_records(pairs, retriever, SYSTEM, changed(RAFT, refusal_share=0), seed=0, draws=2)
@@ -182,7 +182,7 @@ def test_further_draws_show_the_pair_again_with_other_distractors_and_order(buil
 
 
 def test_retrieved_order_shows_the_passages_as_the_retriever_ranks_them(built):
-    from faqforge.training.split import raft_records
+    from faqforge.dataset.raft import raft_records
     retriever, pairs = built
     records = raft_records(pairs, retriever, SYSTEM, changed(RAFT, order="retrieved", refusal_share=0.2), seed=0)
     ranking = retriever.search([p["question"] for p in pairs], len(retriever.passages))
@@ -206,7 +206,7 @@ def test_retrieved_order_shows_the_passages_as_the_retriever_ranks_them(built):
 def test_an_oracle_the_retriever_misses_is_not_always_shown_last(built):
     """Shown last, it would teach the model that the last passage answers; at answer time
     the retriever does not show it at all."""
-    from faqforge.training.split import raft_records
+    from faqforge.dataset.raft import raft_records
     retriever, pairs = built
     vague = [{**p, "question": f"What should I know? ({p['id']})"} for p in pairs]   # matches no passage
     records = raft_records(vague, retriever, SYSTEM, changed(RAFT, order="retrieved", oracle_p=1.0,

@@ -7,7 +7,7 @@ import multiprocessing
 import pytest
 
 from faqforge.core.io import PipelineError
-from faqforge.core.review import (
+from faqforge.dataset.decisions import (
     append_decisions,
     human_pair_id,
     make_decision,
@@ -118,7 +118,7 @@ def _pools():
 def _apply(decisions, require=False):
     from conftest import ROOT
     from faqforge.core.io import read_evalset
-    from faqforge.training.review import apply_review
+    from faqforge.dataset.review import apply_review
     from support.sections import section
     return apply_review(_pairs(), review_state(decisions), _pools(),
                         lambda: read_evalset(ROOT / "data/eval/evalset.json"), section("decontaminate"),

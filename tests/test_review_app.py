@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT, call
 from faqforge.core.reasons import REASONS
-from faqforge.core.review import human_pair_id, read_decisions
+from faqforge.dataset.decisions import human_pair_id, read_decisions
 from faqforge.review.app import create_review_app
 from faqforge.review.store import Store
 from test_serve import running

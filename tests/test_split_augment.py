@@ -1,7 +1,7 @@
 import pytest
 
+from faqforge.dataset.split import split_pairs, to_messages
 from faqforge.synthesis.augment import example_questions, paraphrase_messages, parse_paraphrases, variants_of
-from faqforge.training.split import split_pairs, to_messages
 from support.sections import changed, section
 
 
@@ -86,10 +86,10 @@ def test_paraphrase_copying_an_example_is_dropped():
 
 def test_instruction_triples_flow_through_dedup_decontaminate_augment_split():
     from faqforge.core.sections import Decontaminate, Dedup
+    from faqforge.dataset.split import to_messages
     from faqforge.refinement.decontaminate import contamination
     from faqforge.refinement.dedup import near_duplicate_clusters
     from faqforge.synthesis.augment import variants_of
-    from faqforge.training.split import to_messages
     triple = {"id": "t1", "chunk_id": "c", "doc": "d", "instruction": "Explain how dvc push works",
               "input": "with an S3 remote", "output": "It uploads the cache to the remote."}
     copy = {**triple, "id": "t2", "output": "It uploads cached files to S3."}
@@ -145,14 +145,14 @@ def mix_corpus():
 
 
 def test_sources_are_the_subfolders_of_data_docs():
-    from faqforge.training.split import source_of
+    from faqforge.dataset.split import source_of
     assert source_of("data/docs/manual/part1.md") == "manual"
     assert source_of("data/docs/manual/deep/x.pdf") == "manual"
     assert source_of("data/docs/readme.md") == "docs"
 
 
 def test_mix_upweights_caps_and_thins_sources_with_whole_groups_deterministically():
-    from faqforge.training.split import mix_sources
+    from faqforge.dataset.split import mix_sources
     pairs = mix_corpus()
     mixed, removed, table = mix_sources(pairs, mix({"manual": {"weight": 0.5, "max_pairs": 40}, "faq": 3}), seed=0, by="group")
     assert table == {"docs": {"pairs_before": 3, "weight": 1.0, "max_pairs": None, "pairs_after": 3},
@@ -177,7 +177,7 @@ def test_mix_upweights_caps_and_thins_sources_with_whole_groups_deterministicall
 
 def test_a_mix_source_the_data_lacks_is_named_with_the_sources_it_has():
     from faqforge.core.io import PipelineError
-    from faqforge.training.split import mix_sources
+    from faqforge.dataset.split import mix_sources
     with pytest.raises(PipelineError, match="split.mix: no source 'manuals'; the sources .* are: docs, faq, manual"):
         mix_sources(mix_corpus(), mix({"manuals": 2}), seed=0, by="group")
 

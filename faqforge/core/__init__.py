@@ -3,8 +3,8 @@
 and records looked up by a field on disk (lookup),
 the Q&A record's fields and helpers (records), why a record is dropped (reasons:
 every reason code and what it means), the chat contract a student is
-trained and asked with (chat_format), people's decisions on the pairs (review)
-and grades of the evaluation's answers (grades), and what every stage script
+trained and asked with (chat_format), people's grades of the evaluation's
+answers (grades), and what every stage script
 shares (stage: error exits and the shared tail writing records, drops and
 metrics).
 

@@ -1,5 +1,5 @@
-"""What every stage script shares: clean error exits, the teacher's error checks and the
-shared tail that writes a stage's records, its drops and its metrics."""
+"""What every stage script shares: clean error exits and the shared tail that writes
+a stage's records, its drops and its metrics (and has the teacher check its errors)."""
 
 import contextlib
 import json
@@ -8,7 +8,6 @@ import time
 from collections import Counter
 
 from faqforge.core.io import PipelineError, atomic_path, write_json, write_jsonl
-from faqforge.core.records import dropped
 
 
 def run(main):
@@ -57,26 +56,6 @@ class Outputs:
         self.reasons[record.get("reason", "unknown")] += 1
 
 
-def teacher_error_record(record, stage, reply):
-    """A record dropped because its teacher request failed, with the (redacted) server message."""
-    return dropped(record, stage, "teacher error", f"teacher error {reply['error']}", message=reply.get("message"))
-
-
-def check_error_rate(stage, stats, max_error_rate):
-    """Fail the stage, after its outputs are written, when too many calls failed."""
-    calls = stats["calls"]
-    unsent = stats["errors_by_kind"].get("BudgetExhausted", 0)
-    if unsent:
-        raise PipelineError(
-            f"{stage}: stopped at teacher.budget_usd (${stats['cost_usd']:.4f} spent); {unsent} requests were not "
-            f"sent. Everything answered is written and cached: raise the budget and rerun `dvc repro`.")
-    if calls and stats["errors"] / calls > max_error_rate:
-        raise PipelineError(
-            f"{stage}: {stats['errors']} of {calls} teacher calls failed "
-            f"({stats['errors_by_kind']}), above max_error_rate {max_error_rate}; the answered ones are cached, "
-            f"see data/{stage}_dropped.jsonl for the errors, fix the teacher endpoint and rerun `dvc repro`.")
-
-
 def finish(stage, records_in, kept, dropped, details=None, teacher=None, max_error_rate=None, summary=None):
     """The end every record stage shares. Writes what the stage `kept`
     ({path: records}, streamed; or the count of records a stage that streams its
@@ -113,5 +92,5 @@ def finish(stage, records_in, kept, dropped, details=None, teacher=None, max_err
           + (f"; teacher {teacher.stats['calls']} calls, {teacher.stats['cache_hits']} cached, "
              f"${teacher.stats['cost_usd']:.4f}" if teacher is not None else ""))
     if teacher is not None:
-        check_error_rate(stage, teacher.stats, max_error_rate)
+        teacher.check_errors(stage, max_error_rate)
     return metrics

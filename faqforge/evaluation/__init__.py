@@ -7,5 +7,5 @@ reports/data.md: gathered (data_report), counted (data_stats) and rendered
 (data_render).
 
 May import: faqforge.core, faqforge.hygiene, faqforge.models, faqforge.documents,
-faqforge.teacher, faqforge.refinement, faqforge.training.
+faqforge.teacher, faqforge.refinement, faqforge.dataset.
 """

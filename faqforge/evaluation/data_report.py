@@ -13,7 +13,8 @@ from collections import Counter
 from faqforge.core.io import atomic_path, iter_jsonl, read_evalset, read_json, read_jsonl, write_text
 from faqforge.core.lookup import RecordLookup
 from faqforge.core.records import pair_prompt, pair_response, prompt_field, response_field
-from faqforge.core.review import REVIEW_FILE, read_decisions, review_state
+from faqforge.dataset.decisions import REVIEW_FILE, read_decisions, review_state
+from faqforge.dataset.split import source_of
 from faqforge.evaluation.data_render import render, render_hygiene, render_mix, render_review
 from faqforge.evaluation.data_stats import (
     COUNTED,
@@ -29,7 +30,6 @@ from faqforge.evaluation.data_stats import (
 )
 from faqforge.hygiene.language import LanguageFilter
 from faqforge.refinement.decontaminate import AUDIT_ANSWER_CONTAINMENT, AUDIT_QUESTION_JACCARD, audit
-from faqforge.training.split import source_of
 
 STAGES = ("ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split")
 AUDIT_BATCH = 10_000   # pairs checked against the eval set together

@@ -1,6 +1,6 @@
 """The review loop in the browser: people vet the generated pairs, add their own
 and try the bot, every decision appended to data/review.jsonl (the format:
-faqforge.core.review; the split stage applies it), and grade the evaluation's
+faqforge.dataset.decisions; the split stage applies it), and grade the evaluation's
 answers, appended to data/eval/grades.jsonl (faqforge.core.grades; the evaluate
 stage reads it). The pairs with their chunks, verdicts, clusters and decisions,
 filtered in memory (store); the evaluation's questions and answers to grade
@@ -8,5 +8,5 @@ filtered in memory (store); the evaluation's questions and answers to grade
 (app, static/); the command (serve).
 
 May import: faqforge.core, faqforge.hygiene, faqforge.models, faqforge.documents, faqforge.refinement,
-faqforge.training, faqforge.answering.
+faqforge.dataset, faqforge.answering.
 """

@@ -16,7 +16,8 @@ from pathlib import Path
 from faqforge.core.io import PipelineError, read_evalset, read_jsonl
 from faqforge.core.reasons import REASONS
 from faqforge.core.records import grounding_score, pair_prompt, pair_response
-from faqforge.core.review import (
+from faqforge.core.sections import Decontaminate
+from faqforge.dataset.decisions import (
     REVIEW_FILE,
     append_decisions,
     human_pair_id,
@@ -24,10 +25,9 @@ from faqforge.core.review import (
     read_decisions_from,
     review_state,
 )
-from faqforge.core.sections import Decontaminate
+from faqforge.dataset.review import rescue_refusal
+from faqforge.dataset.split import source_of
 from faqforge.refinement.decontaminate import contamination
-from faqforge.training.review import rescue_refusal
-from faqforge.training.split import source_of
 
 DEFAULT_RULE = Decontaminate()   # the decontaminate section's defaults, for a Store made without params.yaml
 

@@ -11,8 +11,8 @@ answer and the rewrite is recorded as dropped.
 import re
 
 from faqforge.core.records import dropped, normalise, pair_response, prompt_field, with_prompt, with_response
-from faqforge.core.stage import teacher_error_record
 from faqforge.refinement.decontaminate import contamination
+from faqforge.teacher.errors import teacher_error_record
 from faqforge.teacher.few_shot import few_shot
 
 _NUMBERING = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[QA]\d*[:.])\s*")

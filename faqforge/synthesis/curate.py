@@ -19,7 +19,7 @@ from faqforge.core.records import (
     pair_response,
     quote_in_text,
 )
-from faqforge.core.stage import teacher_error_record
+from faqforge.teacher.errors import teacher_error_record
 from faqforge.teacher.few_shot import few_shot
 from faqforge.teacher.verdict import parse_verdict
 

@@ -2,8 +2,9 @@
 (its sampling defaults, accounting, budget, streaming `map`, scrubbing replies,
 Ray through its public methods: ray_engine) over the completion parts of
 faqforge.models (an in-process model or an OpenAI-compatible client, behind the
-content cache); worked examples (few_shot) and the reader of a judge's YES/NO
-verdicts (verdict).
+content cache); its error policy, failed requests as drop records and the
+stage's error rate (errors); worked examples (few_shot) and the reader of a
+judge's YES/NO verdicts (verdict).
 
 May import: faqforge.core, faqforge.hygiene, faqforge.models.
 """

@@ -27,6 +27,7 @@ from faqforge.models.completion import Cached
 from faqforge.models.local import LocalModel, local_models
 from faqforge.models.openai_client import OpenAIClient
 from faqforge.models.sampling import Sampling
+from faqforge.teacher.errors import check_error_rate
 from faqforge.teacher.ray_engine import map_on_ray
 
 WINDOW = 1024   # items a streaming stage holds at most: in flight, or answered and waiting for the ones before
@@ -94,6 +95,11 @@ class Teacher:
     def close(self):
         """Seal this run's cache segment (also done at exit)."""
         self.cache.close()
+
+    def check_errors(self, stage, max_error_rate):
+        """Fail `stage` when too many of its requests failed or the budget stopped it
+        (faqforge.teacher.errors); called after the stage has written its outputs."""
+        check_error_rate(stage, self.stats, max_error_rate)
 
     def cost(self, prompt_tokens, completion_tokens):
         return (prompt_tokens * self.prices[0] + completion_tokens * self.prices[1]) / 1e6

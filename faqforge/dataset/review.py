@@ -1,4 +1,4 @@
-"""What the split stage does with data/review.jsonl (faqforge.core.review): people's
+"""What the split stage does with data/review.jsonl (faqforge.dataset.decisions): people's
 decisions applied to the pairs before they are split.
 
 - reject: the pair and its paraphrases leave, with the reviewer's reason.
@@ -15,8 +15,8 @@ A decision whose pair exists nowhere any more (its document changed) is
 reported as orphaned, never silently ignored.
 """
 
-from faqforge.core.records import dropped, grounding_score, pair_prompt, pair_response, prompt_field, response_field
-from faqforge.core.review import REVIEW_FILE
+from faqforge.core.records import dropped, pair_prompt, pair_response, prompt_field, response_field
+from faqforge.dataset.decisions import REVIEW_FILE
 from faqforge.refinement.decontaminate import contamination
 from faqforge.refinement.dedup import duplicate_decisions
 
@@ -48,7 +48,7 @@ def _edited(pair, state, own):
 
 def apply_review(pairs, state, pools, evalset, decontaminate, dedup, require=False):
     """(pairs, removed, summary): the reviewed pairs, the records removed (each with its
-    reason) and what the review did. `state` is core.review.review_state of the decisions,
+    reason) and what the review did. `state` is decisions.review_state of the decisions,
     `pools` the records curate, dedup and decontaminate dropped, `evalset` a function giving
     the eval set (read only when a person's text needs checking), `decontaminate` and `dedup`
     their params sections."""
@@ -126,21 +126,3 @@ def _prefer_people(kept, human, removed, dedup):
             gone[j] = dropped(pairs[j], "split", "duplicate of a person's pair", f"{why} (duplicate of "
                               f"{pairs[i]['id']}, written by a person)", duplicate_of=pairs[i]["id"], score=score)
     return [p for j, p in enumerate(pairs) if j not in gone], removed + list(gone.values())
-
-
-def attach_chunks(pairs, retriever, min_grounding=0.5):
-    """A person's pair has no chunk: give it the indexed passage that best states its answer
-    (among the top 5 for its question and answer, within its `doc` when one was given), so a
-    RAFT record shows it as the oracle and the answer cites it; left without one when no
-    passage states at least `min_grounding` of the answer."""
-    lonely = [i for i, p in enumerate(pairs) if not p.get("chunk_id")]
-    if not lonely:
-        return pairs
-    hits = retriever.search([f"{pair_prompt(pairs[i])} {pair_response(pairs[i])}" for i in lonely], 5)
-    pairs = list(pairs)
-    for i, found in zip(lonely, hits):
-        found = [h for h in found if not pairs[i].get("doc") or h["doc"] == pairs[i]["doc"]]
-        best = max(found, key=lambda h: grounding_score(pair_response(pairs[i]), h["text"]), default=None)
-        if best and grounding_score(pair_response(pairs[i]), best["text"]) >= min_grounding:
-            pairs[i] = {**pairs[i], "chunk_id": best["chunk_id"], "doc": best["doc"]}
-    return pairs

@@ -1,0 +1,7 @@
+"""From the cleaned pairs to the training records: people's review decisions,
+their file and state (decisions) and their application to the pairs (review);
+the train/validation split and the source mix (split); and the RAFT records
+that show each question with retrieved passages (raft).
+
+May import: faqforge.core, faqforge.documents, faqforge.refinement.
+"""
