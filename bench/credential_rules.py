@@ -4,21 +4,19 @@ params, prompts, bench notes, the eval set) and its own code, which is full of
 identifiers, model names, paths and hashes. Every span flagged is printed with
 its context, so each can be judged by eye; the sample corpus holds no credential.
 
-    .venv/bin/python bench/credential_rules.py
+    .venv/bin/python -m bench.credential_rules
 """
 
 import collections
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from faqforge.documents.chunking import find_documents
+from faqforge.documents.readers import read_document
+from faqforge.hygiene.secrets import find_credentials
 
-from faqforge.documents.chunking import find_documents  # noqa: E402
-from faqforge.documents.readers import read_document  # noqa: E402
-from faqforge.hygiene.secrets import find_credentials  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def scan(name, texts):

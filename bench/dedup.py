@@ -1,6 +1,6 @@
 """Dedup and decontamination against the alternatives a user would pick, in one run.
 
-    .venv/bin/python bench/dedup.py [n_pairs [sample]]      # default 100,000 and 20,000
+    .venv/bin/python -m bench.dedup [n_pairs [sample]]      # default 100,000 and 20,000
 
 Dedup (token_sort_ratio >= 90 on the normalised question, the default params):
 1. On a 20,000-pair sample of generated pairs (tests/synthetic.py: questions of
@@ -29,20 +29,19 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+from rapidfuzz import fuzz, process
+
+from faqforge.core.config import load_config
+from faqforge.core.records import normalise
+from faqforge.refinement.decontaminate import contamination
+from faqforge.refinement.dedup import near_duplicate_clusters, near_duplicate_neighbours
+from faqforge.refinement.fuzzy import similar_pairs
+from tests.support.synthetic import document_questions, near_copy, short_token_edit
+from tests.support.synthetic import pairs as synthetic_pairs
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-import numpy as np  # noqa: E402
-from datasketch import MinHash, MinHashLSH  # noqa: E402
-from rapidfuzz import fuzz, process  # noqa: E402
-
-from faqforge.core.config import load_config  # noqa: E402
-from faqforge.core.records import normalise  # noqa: E402
-from faqforge.refinement.decontaminate import contamination  # noqa: E402
-from faqforge.refinement.dedup import near_duplicate_clusters, near_duplicate_neighbours  # noqa: E402
-from faqforge.refinement.fuzzy import similar_pairs  # noqa: E402
-from synthetic import document_questions, near_copy, short_token_edit  # noqa: E402
-from synthetic import pairs as synthetic_pairs  # noqa: E402
 
 SAMPLE = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
 CONFIG = load_config(ROOT / "params.yaml", ["dedup", "decontaminate"])

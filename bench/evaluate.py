@@ -1,6 +1,6 @@
 """Batched answer generation against one question at a time, in the same run.
 
-    .venv/bin/python bench/evaluate.py [n_questions]
+    .venv/bin/python -m bench.evaluate [n_questions]
 
 The tuned student (models/base/ + models/adapter/, from `dvc repro finetune`
 or `dvc pull`) answers the questions of data/eval/evalset.json greedily with

@@ -1,7 +1,7 @@
 """Fine-tuning throughput: the stage's trainer against the transformers Trainer's own
 length grouping and a naive trainer, in the same run.
 
-    .venv/bin/python bench/finetune.py [steps]
+    .venv/bin/python -m bench.finetune [steps]
 
 Both train a LoRA adapter on the embedded student (models/base/ if the
 pipeline made it, else the embedded GGUF) with data/train.jsonl (run

@@ -1,7 +1,7 @@
 """Local generation: transformers' default key/value cache against the static
 cache and the shared-prompt-prefix read that `generate_chat` uses, in one run.
 
-    .venv/bin/python bench/generation.py [generate|curate] [n]
+    .venv/bin/python -m bench.generation [generate|curate] [n]
 
 `generate` (the default): the embedded teacher writes the generate stage's
 replies (its prompts, worked examples and JSON schemas from params.yaml,

@@ -1,6 +1,6 @@
 """Ingest throughput and memory on a generated 500-page PDF and a 20 MB Markdown tree.
 
-    .venv/bin/python bench/ingest.py
+    .venv/bin/python -m bench.ingest
 
 Baselines, measured in the same run:
   PDF       plain pypdf `extract_text()` over every page: the floor ingest cannot beat by much,
@@ -13,18 +13,15 @@ model's), hash. Peak memory is traced (tracemalloc) in a separate, untimed pass.
 """
 
 import random
-import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from faqforge.documents.chunking import TokenCounter, chunk_blocks, find_documents  # noqa: E402
-from faqforge.documents.readers import read_document  # noqa: E402
-from faqforge.models.checkpoints import checkpoint_source, load_tokenizer  # noqa: E402
-from pdf_factory import make_pdf  # noqa: E402
+from faqforge.documents.chunking import TokenCounter, chunk_blocks, find_documents
+from faqforge.documents.readers import read_document
+from faqforge.models.checkpoints import checkpoint_source, load_tokenizer
+from tests.support.pdf_factory import make_pdf
 
 WORDS = ("model adapter chunk teacher student pipeline metric remote cache token budget prompt "
          "evaluate train split curate document section page answer question").split()

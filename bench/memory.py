@@ -1,7 +1,7 @@
 """Peak memory of the ingest and dedup stages on big inputs: bounded, not growing with the input.
 
-    .venv/bin/python bench/memory.py                  # 2 GiB corpus: about 35 min on 2 cores
-    .venv/bin/python bench/memory.py --gib 0.2 --pairs 20000    # a quick look
+    .venv/bin/python -m bench.memory                  # 2 GiB corpus: about 35 min on 2 cores
+    .venv/bin/python -m bench.memory --gib 0.2 --pairs 20000    # a quick look
 
 Each stage runs as its own process (`python stages/<stage>.py` in a scratch
 project), and its peak resident memory is read from the kernel when it exits
@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 WORDS = ("model adapter chunk teacher student pipeline metric remote cache token budget prompt evaluate train "
          "split curate document section page answer question storage version experiment checkpoint").split()
@@ -99,7 +98,7 @@ def bench_ingest(work, gib):
 
 def bench_dedup(work, n_pairs):
     from faqforge.core.io import write_jsonl
-    from synthetic import pairs as synthetic_pairs
+    from tests.support.synthetic import pairs as synthetic_pairs
     project = scratch_project(work / "dedup")
     data = synthetic_pairs(n_pairs, 0.1, seed=1)
     reason = ("The answer is stated in the text and every fact in it is supported. " * 60)[:4000]

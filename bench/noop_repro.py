@@ -1,6 +1,6 @@
 """How long a `dvc repro` with nothing to do takes, after a full run.
 
-    .venv/bin/python bench/noop_repro.py
+    .venv/bin/python -m bench.noop_repro
 
 Baseline, measured in the same run: `dvc version`, i.e. DVC's own start-up
 cost. The figure that matters is the absolute time (target: under 10 s) and

@@ -1,6 +1,6 @@
 """Retrieval: faqforge's BM25 (bm25s) against rank-bm25, the usual Python BM25, in one run.
 
-    .venv/bin/python bench/retrieval.py [sizes [queries]]     # default 10000,100000,1000000 and 200
+    .venv/bin/python -m bench.retrieval [sizes [queries]]     # default 10000,100000,1000000 and 200
 
 1. Quality on the default corpus (after `dvc repro split`): recall@1/3/5 of each
    validation pair's own chunk, and for the eval set the share of questions
@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from faqforge.documents.retrieval import Bm25, Retriever
+from faqforge.evaluation.factual import factual_scores
 
-from faqforge.documents.retrieval import Bm25, Retriever  # noqa: E402
-from faqforge.evaluation.factual import factual_scores  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = [int(n) for n in (sys.argv[1] if len(sys.argv) > 1 else "10000,100000,1000000").split(",")]
 QUERIES = int(sys.argv[2]) if len(sys.argv) > 2 else 200

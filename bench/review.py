@@ -1,7 +1,7 @@
 """The review screen at 100,000 pairs: how fast the first page and each filter answer,
 over real HTTP on 127.0.0.1, against loading the pairs' JSONL file once.
 
-    .venv/bin/python bench/review.py [pairs]
+    .venv/bin/python -m bench.review [pairs]
 
 Writes a synthetic project (generated, not committed) to a temporary directory:
 `pairs` curated pairs (100,000 by default) whose questions and answers are
@@ -23,7 +23,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def synthetic(root, n):
@@ -70,7 +69,7 @@ def main():
     from faqforge.core.io import read_jsonl
     from faqforge.review.app import create_review_app
     from faqforge.review.store import Store
-    from test_serve import running
+    from tests.support.http import running
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

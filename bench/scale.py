@@ -1,8 +1,8 @@
 """faqforge at scale: a synthetic corpus through the stages, and what the teacher
 cache's layout costs DVC.
 
-    .venv/bin/python bench/scale.py cache [requests]          # default 100000
-    .venv/bin/python bench/scale.py stages [chunks ...]       # default 10000 100000
+    .venv/bin/python -m bench.scale cache [requests]          # default 100000
+    .venv/bin/python -m bench.scale stages [chunks ...]       # default 10000 100000
 
 `cache`: the same N answered requests (entries shaped as generate's: the request
 with its worked examples and a reply, ~2.5 KB) stored in the file-per-request
@@ -30,12 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from faqforge.models.cache import ResponseCache, request_key
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from faqforge.models.cache import ResponseCache, request_key  # noqa: E402
-
 DVC = [sys.executable, "-m", "dvc"]
 
 
@@ -113,8 +110,7 @@ VOCABULARY = [a + b + c + d for a in ONSETS for b in ("a", "e", "i", "o", "u", "
               for c in "bdglmnprstvz" for d in ("", "a", "ex", "ion", "is", "on", "er", "ia", "us", "et")]
 SERVER = """
 import sys
-sys.path.insert(0, {tests!r})
-from openai_server import OpenAIServer
+from tests.support.openai_server import OpenAIServer
 with OpenAIServer(record=False) as server:
     print(server.base_url, flush=True)
     sys.stdin.read()
@@ -169,8 +165,8 @@ def run_stage(stage, cwd):
 
 
 def stages_bench(sizes):
-    server = subprocess.Popen([sys.executable, "-c", SERVER.format(tests=str(ROOT / "tests"))],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-c", SERVER],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     base_url = server.stdout.readline().strip()
     rows = {}
     try:

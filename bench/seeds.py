@@ -1,6 +1,6 @@
 """The evaluation over several fine-tuning seeds: how far one run's figures can be trusted.
 
-    .venv/bin/python bench/seeds.py [seed ...]        # default: 0 1 2
+    .venv/bin/python -m bench.seeds [seed ...]        # default: 0 1 2
 
 Run after `dvc repro` (or `dvc pull`) of the committed pipeline. Each seed is a DVC
 experiment run in a temporary copy (`dvc exp run --temp -S finetune.seed=N`): the data

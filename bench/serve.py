@@ -1,7 +1,7 @@
 """Load on `faqforge serve`: concurrent streaming clients for a fixed time against
 the embedded model on 127.0.0.1, against one client alone in the same run.
 
-    .venv/bin/python bench/serve.py [seconds per phase] [clients below the limit] [clients above it]
+    .venv/bin/python -m bench.serve [seconds per phase] [clients below the limit] [clients above it]
 
 First the same model answers the same requests in this process, one after
 another, with generate_chat (the library's own path, no HTTP): the floor for

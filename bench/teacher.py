@@ -1,6 +1,6 @@
 """Teacher client throughput and rate limiting against a local OpenAI-compatible server.
 
-    .venv/bin/python bench/teacher.py
+    .venv/bin/python -m bench.teacher
 
 The server (tests/openai_server.py, real HTTP on 127.0.0.1) answers every
 request after 200 ms, so with 16 requests in flight the ideal is 80 requests/s.
@@ -27,13 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from faqforge.core.sections import Teacher as TeacherSection
+from faqforge.models.openai_client import OpenAIClient
+from faqforge.teacher.client import Teacher
+from tests.support.openai_server import OpenAIServer
 
-from faqforge.core.sections import Teacher as TeacherSection  # noqa: E402
-from faqforge.models.openai_client import OpenAIClient  # noqa: E402
-from faqforge.teacher.client import Teacher  # noqa: E402
-from openai_server import OpenAIServer  # noqa: E402
-
+ROOT = Path(__file__).resolve().parents[1]
 DELAY = 0.2
 
 
@@ -57,8 +56,7 @@ def run(server, n, **params):
 CAPACITY, ADAPTIVE_REQUESTS = 32, 4000
 SERVER = """
 import sys, time
-sys.path.insert(0, {tests!r})
-from openai_server import OpenAIServer
+from tests.support.openai_server import OpenAIServer
 with OpenAIServer(delay={delay}, capacity={capacity}, retry_after=0.1, record=False) as server:
     print(server.base_url, flush=True)
     sys.stdin.read()
@@ -67,9 +65,8 @@ with OpenAIServer(delay={delay}, capacity={capacity}, retry_after=0.1, record=Fa
 
 def adaptive():
     """(label, req/s, 429s, final limit) for fixed 8, fixed CAPACITY and auto."""
-    tests = str(Path(__file__).resolve().parents[1] / "tests")
-    server = subprocess.Popen([sys.executable, "-c", SERVER.format(tests=tests, delay=DELAY, capacity=CAPACITY)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-c", SERVER.format(delay=DELAY, capacity=CAPACITY)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     base_url = server.stdout.readline().strip()
     rows = []
     try:
@@ -110,9 +107,8 @@ def client_cost(n=3000):
     (baseline) and faqforge's transport, which posts the same body."""
     from faqforge.core.config import load_config
     from faqforge.synthesis.generate import generation_request
-    tests = str(Path(__file__).resolve().parents[1] / "tests")
-    server = subprocess.Popen([sys.executable, "-c", SERVER.format(tests=tests, delay=0, capacity=None)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-c", SERVER.format(delay=0, capacity=None)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     base_url = server.stdout.readline().strip()
     params = load_config(str(Path(__file__).resolve().parents[1] / "params.yaml"), ["generate"])["generate"]
     chunks = [{"chunk_id": f"c{i}", "doc": "d.md", "n_tokens": 200, "text": f"Section {i}: the cache keeps {i} "

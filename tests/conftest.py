@@ -1,16 +1,8 @@
-import json
 import os
-import sys
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from openai_server import OpenAIServer  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.openai_server import OpenAIServer
 
 
 @pytest.fixture(scope="session")
@@ -72,24 +64,3 @@ def browser():
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     yield driver
     driver.quit()
-
-
-def call(url, path, body=None):
-    """(status, JSON body) of a GET, or of a JSON POST when `body` is given, to a server on 127.0.0.1."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + path, data=data, method="POST" if body is not None else "GET",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
-
-
-def a_stop_in(text):
-    """(a stop string from the middle of `text` that does not occur before it, the text before it)."""
-    for start in range(len(text) // 3, len(text) - 3):
-        stop = text[start:start + 3]
-        if stop.strip() == stop and text.index(stop) == start:
-            return stop, text[:start].rstrip()
-    raise AssertionError(f"no stop string to cut {text!r} with")

@@ -7,7 +7,7 @@ import sys
 
 from faqforge.models.cache import ResponseCache, cached_entries, request_key
 from faqforge.teacher.client import Teacher
-from test_llm import openai_params
+from tests.support.sections import teacher_at
 
 
 def conversation(i):
@@ -19,12 +19,12 @@ def asked(server, since=0):
 
 
 def test_answers_land_in_a_few_sealed_segments_not_a_file_each(tmp_path, openai_server):
-    teacher = Teacher(openai_params(openai_server), cache_dir=tmp_path)
+    teacher = Teacher(teacher_at(openai_server), cache_dir=tmp_path)
     first = teacher.chat([conversation(i) for i in range(40)])
     teacher.close()
     names = sorted(p.name for p in tmp_path.iterdir())
     assert len(names) == 2 and names[0].endswith(".idx.npy") and names[1].endswith(".jsonl")
-    again = Teacher(openai_params(openai_server), cache_dir=tmp_path)
+    again = Teacher(teacher_at(openai_server), cache_dir=tmp_path)
     second = again.chat([conversation(i) for i in range(40)])
     assert again.stats["calls"] == 0 and again.stats["cache_hits"] == 40 and len(openai_server.requests) == 40
     assert [r["text"] for r in second] == [r["text"] for r in first] and all(r["cached"] for r in second)
@@ -36,10 +36,10 @@ def test_a_segment_cut_off_mid_write_keeps_its_whole_lines_and_asks_the_rest_aga
     """Two runs, two segments; the second is cut in the middle of a line as a crash
     (or a full disk) would leave it, before it was sealed. The next run keeps its
     whole lines, asks again only what the cut lost, and loses nothing of the first."""
-    run = Teacher(openai_params(openai_server), cache_dir=tmp_path)
+    run = Teacher(teacher_at(openai_server), cache_dir=tmp_path)
     run.chat([conversation(i) for i in range(10)])
     run.close()
-    run = Teacher(openai_params(openai_server), cache_dir=tmp_path)
+    run = Teacher(teacher_at(openai_server), cache_dir=tmp_path)
     run.chat([conversation(i) for i in range(10, 30)])
     segment = run.cache.cache.writing["path"]
     data = segment.read_bytes()
@@ -50,7 +50,7 @@ def test_a_segment_cut_off_mid_write_keeps_its_whole_lines_and_asks_the_rest_aga
     lost = {json.loads(line)["entry"]["request"]["messages"][0]["content"] for line in lines[12:]}
     seen = len(openai_server.requests)
 
-    after = Teacher(openai_params(openai_server), cache_dir=tmp_path)
+    after = Teacher(teacher_at(openai_server), cache_dir=tmp_path)
     replies = after.chat([conversation(i) for i in range(30)])
     assert all(r["text"] for r in replies)
     assert asked(openai_server, seen) == lost and after.stats["calls"] == 8 and after.stats["cache_hits"] == 22
@@ -60,7 +60,7 @@ def test_a_segment_cut_off_mid_write_keeps_its_whole_lines_and_asks_the_rest_aga
 
 
 def test_a_sealed_segment_truncated_later_is_read_only_where_whole(tmp_path, openai_server):
-    run = Teacher(openai_params(openai_server), cache_dir=tmp_path)
+    run = Teacher(teacher_at(openai_server), cache_dir=tmp_path)
     run.chat([conversation(i) for i in range(10)])
     run.close()
     [segment] = tmp_path.glob("*.jsonl")
@@ -98,7 +98,7 @@ def test_two_processes_write_one_cache_at_once(tmp_path):
 def test_the_file_per_request_layout_is_moved_into_a_segment(tmp_path, openai_server, capsys):
     """A cache written by faqforge before segments (`<key[:2]>/<key>.json`, with a
     temporary a killed write left) is read, moved into one segment and removed."""
-    params = openai_params(openai_server)
+    params = teacher_at(openai_server)
     model_id = "openai:test-teacher"
     sampling = {"temperature": params.temperature, "top_p": 1.0, "max_tokens": params.max_tokens, "seed": 0}
     for i in range(5):

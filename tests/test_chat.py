@@ -6,13 +6,13 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT
 from faqforge.answering.chat import answer_turn, converse
 from faqforge.core.chat_format import question_turn
 from faqforge.documents.retrieval import Retriever, build_index
 from faqforge.models.sampling import Sampling
-from openai_server import teacher_reply
-from test_retrieval import CHUNKS, PARAMS
+from tests.support.corpus import CHUNKS, INDEX
+from tests.support.openai_server import teacher_reply
+from tests.support.project import ROOT
 
 QUESTION = "How do I run the whole pipeline with make run on a laptop?"
 
@@ -138,7 +138,7 @@ class CitingBot(RecordingBot):
 
 
 def test_answer_shows_the_question_its_passages_and_prints_the_sources(tmp_path):
-    build_index(CHUNKS, PARAMS, tmp_path / "index")
+    build_index(CHUNKS, INDEX, tmp_path / "index")
     retriever, bot, out = Retriever(tmp_path / "index"), CitingBot(), io.StringIO()
     question = "How do I upload my outputs to a remote?"
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": question}]
@@ -158,7 +158,7 @@ def test_answer_shows_the_question_its_passages_and_prints_the_sources(tmp_path)
 def test_chat_retrieves_as_the_student_was_trained_and_prints_sources(tmp_path, openai_server):
     """No --passages: the adapter's prompt.json says RAFT with 2 passages and its system prompt."""
     import json
-    build_index(CHUNKS, PARAMS, tmp_path / "data" / "index")
+    build_index(CHUNKS, INDEX, tmp_path / "data" / "index")
     (tmp_path / "models" / "adapter").mkdir(parents=True)
     (tmp_path / "models" / "adapter" / "prompt.json").write_text(json.dumps(
         {"system_prompt": "Answer from the passages.", "context": "raft", "passages": 2}))

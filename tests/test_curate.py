@@ -4,7 +4,7 @@ from faqforge.core.records import grounding_score
 from faqforge.core.sections import CurateRules
 from faqforge.synthesis.curate import judge_keeps, rule_violation
 from faqforge.teacher.verdict import parse_verdict
-from support.sections import section
+from tests.support.sections import section
 
 RULES = CurateRules(min_question_chars=10, max_question_chars=200, min_answer_chars=3, max_answer_chars=40,
                     require_question_mark=True, reject_patterns=[r"\bthe text\b"], repeated_words=3)

@@ -5,13 +5,13 @@ import random
 
 import pytest
 
-from conftest import ROOT
 from faqforge.core.records import normalise
 from faqforge.refinement import decontaminate
 from faqforge.refinement.decontaminate import audit, contamination, ngrams
-from support.sections import changed, section
-from synthetic import near_copy
-from synthetic import pairs as synthetic_pairs
+from tests.support.project import ROOT
+from tests.support.sections import changed, section
+from tests.support.synthetic import near_copy
+from tests.support.synthetic import pairs as synthetic_pairs
 
 EVALSET = json.loads((ROOT / "data/eval/evalset.json").read_text())
 DEFAULTS = section("decontaminate")   # the project's params.yaml

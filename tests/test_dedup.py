@@ -1,16 +1,16 @@
 import pytest
 from rapidfuzz import fuzz
 
-from conftest import ROOT
 from faqforge.core.config import parse_section
 from faqforge.core.io import PipelineError, write_jsonl
 from faqforge.core.records import normalise
 from faqforge.core.sections import Dedup
 from faqforge.refinement import fuzzy
 from faqforge.refinement.dedup import dedup_stream, near_duplicate_clusters
-from support.sections import changed, section
-from synthetic import document_questions
-from synthetic import pairs as synthetic_pairs
+from tests.support.project import ROOT
+from tests.support.sections import changed, section
+from tests.support.synthetic import document_questions
+from tests.support.synthetic import pairs as synthetic_pairs
 
 DEFAULTS = section("dedup")   # the project's params.yaml
 INSTALL = ["How do I install faqforge?", "How do I install faqforge on Windows?",

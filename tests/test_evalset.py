@@ -9,10 +9,10 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT
 from faqforge.core.io import PipelineError, read_evalset
 from faqforge.core.sections import Decontaminate
 from faqforge.refinement.decontaminate import contamination
+from tests.support.project import ROOT
 
 EVALSET = ROOT / "data" / "eval" / "evalset.json"
 DOCS = ROOT / "data" / "docs"

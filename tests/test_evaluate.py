@@ -20,7 +20,7 @@ from faqforge.evaluation.scores import (
     rouge_l,
 )
 from faqforge.models.cache import cached_entries
-from support.sections import changed, section
+from tests.support.sections import changed, section
 
 
 def test_rouge_l_hand_computed_with_stemming():
@@ -216,7 +216,7 @@ def served_evaluation(base_url, **changes):
 
 def test_served_models_answer_by_name_over_http(openai_server, monkeypatch):
     from faqforge.evaluation.answers import served_answers
-    from openai_server import teacher_reply
+    from tests.support.openai_server import teacher_reply
     monkeypatch.setenv("TEST_KEY", "secret")
     chats = [[{"role": "system", "content": "Be brief."},
               {"role": "user", "content": f"How do I configure option number {i} of the pipeline?"}] for i in range(3)]
@@ -234,7 +234,7 @@ def test_served_models_answer_by_name_over_http(openai_server, monkeypatch):
 
 def test_a_failed_request_to_the_served_model_stops_the_evaluation():
     from faqforge.evaluation.answers import served_answers
-    from openai_server import OpenAIServer
+    from tests.support.openai_server import OpenAIServer
     with OpenAIServer(faults=["404"]) as server:
         params = section("evaluate", served={"base_url": server.base_url, "api_key_env": "TEST_KEY", "max_retries": 0})
         with pytest.raises(PipelineError, match=r"evaluate.served: 1 of 2 requests .* for model 'base' failed"):
@@ -262,7 +262,7 @@ JUDGED = [("How do I upload the outputs?", "Run dvc push after dvc remote add.")
 def judged_predictions(server, tmp_path):
     from faqforge.evaluation.judge import judge_answers
     from faqforge.teacher.client import Teacher
-    from test_llm import openai_params
+    from tests.support.sections import teacher_at
     predictions = [{"index": i, "question": q, "reference": r,
                     "answers": {"base_closed": "I do not know.", "tuned_closed": "Use the settings file.",
                                 "base_rag": r.split(",")[0], "tuned_rag": r},
@@ -270,14 +270,14 @@ def judged_predictions(server, tmp_path):
     for p in predictions:
         p["scores"] = {arm: answer_scores(p["reference"], answer) for arm, answer in p["answers"].items()}
     judge = section("evaluate", judge={"arms": list(MODEL_ARMS)}).judge
-    judge_answers(Teacher(openai_params(server), cache_dir=tmp_path / "cache"), predictions, judge)
+    judge_answers(Teacher(teacher_at(server), cache_dir=tmp_path / "cache"), predictions, judge)
     assert len(server.answered()) == len(JUDGED) * (len(MODEL_ARMS) + 2)  # every arm, and two controls a question
     assert all(r["body"]["logprobs"] and r["body"]["max_tokens"] == judge.max_tokens for r in server.answered())
     return predictions
 
 
 def test_a_sharp_judge_over_http_passes_the_controls_and_separates_the_arms(tmp_path):
-    from openai_server import OpenAIServer
+    from tests.support.openai_server import OpenAIServer
     with OpenAIServer(sharp_judge=True) as server:
         predictions = judged_predictions(server, tmp_path)
     assert [p["controls"]["right"]["judge_yes"] for p in predictions] == [1] * 4
@@ -300,11 +300,11 @@ def test_a_judge_that_says_yes_to_everything_is_marked_not_informative(tmp_path,
 def test_the_judge_grades_only_the_arms_asked_for_and_names_a_wrong_one(tmp_path, openai_server):
     from faqforge.evaluation.judge import judge_answers
     from faqforge.teacher.client import Teacher
-    from test_llm import openai_params
+    from tests.support.sections import teacher_at
     judge = section("evaluate", judge={"arms": ["tuned_rag"]}).judge
     predictions = [{"question": q, "reference": r, "answers": {arm: r for arm in MODEL_ARMS},
                     "scores": {arm: {} for arm in MODEL_ARMS}} for q, r in JUDGED]
-    judge_answers(Teacher(openai_params(openai_server), cache_dir=tmp_path), predictions, judge)
+    judge_answers(Teacher(teacher_at(openai_server), cache_dir=tmp_path), predictions, judge)
     assert len(openai_server.answered()) == len(JUDGED) * 3          # one arm and the two controls
     assert all("judge_yes" in p["scores"]["tuned_rag"] and not p["scores"]["base_rag"] for p in predictions)
     with pytest.raises(PipelineError, match=r"evaluate.judge.arms.0: input should be 'base_closed', "):

@@ -19,13 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
 from faqforge.core.io import PipelineError
 from faqforge.documents.fetch import download, read_sources, target_for
 from faqforge.documents.web import FetchError, parse_allow, resolve, why_refused
-from pdf_factory import make_pdf
-from project import write_params
-from test_ingest import run_ingest
+from tests.support.pdf_factory import make_pdf
+from tests.support.project import ROOT, run_stage, write_params
 
 ENGLISH = "The teacher writes questions and answers from every chunk of every document in the folder."
 
@@ -171,7 +169,7 @@ def test_fetch_imports_every_reachable_document_reports_each_failure_and_reruns_
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["ingest"].update(tokenizer=tiny_model, max_tokens=200, min_tokens=8)
     write_params(project, params)
-    assert run_ingest(project).returncode == 0
+    assert run_stage(project, "ingest").returncode == 0
     report = {json.loads(line)["doc"]: json.loads(line)["status"]
               for line in (project / "data/ingest_report.jsonl").read_text().splitlines()}
     assert report == {f"data/docs/{name}": "ingested" for name in expected}  # .dvc files are not documents

@@ -11,7 +11,6 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT
 from faqforge.core.config import parse_section
 from faqforge.core.io import PipelineError
 from faqforge.core.sections import Finetune
@@ -25,8 +24,8 @@ from faqforge.training.setup import (
     tokenize_example,
 )
 from faqforge.training.trainer import Trainer, launch_command, resume_point, training_arguments
-from project import write_params
-from support.sections import changed
+from tests.support.project import ROOT, write_params
+from tests.support.sections import changed
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do I run it?"},
         {"role": "assistant", "content": "Use make run."}]

@@ -6,8 +6,8 @@ import time
 
 from faqforge.models.fleet import Fleet, Replica
 from faqforge.teacher.client import Teacher
-from openai_server import OpenAIServer
-from test_llm import openai_params
+from tests.support.openai_server import OpenAIServer
+from tests.support.sections import teacher_at
 
 
 def conversations(n):
@@ -24,7 +24,7 @@ def test_three_replicas_one_failing_half_one_slow_answer_everything_once(tmp_pat
             OpenAIServer(delay=0.02, fault_rate=0.5, fault_kinds=("500", "drop"), seed=3) as failing, \
             OpenAIServer(delay=0.4) as slow:
         servers = {"good": good, "failing": failing, "slow": slow}
-        params = openai_params(good, base_url=[s.base_url for s in servers.values()], max_retries=8,
+        params = teacher_at(good, base_url=[s.base_url for s in servers.values()], max_retries=8,
                                concurrency="auto")
         teacher = Teacher(params, cache_dir=tmp_path)
         replies = teacher.chat(conversations(300))
@@ -68,7 +68,7 @@ def test_adaptive_concurrency_backs_off_on_429_and_settles_near_capacity(tmp_pat
     starting at 8 and growing, the limit comes down to about the capacity, every
     request is answered, and 429s stay a small share of the traffic."""
     with OpenAIServer(delay=0.1, capacity=6, retry_after=0.05) as server:
-        teacher = Teacher(openai_params(server, concurrency="auto", max_retries=20), cache_dir=tmp_path)
+        teacher = Teacher(teacher_at(server, concurrency="auto", max_retries=20), cache_dir=tmp_path)
         replies = teacher.chat(conversations(400))
         teacher.close()
     assert all(r["text"] for r in replies) and len(server.answered()) == 400

@@ -10,11 +10,11 @@ import random
 import pytest
 from rapidfuzz import fuzz
 
-from conftest import ROOT
 from faqforge.core.records import normalise
 from faqforge.refinement.fuzzy import similar_pairs
-from synthetic import document_questions, near_copy
-from synthetic import pairs as synthetic_pairs
+from tests.support.project import ROOT
+from tests.support.synthetic import document_questions, near_copy
+from tests.support.synthetic import pairs as synthetic_pairs
 
 TYPO = ["How do I configure remotes?", "how do i configure remote", "Configure remotes?", "Configur remote?",
         "Where are checkpoints stored?", "Where are checkpoint stored?", "Whre ar chekpoints stord?",

@@ -6,7 +6,7 @@ from faqforge.core.config import parse_section
 from faqforge.core.records import FIELDS, pair_prompt, pair_response
 from faqforge.models.guided import string_array_shape
 from faqforge.synthesis.generate import generation_messages, pairs_from_reply, pairs_schema, parse_pairs, questions_for
-from support.sections import changed, section
+from tests.support.sections import changed, section
 
 # a generate section as the stage gets it: these values, params.yaml's defaults for the rest
 PARAMS = section(

@@ -6,11 +6,10 @@ import urllib.request
 
 import pytest
 
-from conftest import call
 from faqforge.core.grades import read_grades
 from faqforge.review.app import create_review_app
 from faqforge.review.store import Store
-from test_serve import running
+from tests.support.http import call, running
 
 PASSAGE = {"passage_id": "p1", "doc": "data/docs/getting-started.md", "section": "Your first run", "pages": None,
            "text": "To run the test suite instead: make test."}

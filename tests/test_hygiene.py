@@ -6,13 +6,11 @@ import json
 import pytest
 import yaml
 
-from conftest import ROOT
 from faqforge.core.sections import Hygiene as HygieneSection
 from faqforge.hygiene.check import Hygiene
 from faqforge.hygiene.language import LanguageFilter
-from project import read_jsonl, write_params
-from test_ingest import run_ingest
-from test_pii import DOCUMENT, PLANTED
+from tests.support.corpus import DOCUMENT, PLANTED
+from tests.support.project import ROOT, read_jsonl, run_stage, write_params
 
 FRENCH = ("Le pipeline découpe chaque document en morceaux, puis le professeur écrit des questions et des "
           "réponses à partir de chaque morceau. Les paires sont ensuite vérifiées, nettoyées et dédoublonnées "
@@ -30,7 +28,7 @@ def project(tmp_path, tiny_model, docs, **hygiene):
     (tmp_path / "data/docs").mkdir(parents=True)
     for name, text in docs.items():
         (tmp_path / "data/docs" / name).write_text(text)
-    result = run_ingest(tmp_path)
+    result = run_stage(tmp_path, "ingest")
     assert result.returncode == 0, result.stderr
     return lambda name: read_jsonl(tmp_path / "data" / name), json.loads((tmp_path / "metrics/ingest.json").read_text())
 
@@ -104,15 +102,15 @@ DEPLOY = f"The deploy job reads the key {SHAPELESS} and the token ghp_0123456789
 
 def leaked_values():
     from faqforge.hygiene.pii import find_pii
-    from openai_server import LEAKED_CONTACTS
+    from tests.support.openai_server import LEAKED_CONTACTS
     return [LEAKED_CONTACTS[f.start:f.end] for f in find_pii(LEAKED_CONTACTS)]
 
 
 def pipeline_with_pii(tmp_path, tiny_model, **pii):
     """The data stages and the report on a corpus with planted personal data and
     secrets of every kind, through a teacher that writes more of its own."""
-    from openai_server import OpenAIServer
-    from project import make_project, sh, tune
+    from tests.support.openai_server import OpenAIServer
+    from tests.support.project import make_project, sh, tune
     with OpenAIServer(pii_in_replies=True) as server:
         project = make_project(tmp_path, tiny_model, server.base_url, docs=["getting-started.md"])
         (project / "data/docs/contacts.md").write_text(f"# Contacts\n\n{DOCUMENT}\n\n# Support\n\n{ENGLISH}\n\n"
@@ -166,8 +164,8 @@ def test_with_drop_the_affected_chunks_and_pairs_are_dropped_with_the_kind_named
 
 @pytest.mark.slow
 def test_sub_folders_are_sources_mixed_by_weight_and_the_report_shows_before_and_after(tmp_path, tiny_model):
-    from openai_server import OpenAIServer
-    from project import make_project, sh, tune
+    from tests.support.openai_server import OpenAIServer
+    from tests.support.project import make_project, sh, tune
     with OpenAIServer() as server:
         project = make_project(tmp_path, tiny_model, server.base_url, docs=["getting-started.md", "installation.txt"])
         (project / "data/docs/faq").mkdir()

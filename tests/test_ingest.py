@@ -1,19 +1,15 @@
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from conftest import ROOT
 from faqforge.documents.blocks import UnreadableDocument, clean_text, detect_encoding
 from faqforge.documents.chunking import chunk_blocks, chunk_id, find_documents, split_to_budget
 from faqforge.documents.pdf import strip_repeated_lines
 from faqforge.documents.readers import read_document, read_markdown
-from pdf_factory import make_pdf
-from project import write_params
+from tests.support.pdf_factory import make_pdf
+from tests.support.project import ROOT, run_stage, write_params
 
 
 def words(text):
@@ -395,12 +391,6 @@ def test_chunk_id_depends_on_text_and_settings():
 
 # --- the stage, on a messy folder ----------------------------------------------------
 
-def run_ingest(project):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "stages/ingest.py")], cwd=project, env=env,
-                          capture_output=True, text=True)
-
-
 @pytest.fixture
 def messy_project(tmp_path, tiny_model):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -431,7 +421,7 @@ def read_lines(path):
 
 
 def test_stage_reports_every_file_and_goes_on(messy_project):
-    result = run_ingest(messy_project)
+    result = run_stage(messy_project, "ingest")
     assert result.returncode == 0, result.stderr
     report = {r["doc"].removeprefix("data/docs/"): r for r in read_lines(messy_project / "data/ingest_report.jsonl")}
     assert {k: v["status"] for k, v in report.items()} == {
@@ -466,13 +456,13 @@ def test_stage_reports_every_file_and_goes_on(messy_project):
 
 
 def test_rerun_is_byte_identical_and_one_change_touches_one_document(messy_project):
-    assert run_ingest(messy_project).returncode == 0
+    assert run_stage(messy_project, "ingest").returncode == 0
     first = (messy_project / "data/chunks.jsonl").read_bytes()
-    assert run_ingest(messy_project).returncode == 0
+    assert run_stage(messy_project, "ingest").returncode == 0
     assert (messy_project / "data/chunks.jsonl").read_bytes() == first
     latin = messy_project / "data/docs/latin.txt"
     latin.write_bytes("Für Ärzte: thé.\n".encode("latin-1"))
-    assert run_ingest(messy_project).returncode == 0
+    assert run_stage(messy_project, "ingest").returncode == 0
     before = {c["chunk_id"]: c["doc"] for c in (json.loads(x) for x in first.decode().splitlines())}
     after = {c["chunk_id"]: c["doc"] for c in read_lines(messy_project / "data/chunks.jsonl")}
     assert {before[k] for k in before.keys() - after.keys()} == {"data/docs/latin.txt"}
@@ -485,7 +475,7 @@ def test_stage_fails_only_when_nothing_gives_text(messy_project):
         if path.is_file() and path.suffix not in (".pdf", ".docx") or path.is_symlink():
             path.unlink()
     (docs / "manual.pdf").unlink()
-    result = run_ingest(messy_project)
+    result = run_stage(messy_project, "ingest")
     assert result.returncode == 1
     assert "none of the 1 documents gave any text" in result.stderr and "Traceback" not in result.stderr
 

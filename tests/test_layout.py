@@ -1,9 +1,11 @@
 import json
+import os
 import subprocess
+import sys
 
 import yaml
 
-from conftest import ROOT
+from tests.support.project import ROOT
 
 FOLDERS = ["bench", "cache", "configs", "data", "faqforge", "metrics", "models", "plots", "reports", "stages", "tests"]
 
@@ -71,3 +73,25 @@ def test_the_readme_quotes_the_committed_evaluation():
     assert verdict["arm"] == "tuned_rag" and verdict["than"] == "top_passage"
     for phrase in quoted:
         assert phrase in text, f"README.md's Where it stands should say: {phrase}"
+
+
+def test_tests_and_benchmarks_share_helpers_only_through_tests_support():
+    """A test module imports no other test module (nor conftest: fixtures come by name);
+    what tests and bench/ share lives in tests/support/, and no bench script edits
+    sys.path to reach it: each runs as a module from the project root
+    (`python -m bench.dedup`) and imports tests.support like any package."""
+    import ast
+    tests = sorted((ROOT / "tests").glob("test_*.py")) + [ROOT / "tests" / "conftest.py"]
+    for path in tests + sorted((ROOT / "tests" / "support").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                assert not name.split(".")[-1].startswith("test_") and name != "conftest", f"{path.name}: {name}"
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        assert "sys.path" not in path.read_text(), f"{path.name} edits sys.path"
+    modules = [p.stem for p in sorted((ROOT / "bench").glob("*.py")) if p.stem != "__init__"]
+    script = f"import importlib\nfor m in {modules!r}:\n    importlib.import_module('bench.' + m)\n"
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": ""})
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -6,13 +6,13 @@ import pytest
 from faqforge.core.sections import Teacher as TeacherSection
 from faqforge.models.cache import cached_entries, request_key
 from faqforge.teacher.client import Teacher
-from openai_server import UPSTREAM_TOKEN, OpenAIServer
-from support.sections import section
+from tests.support.openai_server import UPSTREAM_TOKEN, OpenAIServer
+from tests.support.sections import section
 
 MESSAGES = [{"role": "user", "content": 'Write 2 questions:\n"""Run dvc push to upload the cache to the remote storage."""'}]
 
 
-def openai_params(server, **extra):
+def teacher_at(server, **extra):
     return TeacherSection(**{"backend": "openai", "model": "test-teacher", "base_url": server.base_url,
                              "api_key_env": "FAQFORGE_TEST_KEY", "temperature": 0.0, "max_tokens": 64,
                              "concurrency": 4, "timeout": 10, "max_retries": 2, "backoff_seconds": 0.05, **extra})
@@ -27,7 +27,7 @@ def test_request_key_depends_on_content_only():
 
 def test_openai_backend_talks_http_and_caches(tmp_path, openai_server, monkeypatch):
     monkeypatch.setenv("FAQFORGE_TEST_KEY", "sk-test-secret-123")
-    teacher = Teacher(openai_params(openai_server), cache_dir=tmp_path / "cache")
+    teacher = Teacher(teacher_at(openai_server), cache_dir=tmp_path / "cache")
     first = teacher.chat([MESSAGES, MESSAGES[:1] + [{"role": "user", "content": "Verdict?"}]])
     assert all(r["text"] and not r["cached"] for r in first)
     assert "dvc push" in first[0]["text"]
@@ -37,7 +37,7 @@ def test_openai_backend_talks_http_and_caches(tmp_path, openai_server, monkeypat
     assert request["auth"] == "Bearer sk-test-secret-123"
     assert teacher.stats["calls"] == 2 and teacher.stats["completion_tokens"] > 0
 
-    again = Teacher(openai_params(openai_server), cache_dir=tmp_path / "cache")
+    again = Teacher(teacher_at(openai_server), cache_dir=tmp_path / "cache")
     second = again.chat([MESSAGES])
     assert second[0]["cached"] and second[0]["text"] == first[0]["text"]
     assert len(openai_server.requests) == 2 and again.stats["cache_hits"] == 1
@@ -47,14 +47,14 @@ def test_openai_backend_talks_http_and_caches(tmp_path, openai_server, monkeypat
 
 def test_openai_backend_retries_server_errors(tmp_path, openai_server):
     openai_server.fail_first = 1
-    teacher = Teacher(openai_params(openai_server), cache_dir=tmp_path / "cache")
+    teacher = Teacher(teacher_at(openai_server), cache_dir=tmp_path / "cache")
     [result] = teacher.chat([MESSAGES])
     assert result["text"] and len(openai_server.requests) == 2
 
 
 def test_failed_request_becomes_error_record_and_is_not_cached(tmp_path, openai_server):
     openai_server.fail_first = 100
-    teacher = Teacher(openai_params(openai_server, max_retries=0), cache_dir=tmp_path / "cache")
+    teacher = Teacher(teacher_at(openai_server, max_retries=0), cache_dir=tmp_path / "cache")
     [result] = teacher.chat([MESSAGES])
     assert result["text"] is None and result["error"] == "InternalServerError"
     assert teacher.stats["errors"] == 1 and teacher.stats["errors_by_kind"] == {"InternalServerError": 1}
@@ -66,7 +66,7 @@ def test_error_messages_are_recorded_with_key_like_text_redacted(tmp_path, monke
     record keeps the message, minus both."""
     monkeypatch.setenv("FAQFORGE_TEST_KEY", "planted-key-1234")  # no known key shape: only the env value finds it
     with OpenAIServer(faults=["401"], echo_secrets=True) as server:
-        [result] = Teacher(openai_params(server), cache_dir=tmp_path / "cache").chat([MESSAGES])
+        [result] = Teacher(teacher_at(server), cache_dir=tmp_path / "cache").chat([MESSAGES])
     assert result["error"] == "AuthenticationError" and "failure 401" in result["message"]
     assert "planted-key-1234" not in result["message"] and UPSTREAM_TOKEN not in result["message"]
     assert "Authorization: Bearer [REDACTED]" in result["message"]
@@ -95,7 +95,7 @@ def test_local_backend_generates_and_caches(tmp_path, tiny_model):
 def test_retries_every_transient_fault_and_obeys_retry_after(tmp_path):
     faults = ["429", "500", "503", "drop", "truncated", "nonjson"]
     with OpenAIServer(faults=faults, retry_after=1) as server:
-        params = openai_params(server, max_retries=6, backoff_seconds=0.05)
+        params = teacher_at(server, max_retries=6, backoff_seconds=0.05)
         teacher = Teacher(params, cache_dir=tmp_path)
         [result] = teacher.chat([MESSAGES])
     assert result["text"] and "dvc push" in result["text"]
@@ -110,14 +110,14 @@ def test_retries_every_transient_fault_and_obeys_retry_after(tmp_path):
 
 def test_timeout_is_retried(tmp_path):
     with OpenAIServer(faults=["timeout"], slow_seconds=3) as server:
-        teacher = Teacher(openai_params(server, timeout=1, backoff_seconds=0.01), cache_dir=tmp_path)
+        teacher = Teacher(teacher_at(server, timeout=1, backoff_seconds=0.01), cache_dir=tmp_path)
         [result] = teacher.chat([MESSAGES])
     assert result["text"] and teacher.stats["retries"] == 1
 
 
 def test_attempts_are_bounded_and_failure_is_recorded(tmp_path):
     with OpenAIServer(faults=["503"] * 10) as server:
-        teacher = Teacher(openai_params(server, max_retries=2, backoff_seconds=0.01), cache_dir=tmp_path)
+        teacher = Teacher(teacher_at(server, max_retries=2, backoff_seconds=0.01), cache_dir=tmp_path)
         [result] = teacher.chat([MESSAGES])
     assert len(server.requests) == 3
     assert result["text"] is None and result["error"] == "InternalServerError"
@@ -126,7 +126,7 @@ def test_attempts_are_bounded_and_failure_is_recorded(tmp_path):
 
 def test_client_errors_are_not_retried(tmp_path):
     with OpenAIServer(faults=["401", "404"]) as server:
-        teacher = Teacher(openai_params(server, concurrency=1), cache_dir=tmp_path)
+        teacher = Teacher(teacher_at(server, concurrency=1), cache_dir=tmp_path)
         results = teacher.chat([MESSAGES, [{"role": "user", "content": "other"}]])
     assert [r["error"] for r in results] == ["AuthenticationError", "NotFoundError"]
     assert len(server.requests) == 2 and teacher.stats["retries"] == 0
@@ -135,7 +135,7 @@ def test_client_errors_are_not_retried(tmp_path):
 def test_schema_is_dropped_for_servers_without_guided_decoding(tmp_path):
     schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
     with OpenAIServer(reject_schema=True) as server:
-        teacher = Teacher(openai_params(server), cache_dir=tmp_path)
+        teacher = Teacher(teacher_at(server), cache_dir=tmp_path)
         results = teacher.chat([MESSAGES, MESSAGES[:1] + [{"role": "user", "content": "other"}]],
                                response_formats=[schema, schema])
     assert all(r["text"] for r in results)
@@ -145,7 +145,7 @@ def test_schema_is_dropped_for_servers_without_guided_decoding(tmp_path):
 
 
 def test_requests_per_minute_paces_requests(tmp_path, openai_server):
-    teacher = Teacher(openai_params(openai_server, requests_per_minute=600), cache_dir=tmp_path)
+    teacher = Teacher(teacher_at(openai_server, requests_per_minute=600), cache_dir=tmp_path)
     teacher.chat([[{"role": "user", "content": f"q{i}"}] for i in range(6)])
     times = sorted(r["time"] for r in openai_server.requests)
     assert times[-1] - times[0] >= 5 * 0.1 * 0.95
@@ -155,12 +155,12 @@ def test_cost_is_accounted_and_budget_stops_before_it_is_passed(tmp_path, openai
     from faqforge.core.io import PipelineError
     from faqforge.teacher.errors import check_error_rate
     prices = {"usd_per_1m_prompt_tokens": 1000.0, "usd_per_1m_completion_tokens": 2000.0, "concurrency": 1}
-    teacher = Teacher(openai_params(openai_server, **prices), cache_dir=tmp_path / "a")
+    teacher = Teacher(teacher_at(openai_server, **prices), cache_dir=tmp_path / "a")
     teacher.chat([[{"role": "user", "content": "one"}]])
     completion = teacher.stats["completion_tokens"]
     assert teacher.stats["cost_usd"] == pytest.approx((50 * 1000 + completion * 2000) / 1e6)
 
-    budget = Teacher(openai_params(openai_server, budget_usd=0.3, **prices), cache_dir=tmp_path / "b")
+    budget = Teacher(teacher_at(openai_server, budget_usd=0.3, **prices), cache_dir=tmp_path / "b")
     results = budget.chat([[{"role": "user", "content": f"question {i}"}] for i in range(10)])
     sent = [r for r in results if r["text"]]
     unsent = [r for r in results if r.get("error") == "BudgetExhausted"]
@@ -176,7 +176,7 @@ def test_logprobs_come_back_in_one_shape_from_both_backends(tmp_path, openai_ser
     judge = section("curate", judge={"system_prompt": "Judge. Verdict: YES or NO.",
                                      "user_prompt": "{text} {question} {answer}", "examples": []}).judge
     messages = judge_messages({"question": "Q?", "answer": "A."}, "text", judge)
-    [remote] = Teacher(openai_params(openai_server), cache_dir=tmp_path / "a").chat([messages], top_logprobs=2)
+    [remote] = Teacher(teacher_at(openai_server), cache_dir=tmp_path / "a").chat([messages], top_logprobs=2)
     assert openai_server.requests[0]["body"]["top_logprobs"] == 2
     verdict = parse_verdict(remote["text"], remote["logprobs"])
     assert verdict["result"] == "YES" and verdict["p_yes"] == pytest.approx(1 / (1 + math.exp(-2.3)), abs=1e-3)
@@ -220,15 +220,15 @@ def test_scrub_rewrites_replies_before_they_are_cached_and_cleans_old_entries(tm
     from faqforge.hygiene.pii import PiiPolicy
     messages = [{"role": "user", "content": 'Write 1 questions:\n"""Mail the support desk at help@example.com '
                                             'for any question about the product."""'}]
-    raw = Teacher(openai_params(openai_server), cache_dir=tmp_path / "raw").chat([messages])[0]["text"]
+    raw = Teacher(teacher_at(openai_server), cache_dir=tmp_path / "raw").chat([messages])[0]["text"]
     assert "help@example.com" in raw
     scrub = PiiPolicy(Pii(action="redact")).scrub
-    [reply] = Teacher(openai_params(openai_server), cache_dir=tmp_path / "clean", scrub=scrub).chat([messages])
+    [reply] = Teacher(teacher_at(openai_server), cache_dir=tmp_path / "clean", scrub=scrub).chat([messages])
     assert "[EMAIL]" in reply["text"] and "help@example.com" not in reply["text"]
     # (the request itself holds it here; in the pipeline ingest redacted the chunk before it was asked)
     cached = [entry["text"] for entry in cached_entries(tmp_path / "clean")]
     assert cached and not [text for text in cached if "help@example.com" in text]
-    scrubbing = Teacher(openai_params(openai_server), cache_dir=tmp_path / "raw", scrub=scrub)
+    scrubbing = Teacher(teacher_at(openai_server), cache_dir=tmp_path / "raw", scrub=scrub)
     [again] = scrubbing.chat([messages])
     assert again["cached"] and "[EMAIL]" in again["text"]
     scrubbing.close()
@@ -283,7 +283,7 @@ def test_map_streams_in_order_holding_a_window_and_the_first_answer_comes_before
     def request(i):
         return None if i % 10 == 0 else ([{"role": "user", "content": f"Verdict on item {i}?"}], {"max_tokens": 8})
 
-    teacher = Teacher(openai_params(openai_server, concurrency=16), cache_dir=tmp_path)
+    teacher = Teacher(teacher_at(openai_server, concurrency=16), cache_dir=tmp_path)
     seen, pulled_at_first = [], None
     for item, reply in teacher.map(items(), request, window=100):
         if pulled_at_first is None:
@@ -293,6 +293,6 @@ def test_map_streams_in_order_holding_a_window_and_the_first_answer_comes_before
     teacher.close()
     assert seen == list(range(5000)) and pulled_at_first <= 100 + 64
     assert teacher.stats["calls"] == len(openai_server.requests) == 4500
-    again = Teacher(openai_params(openai_server), cache_dir=tmp_path)
+    again = Teacher(teacher_at(openai_server), cache_dir=tmp_path)
     assert [item for item, _ in again.map(range(5000), request)] == list(range(5000))
     assert again.stats["calls"] == 0 and again.stats["cache_hits"] == 4500

@@ -102,7 +102,7 @@ def test_rows_keep_their_own_tokens_after_the_shared_prefix():
 
 
 def test_a_stop_string_ends_a_reply_where_it_first_appears_and_is_left_out(tiny_model):
-    from conftest import a_stop_in
+    from tests.support.corpus import a_stop_in
     model, tokenizer = load_model(tiny_model)
     chats = [[{"role": "user", "content": "Hello there, how are you today?"}], [{"role": "user", "content": "Hi"}]]
     sampled = Sampling(max_tokens=16, temperature=1.0, seed=1)   # greedy, the random tiny model writes blank lines

@@ -4,23 +4,7 @@ from faqforge.core.config import parse_section
 from faqforge.core.io import PipelineError
 from faqforge.core.sections import Pii
 from faqforge.hygiene.pii import PiiPolicy, find_pii, iban_valid, luhn_valid, redact_pii
-
-# One of every kind, as a company document would have them.
-PLANTED = {
-    "email": "jane.doe@example.com",
-    "phone": "+44 20 7946 0958",
-    "ip_address": "10.20.30.40",
-    "credit_card": "4111 1111 1111 1111",
-    "iban": "GB82 WEST 1234 5698 7654 32",
-    "api_key": "sk-live-9fQ2xLmP4rT7wZ1k",
-    "aws_key": "AKIAIOSFODNN7EXAMPLE",
-    "password": "Tr0ub4dor&3",
-    "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
-}
-DOCUMENT = (f"Contact {PLANTED['email']} or call {PLANTED['phone']}. The build server is at "
-            f"{PLANTED['ip_address']}. Refunds go to card {PLANTED['credit_card']} or IBAN {PLANTED['iban']}. "
-            f"Use OPENAI_API_KEY={PLANTED['api_key']} and aws {PLANTED['aws_key']}; db password={PLANTED['password']}\n"
-            f"{PLANTED['private_key']}\nThat is all.")
+from tests.support.corpus import DOCUMENT, PLANTED
 
 
 def test_every_planted_kind_is_found_with_its_exact_span():

@@ -8,15 +8,14 @@ from collections import Counter
 import pytest
 import yaml
 
-from conftest import ROOT
 from faqforge.core.chat_format import REFUSAL, citations, question_messages
 from faqforge.core.config import parse_section
 from faqforge.core.io import PipelineError
 from faqforge.core.records import grounding_score
 from faqforge.core.sections import Index, Raft
 from faqforge.documents.retrieval import Retriever, build_index
-from project import write_params
-from support.sections import changed, section
+from tests.support.project import ROOT, write_params
+from tests.support.sections import changed, section
 
 INDEX = Index(method="bm25", passage_words=40, with_section=True, rrf_k=60,
               bm25={"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},

@@ -9,9 +9,9 @@ import pytest
 
 from faqforge.teacher.client import Teacher
 from faqforge.teacher.ray_engine import vllm_reply, vllm_row
-from openai_server import OpenAIServer
-from project import make_project, sh, tune
-from test_llm import openai_params
+from tests.support.openai_server import OpenAIServer
+from tests.support.project import make_project, sh, tune
+from tests.support.sections import teacher_at
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="ray is not installed (`pip install 'ray[data]==2.60.0'`; CI installs it)")
@@ -76,7 +76,7 @@ def test_failures_on_ray_are_accounted_not_cached_and_asked_again(tmp_path, loca
     next run asks only those."""
     messages = [[{"role": "user", "content": f"Verdict on item {i}?"}] for i in range(20)]
     with OpenAIServer(faults=["500", None] * 10) as server:
-        params = openai_params(server, engine="ray", ray_actors=1, max_retries=0)
+        params = teacher_at(server, engine="ray", ray_actors=1, max_retries=0)
         teacher = Teacher(params, cache_dir=tmp_path)
         replies = teacher.chat(messages)
         teacher.close()

@@ -15,8 +15,8 @@ import yaml
 from safetensors.torch import load_file
 
 from faqforge.models.cache import cached_entries
-from openai_server import UPSTREAM_TOKEN, OpenAIServer
-from project import PLANTED_KEY, env_for, make_project, read_jsonl, sh, tune
+from tests.support.openai_server import UPSTREAM_TOKEN, OpenAIServer
+from tests.support.project import PLANTED_KEY, env_for, make_project, read_jsonl, sh, tune
 
 LLM_STAGES = ("generate", "curate", "augment", "evaluate")
 # The same params everywhere (only teacher.base_url and the retry settings differ), so the

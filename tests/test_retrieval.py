@@ -13,25 +13,10 @@ from faqforge.core.chat_format import (
 )
 from faqforge.core.config import parse_section
 from faqforge.core.io import PipelineError
-from faqforge.core.sections import Index
 from faqforge.documents.retrieval import Retriever, build_index, chunk_passages, reciprocal_rank_fusion
 from faqforge.evaluation.factual import factual_scores, key_terms
-from support.sections import changed
-
-PARAMS = Index(method="bm25", passage_words=20, with_section=True, rrf_k=60,
-               bm25={"k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "english"},
-               dense={"model": None, "base_url": None, "api_key_env": "OPENAI_API_KEY", "batch_size": 8})
-
-CHUNKS = [
-    {"chunk_id": "c1", "doc": "data/docs/installation.txt", "section": "Installing", "pages": None,
-     "text": "faqforge needs Python 3.11. Run make setup to create the virtual environment. "
-             "The setup installs the pinned packages from requirements.txt into .venv."},
-    {"chunk_id": "c2", "doc": "data/docs/remote-storage.txt", "section": "Remotes", "pages": None,
-     "text": "Add a remote with dvc remote add. Then dvc push uploads the cached outputs, and dvc pull "
-             "downloads them on another machine."},
-    {"chunk_id": "c3", "doc": "data/docs/guide.pdf", "section": "Fine-tuning", "pages": [4, 5],
-     "text": "Le modèle élève apprend avec LoRA. The adapter rank is set by finetune.lora_r, 16 by default."},
-]
+from tests.support.corpus import CHUNKS, INDEX
+from tests.support.sections import changed
 
 
 def test_passages_are_whole_sentences_within_the_word_budget_with_provenance():
@@ -49,7 +34,7 @@ def test_source_labels_name_document_section_and_pages():
 
 
 def test_bm25_finds_the_passage_by_stem_and_folded_accents(tmp_path):
-    manifest = build_index(CHUNKS, PARAMS, tmp_path)
+    manifest = build_index(CHUNKS, INDEX, tmp_path)
     assert manifest["passages"] == len(Retriever(tmp_path).passages) and manifest["method"] == "bm25"
     retriever = Retriever(tmp_path)
     hits = retriever.search(["How do I upload my outputs to a remote?", "What does the eleve modele learn with?",
@@ -63,12 +48,12 @@ def test_bm25_finds_the_passage_by_stem_and_folded_accents(tmp_path):
 def test_the_section_path_is_indexed_but_not_shown(tmp_path):
     """"Fine-tuning" is only in c3's heading: found through it with with_section, not without."""
     question = ["How does fine-tuning work?"]
-    on = build_index(CHUNKS, PARAMS, tmp_path / "on")
+    on = build_index(CHUNKS, INDEX, tmp_path / "on")
     hits = Retriever(tmp_path / "on").search(question, 1)[0]
     assert on["with_section"] is True and hits[0]["chunk_id"] == "c3"
-    shown = {p["passage_id"]: p["text"] for p in chunk_passages(CHUNKS[2], PARAMS.passage_words)}
+    shown = {p["passage_id"]: p["text"] for p in chunk_passages(CHUNKS[2], INDEX.passage_words)}
     assert hits[0]["text"] == shown[hits[0]["passage_id"]]  # the passage alone, no heading
-    build_index(CHUNKS, changed(PARAMS, with_section=False), tmp_path / "off")
+    build_index(CHUNKS, changed(INDEX, with_section=False), tmp_path / "off")
     assert Retriever(tmp_path / "off").search(question, 1) == [[]]
 
 
@@ -78,7 +63,7 @@ def test_unknown_method_and_missing_index_are_clear_errors(tmp_path):
     with pytest.raises(PipelineError, match="dvc repro index"):
         Retriever(tmp_path / "nowhere")
     with pytest.raises(PipelineError, match="index.dense.model"):
-        build_index(CHUNKS, changed(PARAMS, method="dense"), tmp_path)
+        build_index(CHUNKS, changed(INDEX, method="dense"), tmp_path)
 
 
 def test_reciprocal_rank_fusion_hand_computed():
@@ -123,7 +108,7 @@ def test_reference_recall_weighs_key_terms_and_scores_a_wrong_value_with_the_rig
 
 def test_dense_and_hybrid_retrieval_through_an_openai_embeddings_endpoint(tmp_path, openai_server, monkeypatch):
     monkeypatch.setenv("EMBED_KEY", "embed-secret")
-    dense = changed(PARAMS, dense={"model": "test-embedder", "base_url": openai_server.base_url,
+    dense = changed(INDEX, dense={"model": "test-embedder", "base_url": openai_server.base_url,
                                    "api_key_env": "EMBED_KEY", "batch_size": 2})
     questions = ["How do I upload outputs to the remote?", "Which Python version does installing need?"]
     for method in ("dense", "hybrid"):
@@ -142,10 +127,10 @@ def test_dense_and_hybrid_retrieval_through_an_openai_embeddings_endpoint(tmp_pa
 
 
 def test_a_failing_embeddings_endpoint_is_a_clear_error_without_the_key(tmp_path, monkeypatch):
-    from openai_server import OpenAIServer
+    from tests.support.openai_server import OpenAIServer
     monkeypatch.setenv("EMBED_KEY", "embed-secret")
     with OpenAIServer(faults=["500"] * 10, echo_secrets=True) as server:
-        params = changed(PARAMS, method="dense", dense={"model": "m", "base_url": server.base_url,
+        params = changed(INDEX, method="dense", dense={"model": "m", "base_url": server.base_url,
                                                         "api_key_env": "EMBED_KEY", "batch_size": 8})
         with pytest.raises(PipelineError, match=r"index.dense.base_url .*: embeddings for model 'm' failed") as error:
             build_index(CHUNKS, params, tmp_path)
@@ -160,12 +145,12 @@ def test_the_same_passages_give_the_same_index_files_whatever_the_hash_seed(tmp_
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from tests.support.project import ROOT
     script = ("import json, sys; from faqforge.core.sections import Index; "
               "from faqforge.documents.retrieval import build_index; "
               "build_index(json.loads(sys.argv[1]), Index.model_validate_json(sys.argv[2]), sys.argv[3])")
     for seed in ("1", "2"):
-        subprocess.run([sys.executable, "-c", script, json.dumps(CHUNKS), PARAMS.model_dump_json(), str(tmp_path / seed)],
+        subprocess.run([sys.executable, "-c", script, json.dumps(CHUNKS), INDEX.model_dump_json(), str(tmp_path / seed)],
                        check=True, env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)})
     files = sorted(p.relative_to(tmp_path / "1") for p in (tmp_path / "1").rglob("*") if p.is_file())
     assert len(files) > 3

@@ -116,10 +116,10 @@ def _pools():
 
 
 def _apply(decisions, require=False):
-    from conftest import ROOT
     from faqforge.core.io import read_evalset
     from faqforge.dataset.review import apply_review
-    from support.sections import section
+    from tests.support.project import ROOT
+    from tests.support.sections import section
     return apply_review(_pairs(), review_state(decisions), _pools(),
                         lambda: read_evalset(ROOT / "data/eval/evalset.json"), section("decontaminate"),
                         section("dedup"), require)
@@ -160,8 +160,8 @@ def test_rejects_edits_additions_and_rescues_reach_the_pairs_with_their_reasons(
 
 
 def test_a_persons_text_that_leaks_the_eval_set_leaves_and_require_keeps_only_approved_pairs():
-    from conftest import ROOT
     from faqforge.core.io import read_evalset
+    from tests.support.project import ROOT
     leak = read_evalset(ROOT / "data/eval/evalset.json")[3]
     decisions = [make_decision("c3-0", "edit", "ana", question=leak["question"], answer=leak["answer"]),
                  make_decision("c4-1", "approve", "bo")]

@@ -7,12 +7,12 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, call
 from faqforge.core.reasons import REASONS
 from faqforge.dataset.decisions import human_pair_id, read_decisions
 from faqforge.review.app import create_review_app
 from faqforge.review.store import Store
-from test_serve import running
+from tests.support.http import call, running
+from tests.support.project import ROOT
 
 CHUNK = {"chunk_id": "c1", "doc": "data/docs/remote-storage.txt", "section": "Remotes", "pages": None,
          "text": "A remote is where DVC stores data. Run dvc push after adding a remote. Pulling works the same way."}
@@ -168,7 +168,7 @@ def test_try_the_bot_streams_an_answer_and_says_when_there_is_no_bot(project, ti
 def test_try_the_bot_with_a_served_model(project, openai_server):
     """--bot-url: the questions go to an OpenAI-compatible server, streamed back through the page's API."""
     from faqforge.review.serve import chat_backend
-    from openai_server import teacher_reply
+    from tests.support.openai_server import teacher_reply
     student = project / "student"
     student.mkdir()
     (student / "prompt.json").write_text(json.dumps({"system_prompt": "Be brief.", "context": "closed_book",

@@ -75,9 +75,9 @@ def test_credential_words_in_ordinary_documentation_are_left_alone(text):
 
 def test_no_false_positive_on_the_sample_corpus():
     """The user documentation (13 files, about 10,000 words) holds no credential: nothing is flagged."""
-    from conftest import ROOT
     from faqforge.documents.chunking import find_documents
     from faqforge.documents.readers import read_document
+    from tests.support.project import ROOT
     files, _ = find_documents(ROOT / "data/docs")
     texts = ["\n".join(block["text"] for block in read_document(f)[1]) for f in files]
     assert len(texts) >= 10 and sum(len(t.split()) for t in texts) > 8_000

@@ -11,18 +11,18 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
 import pytest
 
-from conftest import ROOT, a_stop_in
 from faqforge.answering.app import Limits, create_app
 from faqforge.answering.backends import ModelServer, TrainedPrompt
-from faqforge.answering.serve import bind
 from faqforge.teacher.client import Teacher
-from support.sections import section
+from tests.support.corpus import a_stop_in
+from tests.support.http import running
+from tests.support.project import ROOT
+from tests.support.sections import section
 
 KEY = "sk-serve-7Hq2LmX9pR4tW1zK"
 SYSTEM = "You are the faqforge help assistant."
@@ -47,23 +47,6 @@ def adapter(tiny_model, tmp_path_factory):
     (path / "prompt.json").write_text(json.dumps({"system_prompt": SYSTEM, "context": "closed_book",
                                                   "passages": 0}))
     return str(path)
-
-
-@contextlib.contextmanager
-def running(app):
-    """uvicorn serving `app` in a thread on a free 127.0.0.1 port; yields the /v1 URL."""
-    import uvicorn
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -413,9 +396,9 @@ def test_serve_forwards_the_built_prompt_to_a_generator_and_returns_sources(tmp_
 
     from faqforge.core.chat_format import question_messages
     from faqforge.documents.retrieval import Retriever, build_index
-    from openai_server import teacher_reply
-    from test_retrieval import CHUNKS, PARAMS
-    build_index(CHUNKS, PARAMS, tmp_path / "data" / "index")
+    from tests.support.corpus import CHUNKS, INDEX
+    from tests.support.openai_server import teacher_reply
+    build_index(CHUNKS, INDEX, tmp_path / "data" / "index")
     layout = tmp_path / "adapter"
     layout.mkdir()
     (layout / "prompt.json").write_text(json.dumps({"system_prompt": "Answer from the passages.", "context": "raft",
@@ -454,8 +437,8 @@ def test_in_process_serving_with_retrieval_uses_the_training_layout_token_for_to
     from faqforge.models.checkpoints import load_tokenizer
     from faqforge.models.decoding import generate_chat  # noqa: F401  (what ModelServer answers with)
     from faqforge.training.setup import tokenize_example
-    from test_retrieval import CHUNKS, PARAMS
-    build_index(CHUNKS, PARAMS, tmp_path / "index")
+    from tests.support.corpus import CHUNKS, INDEX
+    build_index(CHUNKS, INDEX, tmp_path / "index")
     retriever = Retriever(tmp_path / "index")
     inner = ModelServer(tiny_model, name="tiny", batch_size=2, max_wait_ms=5)
     app = create_app(TrainedPrompt(inner, {"tiny": {"system_prompt": "Be brief.", "passages": 2}}, retriever))

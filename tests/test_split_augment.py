@@ -2,7 +2,7 @@ import pytest
 
 from faqforge.dataset.split import split_pairs, to_messages
 from faqforge.synthesis.augment import example_questions, paraphrase_messages, parse_paraphrases, variants_of
-from support.sections import changed, section
+from tests.support.sections import changed, section
 
 
 def mix(values):
@@ -28,8 +28,8 @@ def test_the_stable_draw_is_the_same_in_every_process_and_spread_evenly():
     import subprocess
     import sys
 
-    from conftest import ROOT
     from faqforge.core.records import stable_unit
+    from tests.support.project import ROOT
     # the values of the formula every split so far was drawn with: the same pairs stay on the same side
     assert stable_unit(0, "g1") == 0.08782452506312495 and stable_unit("mix", 0, "g1") == 0.06806706939387812
     script = "from faqforge.core.records import stable_unit; print(repr(stable_unit(0, 'g1')))"

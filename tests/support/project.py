@@ -3,6 +3,7 @@ dvc.yaml and params.yaml, a few sample documents, a small eval set, a tiny
 student built in the test and the teacher behind a real OpenAI-compatible
 server on 127.0.0.1."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,14 +13,13 @@ from pathlib import Path
 
 import yaml
 
-from conftest import ROOT
-
 CHAIN = ["base_model", "ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split",
          "finetune", "evaluate"]
 # index reads the chunks and split reads it; report reads the data stages' outputs, nothing reads it
 STAGES = CHAIN[:2] + ["index"] + CHAIN[2:8] + ["report"] + CHAIN[8:]
 DOCS = ["getting-started.md", "installation.txt", "fine-tuning-guide.pdf"]
 PLANTED_KEY = "sk-planted-4f9c2e7a1b"
+ROOT = Path(__file__).resolve().parents[2]   # the checkout
 
 
 def env_for(project):
@@ -83,3 +83,27 @@ def tune(project, **sections):
 
 def read_jsonl(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def run_stage(project, stage):
+    """Run one stage script of the checkout in `project` (no DVC): the CompletedProcess."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{stage}.py")], cwd=project, env=env,
+                          capture_output=True, text=True)
+
+
+@contextlib.contextmanager
+def restored(project):
+    """A test's changes to a project shared by several tests (committed as its
+    baseline), undone afterwards: every file in git back as committed (params,
+    prompts, documents, eval set, review and grades files, dvc.lock, metrics,
+    reports), files the test added under data/ removed, the outputs checked out
+    from DVC's cache; asserted, so the next test finds the project the first one did."""
+    try:
+        yield project
+    finally:
+        sh(project, "git", "checkout", "-q", "--", ".")
+        sh(project, "git", "clean", "-fdq", "--", "data")
+        sh(project, "dvc", "checkout", "-q")
+        assert sh(project, "git", "status", "--porcelain").stdout == ""
+        assert "up to date" in sh(project, "dvc", "status").stdout

@@ -34,3 +34,12 @@ def section(name, **changes):
 def changed(values, **changes):
     """A section (or a part of one) with `changes` merged in, checked again."""
     return type(values).model_validate(merged(values.model_dump(), changes))
+
+
+def teacher_at(server, **changes):
+    """A teacher section asking `server` (tests.support.openai_server) with the test's key
+    variable, greedy, 64 tokens, 4 in flight, 2 quick retries; `changes` on top."""
+    from faqforge.core.sections import Teacher
+    return Teacher(**{"backend": "openai", "model": "test-teacher", "base_url": server.base_url,
+                      "api_key_env": "FAQFORGE_TEST_KEY", "temperature": 0.0, "max_tokens": 64, "concurrency": 4,
+                      "timeout": 10, "max_retries": 2, "backoff_seconds": 0.05, **changes})
