@@ -1,5 +1,6 @@
 # make run   - set up .venv if missing, then run the whole pipeline (dvc repro)
-# make test  - set up .venv if missing, then lint (ruff) and run the test suite
+# make test  - set up .venv if missing, then lint (ruff) and run the test suite (2 processes; one test:
+#              .venv/bin/python -m pytest tests/test_x.py::test_y)
 # make setup - only set up .venv
 # make browser - Debian's headless Chromium and its driver, for the review screen's browser tests
 PYTHON ?= python3.11
@@ -33,7 +34,7 @@ $(CHROMEDRIVER):
 
 test: $(STAMP) $(CHROMEDRIVER)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean-venv:
 	rm -rf $(VENV)
