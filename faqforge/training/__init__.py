@@ -1,7 +1,8 @@
 """What trains the student on the dataset's records: examples, collation and the
 trainable model (setup); the Trainer, its arguments, resumption and curves
-(trainer); and the finetune stage's run over them (finetune), LoRA/QLoRA or
-full, single-process or distributed.
+(trainer); the finetune stage's run over them (finetune), LoRA/QLoRA or
+full, single-process or distributed; and the retrieval encoder's fine-tuning
+on the pairs (encoder).
 
 May import: faqforge.core, faqforge.models.
 """
