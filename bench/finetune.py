@@ -3,9 +3,11 @@ length grouping and a naive trainer, in the same run.
 
     .venv/bin/python -m bench.finetune [steps]
 
-Both train a LoRA adapter on the embedded student (models/base/ if the
-pipeline made it, else the embedded GGUF) with data/train.jsonl (run
-`dvc repro split` first), batch 8, the params' LoRA settings:
+Each trains the embedded student (models/base/ if the pipeline made it, else
+the embedded model) as the finetune stage does by default (finetune.method:
+every weight, or a LoRA adapter with method lora; the params' precision) on
+data/train.jsonl (the default run's RAFT records: run `dvc repro split`
+first), batch 8:
 
 - trainer (the baseline a user would pick): `transformers.Trainer` with
   `train_sampling_strategy="group_by_length"` (its LengthGroupedSampler) and
@@ -35,7 +37,7 @@ import transformers
 from faqforge.core.config import load_config
 from faqforge.core.io import read_jsonl
 from faqforge.models.checkpoints import load_model
-from faqforge.training.setup import PadCollator, lora_model, prepare_examples
+from faqforge.training.setup import PadCollator, prepare_examples, trainable_model
 from faqforge.training.trainer import Trainer, training_arguments
 
 BATCH = 8
@@ -78,10 +80,10 @@ def train(variant, steps):
     args = training_arguments(params, f"cache/bench-finetune-{variant}", len(examples), has_val=False)
     args.disable_tqdm = True
     if variant == "trainer":
-        trainer = CountingTrainer(model=lora_model(model, params), args=args, train_dataset=examples,
+        trainer = CountingTrainer(model=trainable_model(model, params), args=args, train_dataset=examples,
                                   data_collator=transformers.DataCollatorForSeq2Seq(tokenizer, padding="longest"))
     else:  # the stage's Trainer: for the naive run it only adds the padding count and samples at random
-        trainer = Trainer(model=lora_model(model, params), args=args, train_dataset=examples,
+        trainer = Trainer(model=trainable_model(model, params), args=args, train_dataset=examples,
                           data_collator=PadCollator(tokenizer.pad_token_id, pad_to=pad_to))
     start = time.monotonic()
     trainer.train()
@@ -106,8 +108,9 @@ def main():
                              capture_output=True, text=True).stdout
         results[variant] = json.loads(out.strip().splitlines()[-1])
     fast = results["faqforge"]
-    print(f"student {student()}, {fast['examples']} examples of data/train.jsonl, batch {BATCH}, "
-          f"{steps} steps each, {torch.get_num_threads()} threads")
+    method = load_config(sections=["finetune"])["finetune"].method
+    print(f"student {student()}, finetune.method {method}, {fast['examples']} examples of data/train.jsonl, "
+          f"batch {BATCH}, {steps} steps each, {torch.get_num_threads()} threads")
     for r in results.values():
         print(f"{r['variant']:>9}: {r['tokens_per_second']:7.1f} real tokens/s ({r['real_tokens']:,} tokens in "
               f"{r['seconds']} s), padding {r['padding_fraction']:.1%}, peak RSS {r['peak_rss_mb']:,} MiB")

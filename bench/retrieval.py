@@ -2,9 +2,12 @@
 
     .venv/bin/python -m bench.retrieval [sizes [queries]]     # default 10000,100000,1000000 and 200
 
-1. Quality on the default corpus (after `dvc repro split`): recall@1/3/5 of each
-   validation pair's own chunk, and for the eval set the share of questions
-   whose reference the top 3 passages support, with the index data/index/ holds.
+1. Quality on the default corpus (after `dvc repro split`), the evaluate stage's
+   retrieval figures at k = 1, 2 (the default passages), 3 and 5: the share of
+   answerable eval questions whose reference the top k passages support, and
+   recall@k of each validation pair's own chunk; for BM25, the embedded encoder
+   (index.dense.model, or embedded:all-minilm-l6-v2) and the two fused by
+   reciprocal rank (hybrid), each index built from data/chunks.jsonl.
 2. Speed on synthetic corpora of n passages (60 words each, Zipf-distributed
    words of a 30,000-word vocabulary, like text): index build time (tokenizing
    included, the same tokenizer for both: faqforge's folding, stop words and
@@ -13,42 +16,59 @@
    fewer queries (printed); the ratio is rank-bm25's time over faqforge's.
 """
 
-import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from faqforge.documents.retrieval import Bm25, Retriever
-from faqforge.evaluation.factual import factual_scores
+from faqforge.core.config import load_config
+from faqforge.core.io import read_evalset, read_jsonl
+from faqforge.documents.retrieval import Bm25, Retriever, build_index
+from faqforge.evaluation.scores import retrieval_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = [int(n) for n in (sys.argv[1] if len(sys.argv) > 1 else "10000,100000,1000000").split(",")]
 QUERIES = int(sys.argv[2]) if len(sys.argv) > 2 else 200
 K = 3
+ENCODER = "embedded:all-minilm-l6-v2"   # index.dense.model when params.yaml names none
 
 
 def quality():
-    index, val, evalset = ROOT / "data/index", ROOT / "data/val.jsonl", ROOT / "data/eval/evalset.json"
-    if not (index / "index.json").exists() or not val.exists():
-        print("quality: no data/index or data/val.jsonl; run `dvc repro split` first")
+    """The evaluate stage's retrieval figures (retrieval_metrics) at k = 1, the default
+    split.raft.passages, 3 and 5, for BM25, the embedded encoder (untrained) and the
+    two fused, each index built from data/chunks.jsonl with the index params."""
+    chunks, val, evalset = ROOT / "data/chunks.jsonl", ROOT / "data/val.jsonl", ROOT / "data/eval/evalset.json"
+    if not chunks.exists() or not val.exists():
+        print("quality: no data/chunks.jsonl or data/val.jsonl; run `dvc repro split` first")
         return
-    retriever = Retriever(index)
-    pairs = [json.loads(line) for line in val.read_text().splitlines()]
-    pairs = [p for p in pairs if p.get("chunk_id") and p.get("kind") != "refusal"]
-    hits = retriever.search([p["question"] for p in pairs], 5)
-    for k in (1, 3, 5):
-        found = sum(any(h["chunk_id"] == p["chunk_id"] for h in hit[:k]) for hit, p in zip(hits, pairs))
-        print(f"quality: recall@{k} of the validation pair's own chunk: {found / len(pairs):.3f} ({len(pairs)} pairs)")
-    items = json.loads(evalset.read_text())
-    shown = retriever.search([x["question"] for x in items], K)
-    supported = [factual_scores(x["answer"], " ".join(h["text"] for h in s))["factual"] >= 0.5
-                 for x, s in zip(items, shown)]
-    print(f"quality: eval questions whose reference the top {K} passages support: "
-          f"{sum(supported) / len(supported):.3f} ({len(items)} questions, {retriever.manifest['passages']} passages)")
+    config = load_config(sections=["index", "split"])
+    pairs = [p for p in read_jsonl(val) if p.get("chunk_id") and p.get("kind") != "refusal"]
+    items = read_evalset(evalset)
+    references = [x["answer"] if x.get("answerable", True) else None for x in items]
+    default = config["split"].raft.passages
+    index = config["index"]
+    dense = index.dense if index.dense.model else index.dense.model_copy(update={"model": ENCODER})
+    with tempfile.TemporaryDirectory() as scratch:
+        for method in ("bm25", "dense", "hybrid"):
+            start = time.perf_counter()
+            directory = Path(scratch) / method
+            build_index(read_jsonl(chunks), index.model_copy(update={"method": method, "dense": dense}), directory)
+            retriever = Retriever(directory)
+            built = time.perf_counter() - start
+            for k in sorted({1, default, 3, 5}):
+                m = retrieval_metrics(retriever.search([x["question"] for x in items], k), references,
+                                      retriever.search([p["question"] for p in pairs], k),
+                                      [p["chunk_id"] for p in pairs])
+                print(f"quality, {method} ({dense.model if method != 'bm25' else 'bm25s'}; index built in "
+                      f"{built:.1f} s), k={k}{' (the default)' if k == default else ''}: the top {k} passages "
+                      f"support the reference of {m['eval_supported']:.3f} of {m['questions']} answerable eval "
+                      f"questions and hold {m['eval_passage_recall']:.3f} of it; a validation pair's own chunk "
+                      f"among them: {m['val_own_chunk_recall_at_k']:.3f} ({m['val_pairs']} pairs, "
+                      f"{retriever.manifest['passages']} passages)")
 
 
 def corpus(n, seed=0, words=60, vocabulary=30_000):
