@@ -1,13 +1,15 @@
 """Retrieval: faqforge's BM25 (bm25s) against rank-bm25, the usual Python BM25, in one run.
 
     .venv/bin/python -m bench.retrieval [sizes [queries]]     # default 10000,100000,1000000 and 200
+    .venv/bin/python -m bench.retrieval quality               # part 1 only
 
 1. Quality on the default corpus (after `dvc repro split`), the evaluate stage's
    retrieval figures at k = 1, 2 (the default passages), 3 and 5: the share of
    answerable eval questions whose reference the top k passages support, and
    recall@k of each validation pair's own chunk; for BM25, the embedded encoder
-   (index.dense.model, or embedded:all-minilm-l6-v2) and the two fused by
-   reciprocal rank (hybrid), each index built from data/chunks.jsonl.
+   (index.dense.model, or embedded:all-minilm-l6-v2) as shipped and fine-tuned on
+   the training pairs (faqforge.training.encoder, 1 epoch), each alone and fused
+   with BM25 by reciprocal rank (hybrid), each index built from data/chunks.jsonl.
 2. Speed on synthetic corpora of n passages (60 words each, Zipf-distributed
    words of a 30,000-word vocabulary, like text): index build time (tokenizing
    included, the same tokenizer for both: faqforge's folding, stop words and
@@ -21,41 +23,53 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from faqforge.core.config import load_config
 from faqforge.core.io import read_evalset, read_jsonl
+from faqforge.dataset.encoder_pairs import encoder_examples
+from faqforge.dataset.split import split_pairs
 from faqforge.documents.retrieval import Bm25, Retriever, build_index
 from faqforge.evaluation.scores import retrieval_metrics
+from faqforge.models.encoders import encoder_directory
+from faqforge.training.encoder import train_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SIZES = [int(n) for n in (sys.argv[1] if len(sys.argv) > 1 else "10000,100000,1000000").split(",")]
+ONLY_QUALITY = sys.argv[1:2] == ["quality"]
+SIZES = [] if ONLY_QUALITY else [int(n) for n in
+                                 (sys.argv[1] if len(sys.argv) > 1 else "10000,100000,1000000").split(",")]
 QUERIES = int(sys.argv[2]) if len(sys.argv) > 2 else 200
 K = 3
 ENCODER = "embedded:all-minilm-l6-v2"   # index.dense.model when params.yaml names none
+EPOCHS = 1                              # the encoder's fine-tuning
 
 
 def quality():
     """The evaluate stage's retrieval figures (retrieval_metrics) at k = 1, the default
-    split.raft.passages, 3 and 5, for BM25, the embedded encoder (untrained) and the
-    two fused, each index built from data/chunks.jsonl with the index params."""
+    split.raft.passages, 3 and 5: BM25; the embedded encoder as shipped, alone and fused
+    with BM25 (hybrid); and the encoder fine-tuned on the training side of the split
+    (the split stage's own partition of data/qa_augmented.jsonl: the validation pairs
+    and the eval questions are never trained on), alone and hybrid. Each index is
+    built from data/chunks.jsonl with the index params."""
     chunks, val, evalset = ROOT / "data/chunks.jsonl", ROOT / "data/val.jsonl", ROOT / "data/eval/evalset.json"
     if not chunks.exists() or not val.exists():
         print("quality: no data/chunks.jsonl or data/val.jsonl; run `dvc repro split` first")
         return
-    config = load_config(sections=["index", "split"])
+    config = load_config(sections=["index", "split", "decontaminate"])
+    split, index = config["split"], config["index"]
     pairs = [p for p in read_jsonl(val) if p.get("chunk_id") and p.get("kind") != "refusal"]
     items = read_evalset(evalset)
     references = [x["answer"] if x.get("answerable", True) else None for x in items]
-    default = config["split"].raft.passages
-    index = config["index"]
-    dense = index.dense if index.dense.model else index.dense.model_copy(update={"model": ENCODER})
+    default = split.raft.passages
+    encoder = index.dense.model or ENCODER
     with tempfile.TemporaryDirectory() as scratch:
-        for method in ("bm25", "dense", "hybrid"):
+        def measure(name, method, model):
             start = time.perf_counter()
-            directory = Path(scratch) / method
+            directory = Path(scratch) / name
+            dense = index.dense.model_copy(update={"model": model or encoder})
             build_index(read_jsonl(chunks), index.model_copy(update={"method": method, "dense": dense}), directory)
             retriever = Retriever(directory)
             built = time.perf_counter() - start
@@ -63,12 +77,24 @@ def quality():
                 m = retrieval_metrics(retriever.search([x["question"] for x in items], k), references,
                                       retriever.search([p["question"] for p in pairs], k),
                                       [p["chunk_id"] for p in pairs])
-                print(f"quality, {method} ({dense.model if method != 'bm25' else 'bm25s'}; index built in "
-                      f"{built:.1f} s), k={k}{' (the default)' if k == default else ''}: the top {k} passages "
-                      f"support the reference of {m['eval_supported']:.3f} of {m['questions']} answerable eval "
-                      f"questions and hold {m['eval_passage_recall']:.3f} of it; a validation pair's own chunk "
-                      f"among them: {m['val_own_chunk_recall_at_k']:.3f} ({m['val_pairs']} pairs, "
-                      f"{retriever.manifest['passages']} passages)")
+                print(f"quality, {name} (index built in {built:.1f} s), k={k}{' (the default)' if k == default else ''}"
+                      f": the top {k} passages support the reference of {m['eval_supported']:.3f} of "
+                      f"{m['questions']} answerable eval questions and hold {m['eval_passage_recall']:.3f} of it; "
+                      f"a validation pair's own chunk among them: {m['val_own_chunk_recall_at_k']:.3f} "
+                      f"({m['val_pairs']} pairs, {retriever.manifest['passages']} passages)")
+            return retriever
+
+        bm25 = measure("bm25", "bm25", None)
+        measure(f"dense, {encoder} as shipped", "dense", None)
+        measure(f"hybrid, {encoder} as shipped", "hybrid", None)
+        train, _ = split_pairs(read_jsonl(ROOT / "data/qa_augmented.jsonl"), split.val_fraction, split.seed, split.by)
+        examples, skipped = encoder_examples(train, bm25, items, config["decontaminate"], index.with_section)
+        params = SimpleNamespace(epochs=EPOCHS, batch_size=32, learning_rate=5e-5, warmup_ratio=0.1, seed=0)
+        trained = Path(scratch) / "encoder"
+        figures = train_encoder(encoder_directory(encoder), examples, trained, params)
+        print(f"encoder fine-tuned on {len(examples)} training pairs ({len(skipped)} skipped): {figures}")
+        measure("dense, fine-tuned", "dense", str(trained))
+        measure("hybrid, fine-tuned", "hybrid", str(trained))
 
 
 def corpus(n, seed=0, words=60, vocabulary=30_000):
