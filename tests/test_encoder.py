@@ -78,6 +78,7 @@ def test_a_tiny_encoder_trains_on_the_triples_and_the_index_loads_what_it_saved(
     params = SimpleNamespace(epochs=20, batch_size=3, learning_rate=1e-3, warmup_ratio=0.0, seed=0)
     figures = train_encoder(tiny_encoder, examples, tmp_path / "trained", params)
     assert figures["examples"] == 3 and figures["steps"] == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bert", "index", "tiny", "trained"]  # nothing left over
     assert figures["loss_last"] < figures["loss_first"]           # it learnt the three questions
     dense = changed(INDEX, method="dense", dense={"model": str(tmp_path / "trained")})
     build_index(CHUNKS, dense, tmp_path / "dense")

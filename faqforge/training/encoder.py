@@ -10,8 +10,8 @@ the shipped encoder.
 """
 
 import math
+import tempfile
 import time
-from pathlib import Path
 
 import torch
 
@@ -34,17 +34,17 @@ def train_encoder(base, examples, out_dir, params):
                                 local_files_only=True)
     data = Dataset.from_dict({column: [e[column] for e in examples] for column in ("anchor", "positive", "negative")})
     steps = math.ceil(len(examples) / params.batch_size) * params.epochs
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(Path(out_dir).parent / f".{Path(out_dir).name}-trainer"),
-        num_train_epochs=params.epochs, per_device_train_batch_size=params.batch_size,
-        learning_rate=params.learning_rate, warmup_steps=math.ceil(params.warmup_ratio * steps), seed=params.seed,
-        data_seed=params.seed, batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", logging_steps=1,
-        report_to=[], disable_tqdm=True)
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
-                                         loss=MultipleNegativesRankingLoss(model))
-    start = time.monotonic()
-    result = trainer.train()
-    seconds = time.monotonic() - start
+    with tempfile.TemporaryDirectory() as scratch:   # the Trainer wants a folder; nothing is kept in it
+        args = SentenceTransformerTrainingArguments(
+            output_dir=scratch, num_train_epochs=params.epochs, per_device_train_batch_size=params.batch_size,
+            learning_rate=params.learning_rate, warmup_steps=math.ceil(params.warmup_ratio * steps),
+            seed=params.seed, data_seed=params.seed, batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no",
+            logging_steps=1, report_to=[], disable_tqdm=True)
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
+                                             loss=MultipleNegativesRankingLoss(model))
+        start = time.monotonic()
+        result = trainer.train()
+        seconds = time.monotonic() - start
     model.save_pretrained(str(out_dir))
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return {"examples": len(examples), "epochs": params.epochs, "steps": result.global_step,
