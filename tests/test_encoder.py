@@ -2,7 +2,7 @@
 and the fine-tuning itself (faqforge.training.encoder), on a tiny random encoder
 with the embedded encoder's real tokenizer."""
 
-import shutil
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -11,9 +11,9 @@ from faqforge.core.io import PipelineError
 from faqforge.core.sections import Decontaminate
 from faqforge.dataset.encoder_pairs import encoder_examples
 from faqforge.documents.retrieval import Retriever, build_index, chunk_passages, indexed_text
-from faqforge.models.encoders import encoder_directory
 from faqforge.training.encoder import train_encoder
 from tests.support.corpus import CHUNKS, INDEX
+from tests.support.encoder import tiny_encoder as build_tiny_encoder
 from tests.support.sections import changed
 
 PAIRS = [
@@ -37,7 +37,7 @@ def test_each_question_gets_the_passage_stating_its_answer_and_a_hard_negative_o
     examples, skipped = encoder_examples(PAIRS + [{"id": "p4", "chunk_id": "gone", "question": "Where is it?",
                                                    "answer": "Somewhere."}], bm25, EVALSET, Decontaminate())
     assert [e["anchor"] for e in examples] == [p["question"] for p in PAIRS]
-    assert skipped == [{"id": "p4", "question": "Where is it?", "why": "its chunk has no passage in the index"}]
+    assert skipped == [{"id": "p4", "question": "Where is it?", "reason": "its chunk has no passage in the index"}]
     passages = {p["passage_id"]: p for chunk in CHUNKS for p in chunk_passages(chunk, INDEX.passage_words)}
     by_text = {indexed_text(p): p for p in passages.values()}
     for example, pair in zip(examples, PAIRS):
@@ -55,22 +55,7 @@ def test_a_pair_that_matches_an_eval_question_stops_the_training(bm25):
 
 @pytest.fixture
 def tiny_encoder(tmp_path):
-    """A 2-layer random BERT of width 32 with all-MiniLM-L6-v2's tokenizer, mean-pooled."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import BertConfig, BertModel
-    real = encoder_directory("embedded:all-minilm-l6-v2")
-    bert = tmp_path / "bert"
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=128)).save_pretrained(bert)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(real / name, bert / name)
-    encoder = SentenceTransformer(modules=[Transformer(str(bert), max_seq_length=64), Pooling(32, "mean")],
-                                  device="cpu")
-    encoder.save_pretrained(str(tmp_path / "tiny"))
-    return tmp_path / "tiny"
+    return build_tiny_encoder(tmp_path)
 
 
 def test_a_tiny_encoder_trains_on_the_triples_and_the_index_loads_what_it_saved(bm25, tiny_encoder, tmp_path):
@@ -84,3 +69,50 @@ def test_a_tiny_encoder_trains_on_the_triples_and_the_index_loads_what_it_saved(
     build_index(CHUNKS, dense, tmp_path / "dense")
     hits = Retriever(tmp_path / "dense").search([p["question"] for p in PAIRS], 1)
     assert [h[0]["chunk_id"] for h in hits] == ["c1", "c2", "c3"]  # each question finds its own passage
+
+
+def retriever_config(encoder, **retriever):
+    from faqforge.core.sections import Retriever as RetrieverSection
+    from faqforge.core.sections import Split
+    return {"retriever": RetrieverSection(base=str(encoder), epochs=2, batch_size=2, **retriever),
+            "index": INDEX.model_copy(update={"method": "hybrid"}),
+            "split": Split(val_fraction=0.5, seed=0),   # seed 0: p2 on the validation side, p1 and p3 training
+            "decontaminate": Decontaminate()}
+
+
+def test_the_retriever_stage_trains_on_the_training_side_only_and_the_index_loads_its_encoder(
+        tiny_encoder, tmp_path, monkeypatch):
+    from faqforge.training import retriever as stage
+    trained_on = []
+
+    def spy(base, examples, out_dir, params):
+        trained_on.extend(examples)
+        return train_encoder(base, examples, out_dir, params)
+    monkeypatch.setattr(stage, "train_encoder", spy)
+    out = tmp_path / "models" / "retriever"
+    metrics, skipped = stage.fit_retriever(PAIRS, CHUNKS, EVALSET, retriever_config(tiny_encoder), tmp_path / "s", out)
+    assert sorted(e["anchor"] for e in trained_on) == sorted([PAIRS[0]["question"], PAIRS[2]["question"]])
+    assert PAIRS[1]["question"] not in {e["anchor"] for e in trained_on}          # the validation pair
+    assert not {e["anchor"] for e in trained_on} & {x["question"] for x in EVALSET}
+    assert metrics["training"]["steps"] == 2 and metrics["train_pairs"] == 2 and skipped == []
+    recall = metrics["val_own_chunk_recall"]
+    assert recall["pairs"] == 1 and set(recall) == {"pairs", "bm25", "base", "trained", "hybrid"}
+    assert set(recall["hybrid"]) == {"at_1", "at_2"}
+    card = json.loads((out / "retriever.json").read_text())
+    assert card["base"] == str(tiny_encoder) and card["abstain_below"] == metrics["abstention"]["threshold"]
+    assert metrics["abstention"]["pairs"] == 1 and card["abstain_below"] is not None
+    # the index stage embeds with it and carries its threshold to whoever answers
+    build_index(CHUNKS, changed(INDEX, method="hybrid", dense={"model": str(out)}), tmp_path / "index")
+    index = Retriever(tmp_path / "index")
+    assert index.abstain_below == card["abstain_below"]
+    hits = index.search(["How do I download the outputs elsewhere?"], 2)[0]
+    assert len(hits) == 2 and all(-1 <= h["similarity"] <= 1 for h in hits)
+
+
+def test_the_retriever_stage_refuses_pairs_that_leak_an_eval_question_before_training(tiny_encoder, tmp_path):
+    leaked = {**PAIRS[0], "id": "p9", "question": "How do I add a DVC remote for my team?"}   # training side
+    out = tmp_path / "retriever"
+    with pytest.raises(PipelineError, match="must not train on them"):
+        from faqforge.training.retriever import fit_retriever
+        fit_retriever(PAIRS + [leaked], CHUNKS, EVALSET, retriever_config(tiny_encoder), tmp_path / "s", out)
+    assert not out.exists()

@@ -5,29 +5,9 @@ params.yaml; faqforge.core.config reads and checks the file against these."""
 
 from typing import Annotated, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-Number = int | float   # a YAML number kept as written (120 stays 120, 1.0 stays 1.0)
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Transport(Section):
-    """How an OpenAI-compatible endpoint is reached: the teacher's keys, and the part of
-    them a served evaluation endpoint has (faqforge.models.openai_client takes this)."""
-    base_url: str | list[str] | None = "http://127.0.0.1:8000/v1"
-    api_key_env: str | None = "OPENAI_API_KEY"
-    concurrency: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
-    max_concurrency: int = Field(256, ge=1)
-    timeout: Number = Field(120, gt=0)
-    max_retries: int = Field(5, ge=0)
-    backoff_seconds: Number = Field(1.0, ge=0)
-    max_backoff_seconds: Number = Field(60, ge=0)
-    requests_per_minute: Number | None = Field(None, gt=0)
-    tokens_per_minute: Number | None = Field(None, gt=0)
-    insecure_http: bool = False
+from faqforge.core.section_types import Number, Section, Transport
 
 
 class Teacher(Transport):
@@ -185,19 +165,29 @@ class Bm25(Section):
 
 
 class Dense(Section):
-    model: str | None = None
+    model: str | None = "models/retriever"
     base_url: str | None = None
     api_key_env: str | None = "OPENAI_API_KEY"
     batch_size: int = Field(64, ge=1)
 
 
 class Index(Section):
-    method: Literal["bm25", "dense", "hybrid"] = "bm25"
+    method: Literal["bm25", "dense", "hybrid"] = "hybrid"
     passage_words: int = Field(60, ge=0)
     with_section: bool = True
     bm25: Bm25 = Bm25()
     dense: Dense = Dense()
     rrf_k: int = Field(60, ge=1)
+
+
+class Retriever(Section):
+    base: str = "embedded:all-minilm-l6-v2"
+    epochs: int = Field(1, ge=0)
+    batch_size: int = Field(32, ge=2)
+    learning_rate: Number = Field(5e-5, gt=0)
+    warmup_ratio: Number = Field(0.1, ge=0, le=1)
+    seed: int = 0
+    max_false_refusals: Number = Field(0.1, ge=0, lt=1)
 
 
 class Raft(Section):
@@ -285,8 +275,8 @@ class EvaluateExample(Section):
 
 class EvaluateJudge(Section):
     enabled: bool = False
-    arms: list[Literal["base_closed", "tuned_closed", "base_rag", "tuned_rag", "top_passage", "best_sentence",
-                       "oracle_sentence"]] = ["base_rag", "tuned_rag"]
+    arms: list[Literal["base_closed", "tuned_closed", "base_rag", "tuned_rag", "evidence", "top_passage",
+                       "best_sentence", "oracle_sentence"]] = ["base_rag", "tuned_rag"]
     max_tokens: int = Field(8, ge=1)
     top_logprobs: int | None = Field(5, ge=1, le=20)
     min_control_accuracy: Number = Field(0.75, ge=0, le=1)
@@ -308,7 +298,8 @@ class Evaluate(Section):
 
 SECTIONS = {"teacher": Teacher, "student": Student, "ingest": Ingest, "hygiene": Hygiene, "generate": Generate,
             "curate": Curate, "dedup": Dedup, "decontaminate": Decontaminate, "augment": Augment,
-            "index": Index, "split": Split, "review": Review, "finetune": Finetune, "evaluate": Evaluate}
+            "retriever": Retriever, "index": Index, "split": Split, "review": Review, "finetune": Finetune,
+            "evaluate": Evaluate}
 
 
 def choices(model, key):

@@ -37,7 +37,8 @@ def encoder_examples(pairs, retriever, evalset, rule, with_section=True):
     for pair, question, hits in zip(pairs, questions, ranked):
         oracle = oracle_passage(pair, by_chunk.get(pair.get("chunk_id"), []))
         if oracle is None:
-            skipped.append({"id": pair.get("id"), "question": question, "why": "its chunk has no passage in the index"})
+            skipped.append({"id": pair.get("id"), "question": question,
+                            "reason": "its chunk has no passage in the index"})
             continue
         answer = pair_response(pair)
         negatives = [h for h in hits
@@ -45,7 +46,7 @@ def encoder_examples(pairs, retriever, evalset, rule, with_section=True):
         negative = negatives[0] if negatives else _other_document(retriever.passages, oracle)
         if negative is None:
             skipped.append({"id": pair.get("id"), "question": question,
-                            "why": "no passage of another chunk to contrast it with"})
+                            "reason": "no passage of another chunk to contrast it with"})
             continue
         examples.append({"anchor": question, "positive": indexed_text(oracle, with_section),
                          "negative": indexed_text(negative, with_section), "chunk_id": oracle["chunk_id"]})

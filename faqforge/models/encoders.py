@@ -28,7 +28,7 @@ def encoder_directory(spec):
     if not spec.startswith("embedded:"):
         if not Path(spec).is_dir():
             raise PipelineError(f"{spec}: not a directory; an encoder is a local sentence-transformers checkpoint "
-                                f"or one of {choices}")
+                                f"or one of {choices} (models/retriever is written by `dvc repro retriever`)")
         return Path(spec)
     name = spec.split(":", 1)[1]
     if name not in EMBEDDED_ENCODERS:

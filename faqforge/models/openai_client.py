@@ -64,7 +64,7 @@ class OpenAIClient:
     per replica, requests, errors, overloads, ejections and the last limit."""
 
     def __init__(self, model, transport, endpoint="teacher"):
-        """`transport`: a faqforge.core.sections.Transport (the teacher section is one);
+        """`transport`: a faqforge.core.section_types.Transport (the teacher section is one);
         `endpoint` names the params section it comes from, for errors."""
         self.model, self.endpoint, self.transport = model, endpoint, transport
         self.stats = {"retries": 0, "retry_wait_seconds": 0.0, "schema_fallbacks": 0}

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import yaml
 
-CHAIN = ["base_model", "ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split",
-         "finetune", "evaluate"]
-# index reads the chunks and split reads it; report reads the data stages' outputs, nothing reads it
-STAGES = CHAIN[:2] + ["index"] + CHAIN[2:8] + ["report"] + CHAIN[8:]
+from tests.support.encoder import tiny_encoder
+
+CHAIN = ["base_model", "ingest", "generate", "curate", "dedup", "decontaminate", "augment", "retriever", "index",
+         "split", "finetune", "evaluate"]
+# report reads the data stages' outputs, nothing reads it
+STAGES = CHAIN[:10] + ["report"] + CHAIN[10:]
 DOCS = ["getting-started.md", "installation.txt", "fine-tuning-guide.pdf"]
 PLANTED_KEY = "sk-planted-4f9c2e7a1b"
 ROOT = Path(__file__).resolve().parents[2]   # the checkout
@@ -56,6 +58,7 @@ def make_project(root, student, base_url, docs=DOCS):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["teacher"].update(backend="openai", model="test-teacher", base_url=base_url, max_retries=1)
     params["student"]["model"] = student
+    params["retriever"]["base"] = str(tiny_encoder())   # the retriever stage trains a tiny encoder
     params["ingest"]["tokenizer"] = student
     params["finetune"].update(max_steps=4, batch_size=4, eval_every=2, max_seq_length=768)
     params["evaluate"].update(max_new_tokens=8, bootstrap_resamples=200)
