@@ -2,7 +2,8 @@
 
     dvc repro evaluate          # or: python stages/evaluate.py
 
-Base and tuned students answer closed book and with the top split.raft.passages passages
+The bot answers evidence first (a quote of the retrieved passages, or a refusal: as serve and
+chat do); base and tuned students answer closed book and with the top split.raft.passages passages
 (the training layout), in-process (cached in cache/llm/evaluate/) or from the server
 evaluate.served.base_url names; beside them, arms that need no model (the top passage; the
 sentence sharing most words with the question) and a ceiling. Scores: token F1 (ranking and
@@ -20,11 +21,12 @@ from faqforge.evaluation.answers import arm_chats, local_answers, served_answers
 from faqforge.evaluation.eval_report import render_chart, render_report, verdict_line
 from faqforge.evaluation.graded import apply_grades
 from faqforge.evaluation.judge import judge_answers
-from faqforge.evaluation.scores import ARMS, eval_metrics, retrieval_metrics, score_predictions
+from faqforge.evaluation.scores import ARMS, eval_metrics, index_figures, score_predictions
 from faqforge.evaluation.search_arms import search_answers
 from faqforge.teacher.client import Teacher
 
 EVALSET, CACHE, CHART = "data/eval/evalset.json", "cache/llm/evaluate", "reports/eval.png"
+RETRIEVER_METRICS = "metrics/retriever.json"   # the retriever stage's validation, shown in the report
 
 
 def main():
@@ -38,7 +40,8 @@ def main():
         replies, students = served_answers(chats, p), None
     else:  # cached by content beside the judge's verdicts: a rerun that changes no input generates nothing
         replies, students = local_answers(chats, p, cache_dir=CACHE, dtype=config["student"].dtype)
-    predictions = score_predictions(evalset, hits, {**replies, **search_answers(evalset, hits)})
+    replies.update(search_answers(evalset, hits, retriever.abstain_below))   # the bot's evidence, no-model arms
+    predictions = score_predictions(evalset, hits, replies)
     teacher = Teacher(config["teacher"], cache_dir=CACHE)
     if p.judge.enabled:
         judge_answers(teacher, predictions, p.judge)
@@ -46,18 +49,14 @@ def main():
     write_jsonl("data/eval/predictions.jsonl", predictions)
     metrics = {**eval_metrics(predictions, p.bootstrap_resamples, p.seed,
                               min_control_accuracy=p.judge.min_control_accuracy), "grades": grades}
-    val = [r for r in read_jsonl("data/val.jsonl") if r.get("chunk_id") and r.get("kind") != "refusal"]
-    val_hits = retriever.search([r["question"] for r in val], k) if val else None
-    references = [item["answer"] if item.get("answerable", True) else None for item in evalset]
-    metrics["retrieval"] = {**retrieval_metrics(hits, references, val_hits, [r["chunk_id"] for r in val]), "k": k}
+    metrics["retrieval"] = index_figures(retriever, evalset, hits, read_jsonl("data/val.jsonl"), k, RETRIEVER_METRICS)
     metrics.get("judge", {})["model"] = teacher.model_id
     metrics.update({"students": students} if students else {}, models=student_names(p.served), teacher=teacher.stats)
     write_json("metrics/eval.json", metrics)
     render_chart(metrics, CHART)
     write_text("reports/eval.md", render_report(predictions, metrics, chart=CHART.split("/")[-1]))
-    write_json("plots/eval_per_question.json",
-               [{"index": x["index"], **{arm: x["scores"][arm]["f1"] for arm in ARMS if arm in x["scores"]}}
-                for x in predictions])
+    write_json("plots/eval_per_question.json", [{"index": x["index"], **{arm: x["scores"][arm]["f1"] for arm in ARMS
+                                                                         if arm in x["scores"]}} for x in predictions])
     print(f"evaluate: {len(evalset)} questions; {verdict_line(metrics).replace('**', '')} See reports/eval.md")
 
 

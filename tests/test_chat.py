@@ -165,8 +165,8 @@ def test_chat_retrieves_as_the_student_was_trained_and_prints_sources(tmp_path, 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     question = "How do I upload my outputs to a remote?"
     result = subprocess.run([sys.executable, "-m", "faqforge", "chat", "--base-url", openai_server.base_url,
-                             "--model", "test-teacher", "--question", question], capture_output=True, text=True,
-                            env=env, timeout=60, cwd=tmp_path)
+                             "--model", "test-teacher", "--answer", "model", "--question", question],
+                            capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     sent = openai_server.requests[-1]["body"]["messages"]
     assert sent[0] == {"role": "system", "content": "Answer from the passages."}

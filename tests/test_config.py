@@ -164,6 +164,6 @@ def test_the_librarys_tables_cover_exactly_the_declared_choices():
     from faqforge.refinement.fuzzy import EXHAUSTIVE_UP_TO
     assert set(PREFER) | {"earliest"} == set(choices(Dedup, "prefer"))
     assert set(EXHAUSTIVE_UP_TO) == set(choices(Dedup, "scorer"))
-    assert ARMS == ("base_closed", "tuned_closed", "base_rag", "tuned_rag", "top_passage", "best_sentence",
+    assert ARMS == ("base_closed", "tuned_closed", "base_rag", "tuned_rag", "evidence", "top_passage", "best_sentence",
                     "oracle_sentence")
     assert set(ARM_NAMES) == set(ARMS)

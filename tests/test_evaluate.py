@@ -8,6 +8,7 @@ from faqforge.evaluation.eval_report import render_chart, render_report
 from faqforge.evaluation.scores import (
     ARM_NAMES,
     ARMS,
+    BOT,
     CEILING,
     COMPARISONS,
     MODEL_ARMS,
@@ -58,9 +59,9 @@ def all_arms(values, **extra):
 
 
 def test_eval_metrics_give_every_arm_every_comparison_and_the_verdict_against_the_best_no_model_arm():
-    # arms: base_closed, tuned_closed, base_rag, tuned_rag, top_passage, best_sentence, oracle_sentence
-    predictions = [all_arms([0.0, 0.1, 0.4, 0.8, 0.5, 0.3, 0.9]), all_arms([0.2, 0.1, 0.4, 0.6, 0.5, 0.2, 0.9]),
-                   all_arms([0.1, 0.1, 0.1, 0.7, 0.5, 0.4, 1.0])]
+    # arms: base_closed, tuned_closed, base_rag, tuned_rag, evidence, top_passage, best_sentence, oracle_sentence
+    predictions = [all_arms([0.0, 0.1, 0.4, 0.8, 0.7, 0.5, 0.3, 0.9]), all_arms([0.2, 0.1, 0.4, 0.6, 0.8, 0.5, 0.2, 0.9]),
+                   all_arms([0.1, 0.1, 0.1, 0.7, 0.6, 0.5, 0.4, 1.0])]
     metrics = eval_metrics(predictions, n_resamples=50)
     assert metrics["n_questions"] == 3 and list(metrics["arms"]) == list(ARMS)
     assert metrics["arms"]["tuned_rag"]["f1"]["mean"] == pytest.approx(0.7)
@@ -77,10 +78,10 @@ def test_eval_metrics_give_every_arm_every_comparison_and_the_verdict_against_th
 
 
 def test_the_verdict_says_ties_with_when_the_interval_holds_zero_and_loses_to_when_below():
-    tied = [all_arms([0, 0, 0, 0.5, 0.4, 0, 1]), all_arms([0, 0, 0, 0.3, 0.4, 0, 1]),
-            all_arms([0, 0, 0, 0.5, 0.5, 0, 1])]
+    tied = [all_arms([0, 0, 0, 0, 0.5, 0.4, 0, 1]), all_arms([0, 0, 0, 0, 0.3, 0.4, 0, 1]),
+            all_arms([0, 0, 0, 0, 0.5, 0.5, 0, 1])]
     assert eval_metrics(tied, n_resamples=200)["verdict"]["result"] == "ties with"
-    lost = [all_arms([0, 0, 0, 0.1, 0.4, 0.6, 1]) for _ in range(5)]
+    lost = [all_arms([0, 0, 0, 0, 0.1, 0.4, 0.6, 1]) for _ in range(5)]
     verdict = eval_metrics(lost, n_resamples=200)["verdict"]
     assert verdict["than"] == "best_sentence" and verdict["result"] == "loses to"
     assert "**loses to** the best answer that needs no model" in render_report(
@@ -90,10 +91,10 @@ def test_the_verdict_says_ties_with_when_the_interval_holds_zero_and_loses_to_wh
 
 def test_refusals_are_counted_apart_on_answerable_and_unanswerable_questions():
     predictions = [
-        all_arms([0] * 7, answerable=False),
-        all_arms([0] * 7, answerable=False),
-        all_arms([0.5] * 7, answerable=True),
-        all_arms([0.5] * 7, answerable=True),
+        all_arms([0] * 8, answerable=False),
+        all_arms([0] * 8, answerable=False),
+        all_arms([0.5] * 8, answerable=True),
+        all_arms([0.5] * 8, answerable=True),
     ]
     for p, refused in zip(predictions, (True, False, True, False)):
         p["scores"]["tuned_rag"]["refused"] = refused
@@ -161,7 +162,7 @@ def test_retrieval_metrics_hand_computed_on_the_answerable_questions():
 def report_predictions(deltas):
     answers = {arm: f"{arm} | answer" for arm in ARMS}
     return [{"index": i, "question": f"q{i}?", "reference": f"ref {i}", "answers": answers, "retrieval_hit": i % 2 == 0,
-             "answerable": True, "scores": {arm: arm_scores(0.5 + (d if arm == "tuned_rag" else 0)) for arm in ARMS}}
+             "answerable": True, "scores": {arm: arm_scores(0.5 + (d if arm == BOT else 0)) for arm in ARMS}}
             for i, d in enumerate(deltas)]
 
 
@@ -173,15 +174,16 @@ def test_report_opens_with_the_verdict_states_every_arm_and_ranks_by_token_f1(tm
                             "val_own_chunk_recall_at_k": 0.75}
     report = render_report(predictions, metrics, k=2, chart="eval.png")
     first = report.split("\n")[2]
-    assert first.startswith("**Verdict:** on token F1, the bot (tuned + retrieval, 0.575) **does not beat** the best "
-                            "answer that needs no model, the top passage as it is (no model) (0.500)")
+    assert first.startswith("**Verdict:** on token F1, the bot: evidence first (a quote of the passages, or a refusal) "
+                            "(0.575) **does not beat** the best answer that needs no model, the top passage as it is "
+                            "(no model) (0.500)")
     assert "no difference can be claimed" in first and "The ceiling" in first
     assert "own chunk is among the top 3 for 75% (recall@3)" in report
     table = report.split("| arm | F1 |")[1].split("\n\n")[0]
     for arm in ARMS:
         assert f"| {ARM_NAMES[arm]} | " in table
     rows = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines()[2:]]
-    assert rows[0] == ARM_NAMES["tuned_rag"] and rows[-1] == ARM_NAMES[CEILING]   # ranked by F1, the ceiling last
+    assert rows[0] == ARM_NAMES[BOT] and rows[-1] == ARM_NAMES[CEILING]   # ranked by F1, the ceiling last
     assert "![token F1 per arm with its 95% interval](eval.png)" in report
     helped, hurt = report.split("## Where the bot gained most over the top passage")[1].split("## Where the bot lost most")
     assert helped.index("| 0 | q0?") < helped.index("| 3 | q3?") and "| 1 |" not in helped

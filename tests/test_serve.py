@@ -403,7 +403,8 @@ def test_serve_forwards_the_built_prompt_to_a_generator_and_returns_sources(tmp_
     layout.mkdir()
     (layout / "prompt.json").write_text(json.dumps({"system_prompt": "Answer from the passages.", "context": "raft",
                                                     "passages": 2}))
-    process = serve_command("--generator-url", openai_server.base_url, "--layout-from", str(layout), cwd=tmp_path)
+    process = serve_command("--generator-url", openai_server.base_url, "--layout-from", str(layout),
+                            "--answer", "model", cwd=tmp_path)
     try:
         url = started(process)
         assert "top 2 passages of data/index" in process.stdout.readline()
@@ -429,6 +430,50 @@ def test_serve_forwards_the_built_prompt_to_a_generator_and_returns_sources(tmp_
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_serve_and_chat_answer_evidence_first_with_the_same_quote_and_sources(tmp_path, openai_server):
+    """--answer evidence (the default): a verbatim quote of a retrieved passage citing it, from
+    faqforge.documents.evidence, in serve's reply and stream and in chat's output; no model generates."""
+    import openai
+
+    from faqforge.documents.evidence import evidence_reply
+    from faqforge.documents.retrieval import Retriever, build_index
+    from tests.support.corpus import CHUNKS, INDEX
+    build_index(CHUNKS, INDEX, tmp_path / "data" / "index")
+    layout = tmp_path / "adapter"
+    layout.mkdir()
+    (layout / "prompt.json").write_text(json.dumps({"system_prompt": "Answer from the passages.", "context": "raft",
+                                                    "passages": 2}))
+    question = "How do I upload my outputs to a remote?"
+    shown = Retriever(tmp_path / "data" / "index").search([question], 2)[0]
+    expected = evidence_reply(question, shown)
+    quote, n = expected.rsplit(" [", 1)[0].strip('"'), int(expected.rsplit("[", 1)[1].rstrip("]"))
+    assert quote in shown[n - 1]["text"] and quote.startswith("Then dvc push uploads")
+    process = serve_command("--generator-url", openai_server.base_url, "--layout-from", str(layout), cwd=tmp_path)
+    try:
+        client = openai.OpenAI(base_url=started(process), api_key="none")
+        asked = len(openai_server.requests)
+        reply = client.chat.completions.create(model="test-teacher", messages=[{"role": "user", "content": question}])
+        assert reply.choices[0].message.content == expected
+        sources = reply.choices[0].model_extra["sources"]
+        assert [(s["n"], s["cited"], s["doc"]) for s in sources] == [(n, True, shown[n - 1]["doc"])]
+        streamed = list(client.chat.completions.create(model="test-teacher", stream=True,
+                                                       messages=[{"role": "user", "content": question}]))
+        assert "".join(c.choices[0].delta.content or "" for c in streamed) == expected
+        assert streamed[-1].choices[0].model_extra["sources"] == sources
+        assert len(openai_server.requests) == asked   # the generator was never asked
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    (tmp_path / "models").mkdir()
+    (layout).rename(tmp_path / "models" / "adapter")
+    chat = subprocess.run([sys.executable, "-m", "faqforge", "chat", "--base-url", openai_server.base_url,
+                           "--model", "test-teacher", "--question", question], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60, cwd=tmp_path)
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stdout == f"{expected}\nSources:\n  [{n}] {sources[0]['source']}\n"
+    assert len(openai_server.requests) == asked
 
 
 def test_in_process_serving_with_retrieval_uses_the_training_layout_token_for_token(tiny_model, tmp_path):

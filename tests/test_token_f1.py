@@ -121,4 +121,7 @@ def test_the_no_model_arms_are_the_passages_themselves():
     assert oracle_sentence("Set it to 0 to turn augmentation off.", HITS) == "set it to 0 to turn augmentation off. [1]"
     assert oracle_sentence("The documents do not cover this.", HITS, answerable=False) == REFUSAL
     answers = search_answers([{"question": "How do I turn off paraphrase augmentation?", "answer": "x"}], [HITS])
-    assert set(answers) == {"top_passage", "best_sentence", "oracle_sentence"}
+    assert set(answers) == {"evidence", "top_passage", "best_sentence", "oracle_sentence"}
+    # the bot's evidence: the same best sentence, with the one after it, quoted verbatim
+    assert answers["evidence"][0]["text"] == ('"The number of paraphrases per question is augment.paraphrases; set it '
+                                              'to 0 to turn augmentation off." [1]')

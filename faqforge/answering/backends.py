@@ -22,6 +22,7 @@ from collections import deque
 from faqforge.answering.api import BadRequest, chunk, completion_id, response, sampling_of, usage
 from faqforge.core.chat_format import sources, with_passages
 from faqforge.core.io import PipelineError
+from faqforge.documents.evidence import evidence_reply
 from faqforge.models.guided import schema_of, string_array_shape
 
 
@@ -177,10 +178,12 @@ class TrainedPrompt:
     passages > 0 the last question is shown its top passages of `retriever` in the
     training layout and the reply gets the `sources` its answer cites (in the last
     chunk of a stream). A request whose question already holds passages (a client that
-    built the prompt, like `faqforge chat`) is answered as it is."""
+    built the prompt, like `faqforge chat`) is answered as it is. With `evidence`, a
+    question is answered evidence first (faqforge.documents.evidence): a verbatim quote
+    of its passages with its citation, or the refusal, and no model generates."""
 
-    def __init__(self, inner, layouts, retriever=None):
-        self.inner, self.layouts, self.retriever = inner, layouts, retriever
+    def __init__(self, inner, layouts, retriever=None, evidence=False):
+        self.inner, self.layouts, self.retriever, self.evidence = inner, layouts, retriever, evidence
 
     def model_names(self):
         return self.inner.model_names()
@@ -190,7 +193,11 @@ class TrainedPrompt:
         if not (layout and isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages)):
             return await self.inner.respond(body, timeout)  # the inner backend says what is wrong
         k = layout["passages"] if self.retriever else 0
+        question = messages[-1].get("content")
         messages, shown = await asyncio.to_thread(with_passages, messages, self.retriever, k, layout["system_prompt"])
+        if self.evidence and shown:
+            text = await asyncio.to_thread(evidence_reply, question, shown, self.retriever.abstain_below)
+            return self._evidence(body, text, shown)
         reply = await self.inner.respond({**body, "messages": messages}, timeout)
         if not shown:
             return reply
@@ -199,6 +206,24 @@ class TrainedPrompt:
                 choice["sources"] = sources(choice["message"].get("content") or "", shown)
             return reply
         return self._with_sources(reply, shown)
+
+    def _evidence(self, body, text, shown):
+        """The evidence-first answer in the API's shape, as one response or as chunks."""
+        reply_id = completion_id(), int(time.time())
+        found = sources(text, shown)
+        if body.get("stream"):
+            return self._evidence_chunks(reply_id, body["model"], text, found)
+        out = response(reply_id, body["model"], {"text": text, "finish_reason": "stop", "prompt_tokens": 0,
+                                                 "completion_tokens": 0})
+        out["choices"][0]["sources"] = found
+        return out
+
+    async def _evidence_chunks(self, reply_id, model, text, found):
+        yield chunk(reply_id, model, {"role": "assistant", "content": ""})
+        yield chunk(reply_id, model, {"content": text})
+        last = chunk(reply_id, model, {}, "stop")
+        last["choices"][0]["sources"] = found
+        yield last
 
     async def _with_sources(self, chunks, shown):
         text = []

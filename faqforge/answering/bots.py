@@ -59,11 +59,12 @@ def retriever_for(passages, index):
 
 
 def compose_bot(students, base="models/base", base_name="base", index="data/index", passages=None, layout_from=None,
-                generator=None, dtype="auto", batch_size=8, max_wait_ms=20, max_tokens_limit=1024):
+                generator=None, dtype="auto", batch_size=8, max_wait_ms=20, max_tokens_limit=1024, evidence=False):
     """A backend answering as each model was trained: `students` ({name: path}) beside the base
     model `base` in this process (ModelServer), or with `generator` (a dict of Forwarder's
     arguments: base_url, api_key_env, models, insecure_http) the models that server serves,
-    prompted with `layout_from`'s layout. Returns (TrainedPrompt backend, {name: layout})."""
+    prompted with `layout_from`'s layout; with `evidence`, questions are answered evidence
+    first (a quote of the passages, or the refusal). Returns (TrainedPrompt backend, {name: layout})."""
     if generator:
         from faqforge.answering.forwarding import Forwarder
         server = Forwarder(max_tokens_limit=max_tokens_limit, **generator)
@@ -72,4 +73,4 @@ def compose_bot(students, base="models/base", base_name="base", index="data/inde
         shown = layouts(students, base_name, base, layout_from, passages)
         server = ModelServer(base, students, base_name, batch_size, max_wait_ms, max_tokens_limit, dtype)
     retriever = retriever_for([layout["passages"] for layout in shown.values()], index)
-    return TrainedPrompt(server, shown, retriever), shown
+    return TrainedPrompt(server, shown, retriever, evidence), shown

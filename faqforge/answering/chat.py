@@ -19,6 +19,7 @@ import sys
 from faqforge.answering.bots import retriever_for
 from faqforge.core.chat_format import question_messages, sources, sources_block, trained_layout, with_passages
 from faqforge.core.io import PipelineError
+from faqforge.documents.evidence import evidence_reply
 from faqforge.models.sampling import Sampling
 
 PROMPT = "you> "
@@ -47,12 +48,17 @@ class ServedBot:
         return self.server.stream(self.model, messages, sampling)
 
 
-def answer_turn(bot, messages, sampling, out, retriever=None, k=0):
+def answer_turn(bot, messages, sampling, out, retriever=None, k=0, evidence=False):
     """Stream one answer to `out`, the question shown with the top k passages when
-    there is a retriever, then the sources it cites; returns the answer's text."""
+    there is a retriever, then the sources it cites; returns the answer's text. With
+    `evidence` the answer is evidence first (a quote of the passages, or the refusal)."""
     prompt, shown = with_passages(messages, retriever, k)
+    if evidence and shown:
+        pieces = [evidence_reply(messages[-1]["content"], shown, retriever.abstain_below)]
+    else:
+        pieces = bot.stream(prompt, sampling)
     parts = []
-    for piece in bot.stream(prompt, sampling):
+    for piece in pieces:
         parts.append(piece)
         out.write(piece)
         out.flush()
@@ -63,7 +69,7 @@ def answer_turn(bot, messages, sampling, out, retriever=None, k=0):
     return text
 
 
-def converse(bot, system_prompt, sampling, read=input, out=sys.stdout, retriever=None, k=0):
+def converse(bot, system_prompt, sampling, read=input, out=sys.stdout, retriever=None, k=0, evidence=False):
     """The interactive loop: a multi-turn conversation until /quit or end of input.
     Earlier turns stay as asked; only the newest question is shown its passages."""
     start = [{"role": "system", "content": system_prompt}] if system_prompt else []
@@ -84,7 +90,8 @@ def converse(bot, system_prompt, sampling, read=input, out=sys.stdout, retriever
         if not line:
             continue
         history.append({"role": "user", "content": line})
-        history.append({"role": "assistant", "content": answer_turn(bot, history, sampling, out, retriever, k)})
+        history.append({"role": "assistant",
+                        "content": answer_turn(bot, history, sampling, out, retriever, k, evidence)})
 
 
 def main(argv=None):
@@ -103,6 +110,9 @@ def main(argv=None):
     parser.add_argument("--passages", type=int, help="passages shown with each question (default: as the student "
                                                      "was trained, split.raft.passages for RAFT; 0: closed book)")
     parser.add_argument("--index", default="data/index", help="the retrieval index (`dvc repro index` builds it)")
+    parser.add_argument("--answer", default="evidence", choices=["evidence", "model"],
+                        help="evidence: a verbatim quote of the passages and its citation, or that the documents "
+                             "do not cover it (no model generates); model: the model writes the answer")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 answers greedily")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed when --temperature > 0")
@@ -118,6 +128,7 @@ def main(argv=None):
         if k < 0:
             raise PipelineError(f"--passages {k}: give 0 (closed book) or more")
         retriever = retriever_for([k], args.index)
+        evidence = args.answer == "evidence"
         sampling = Sampling(max_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
                             stop=tuple(args.stop))
         if args.base_url:
@@ -127,13 +138,14 @@ def main(argv=None):
         else:
             bot = local_bot(args.model or "models/base", args.adapter, args.dtype)
         if args.question:
-            answer_turn(bot, question_messages(args.question, system_prompt), sampling, sys.stdout, retriever, k)
+            answer_turn(bot, question_messages(args.question, system_prompt), sampling, sys.stdout, retriever, k,
+                        evidence)
         else:
             try:
                 import readline  # noqa: F401  line editing and history for input()
             except ImportError:
                 pass
-            converse(bot, system_prompt, sampling, retriever=retriever, k=k)
+            converse(bot, system_prompt, sampling, retriever=retriever, k=k, evidence=evidence)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -86,6 +86,9 @@ def parser():
     p.add_argument("--passages", type=int, help="passages shown with each question (default: as each student was "
                                                 "trained, from its prompt.json; 0: no retrieval)")
     p.add_argument("--index", default="data/index", help="the retrieval index (`dvc repro index` builds it)")
+    p.add_argument("--answer", default="evidence", choices=["evidence", "model"],
+                   help="evidence: answer a question with a verbatim quote of its passages and its citation, or "
+                        "say the documents do not cover it (no model generates); model: the model writes the answer")
     p.add_argument("--layout-from", help="the student whose prompt.json the base model is prompted with")
     p.add_argument("--generator-url", help="forward the built prompts to this OpenAI-compatible /v1 server "
                                            "instead of loading a model")
@@ -118,7 +121,7 @@ def build(args):
         students = parse_lora_modules(items)
     bot, shown = compose_bot(students, args.model, args.served_model_name, args.index, args.passages,
                              args.layout_from, generator, args.dtype, args.batch_size, args.max_wait_ms,
-                             args.max_tokens_limit)
+                             args.max_tokens_limit, evidence=args.answer == "evidence")
     limits = Limits(args.max_body_bytes, args.body_timeout, args.max_concurrent, args.request_timeout)
     return create_app(bot, key, limits), bot.model_names(), shown
 

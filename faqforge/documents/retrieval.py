@@ -29,13 +29,26 @@ from faqforge.core.records import normalise
 from faqforge.models.encoders import encoder_directory
 
 INDEX = "data/index"
+ENCODER_CARD = "retriever.json"   # beside a trained encoder: what it was trained from and its abstention threshold
 PROVENANCE = ("passage_id", "chunk_id", "doc", "section", "pages")
-_SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n+")
+_SENTENCE = re.compile(r"[^\n]+?(?:[.!?:;](?=\s)|$)", re.M)   # up to a sentence end before a space, or the line's end
+
+
+def sentence_spans(text):
+    """(start, end) of each sentence (and line) of `text`, surrounding space left out."""
+    spans = []
+    for match in _SENTENCE.finditer(text):
+        piece = match.group()
+        start = match.start() + len(piece) - len(piece.lstrip())
+        end = match.start() + len(piece.rstrip())
+        if start < end:
+            spans.append((start, end))
+    return spans
 
 
 def sentences(text):
     """A text's sentences (and lines), whitespace kept inside each."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    return [text[start:end] for start, end in sentence_spans(text)]
 
 
 def chunk_passages(chunk, max_words):
@@ -203,6 +216,13 @@ def reciprocal_rank_fusion(rankings, k, rrf_k=60):
 
 # --- the index on disk -----------------------------------------------------------------
 
+def abstention_of(model):
+    """The abstention threshold the retriever stage chose for an encoder directory
+    (its ENCODER_CARD), else None: the bot never abstains."""
+    manifest = Path(model) / ENCODER_CARD
+    return json.loads(manifest.read_text(encoding="utf-8")).get("abstain_below") if manifest.is_file() else None
+
+
 def build_index(chunks, params, directory=INDEX):
     """Cut the chunks into passages, index them as `params` (the index section)
     say, and write everything to `directory`. Returns the manifest."""
@@ -227,6 +247,7 @@ def build_index(chunks, params, directory=INDEX):
             with open(tmp, "wb") as f:
                 np.save(f, vectors)
         manifest["dense"] = {**embedder.settings(), "dimensions": int(vectors.shape[1]) if len(vectors) else 0}
+        manifest["abstain_below"] = abstention_of(d.model) if not d.base_url else None
     write_json(directory / "index.json", manifest)
     return manifest
 
@@ -244,6 +265,7 @@ class Retriever:
         self.manifest = json.loads(manifest.read_text(encoding="utf-8"))
         self.passages = read_jsonl(directory / "passages.jsonl")
         self.method = self.manifest["method"]
+        self.abstain_below = self.manifest.get("abstain_below")   # the bot's (faqforge.documents.evidence)
         self.bm25 = self.embedder = self.vectors = None
         if self.method in ("bm25", "hybrid"):
             bm = self.manifest["bm25"]
@@ -253,18 +275,31 @@ class Retriever:
             self.embedder = Embedder(d["model"], d["base_url"], d["api_key_env"], d["batch_size"])
             self.vectors = np.load(directory / "dense.npy")
 
-    def rankings(self, questions, k):
-        """Per question: [(passage row, score)], best first."""
+    def rankings(self, questions, k, query_vectors=None):
+        """Per question: [(passage row, score)], best first (`query_vectors`: the
+        questions already embedded, for dense and hybrid)."""
         if self.method == "bm25":
             return self.bm25.search(questions, k)
         depth = k if self.method == "dense" else max(4 * k, 20)  # fusion needs more than the top k of each
-        dense = dense_search(self.vectors, self.embedder(list(questions)), depth)
+        if query_vectors is None:
+            query_vectors = self.embedder(list(questions))
+        dense = dense_search(self.vectors, query_vectors, depth)
         if self.method == "dense":
             return dense
         lexical = self.bm25.search(questions, depth)
         return [reciprocal_rank_fusion([lex, den], k, self.manifest["rrf_k"]) for lex, den in zip(lexical, dense)]
 
     def search(self, questions, k):
-        return [[{**self.passages[row], "score": score, "rank": rank}
-                 for rank, (row, score) in enumerate(ranking, start=1)]
-                for ranking in self.rankings(questions, k)]
+        """Per question, its top k passages; with an encoder each also has its
+        `similarity`, the cosine of the question and the passage as indexed (what the
+        bot's abstention reads: faqforge.documents.evidence)."""
+        vectors = self.embedder(list(questions)) if self.embedder is not None and questions else None
+        found = []
+        for i, ranking in enumerate(self.rankings(questions, k, vectors)):
+            hits = [{**self.passages[row], "score": score, "rank": rank}
+                    for rank, (row, score) in enumerate(ranking, start=1)]
+            if vectors is not None:
+                for hit, (row, _) in zip(hits, ranking):
+                    hit["similarity"] = round(float(vectors[i] @ self.vectors[row]), 6)
+            found.append(hits)
+        return found

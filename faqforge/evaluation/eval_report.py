@@ -3,7 +3,7 @@ it is given, then every arm's scores with intervals, refusals and citations,
 the comparisons, secondary scores, retrieval, the judge's controls, people's
 grades, and the questions where the bot gained and lost most."""
 
-from faqforge.evaluation.scores import ARM_NAMES, BOT, CEILING, SEARCH_ARMS
+from faqforge.evaluation.scores import ARM_NAMES, BOT, CEILING, SEARCH_ARMS, STUDENT
 
 
 def _cell(text, limit=300):
@@ -42,7 +42,7 @@ def verdict_line(metrics):
     arms = metrics["arms"]
     lo, hi = v["delta_ci95"]
     word = {"beats": "**beats**", "loses to": "**loses to**", "ties with": "**does not beat**"}[v["result"]]
-    line = (f"**Verdict:** on token F1, the bot (tuned + retrieval, {arms[v['arm']]['f1']['mean']:.3f}) {word} the "
+    line = (f"**Verdict:** on token F1, {ARM_NAMES[v['arm']]} ({arms[v['arm']]['f1']['mean']:.3f}) {word} the "
             f"best answer that needs no model, the {ARM_NAMES[v['than']]} ({arms[v['than']]['f1']['mean']:.3f}): "
             f"difference {v['delta']:+.3f}, paired 95% CI {lo:+.3f} .. {hi:+.3f}"
             + (" (the interval holds zero: no difference can be claimed)." if v["result"] == "ties with" else "."))
@@ -56,6 +56,11 @@ def verdict_line(metrics):
         if shares:
             line += " Graded right by a person: " + ", ".join(shares) + "."
     return line
+
+
+def _threshold(metrics):
+    value = metrics.get("retrieval", {}).get("abstain_below")
+    return "none: it never refuses" if value is None else f"similarity {value:.3f}"
 
 
 def _arm_order(metrics):
@@ -80,8 +85,12 @@ def render_report(predictions, metrics, k=5, chart=None):
         f"answer is to say so), answered by {models['base']} (base) and {models['tuned']} (tuned), each closed book "
         f"(the question alone) and with retrieval (the top {metrics.get('retrieval', {}).get('k', '?')} passages of "
         "data/index/ in the prompt, the layout the student was trained with), with the same chat template, system "
-        "prompt and greedy decoding; and by two arms that need no model: the top passage as it is, and the "
-        "sentence of the retrieved passages that shares the most words with the question.", "",
+        "prompt and greedy decoding; by the bot as serve and chat answer by default, evidence first: the sentence "
+        "of the retrieved passages that shares the most words with the question and the one after it, quoted "
+        "verbatim with its citation, or the refusal when no passage is as similar to the question as the "
+        f"threshold the retriever stage chose on the validation pairs ({_threshold(metrics)}); and by two arms that "
+        "need no model: the top passage as it is, and the sentence of the retrieved passages that shares the most "
+        "words with the question.", "",
         "How to read it: **F1** is token F1 against the reference (SQuAD-style: case, punctuation and articles "
         "folded; citations, quote markers and the Sources block removed): **precision** is the share of the "
         "answer's words in the reference, **recall** the share of the reference's words in the answer, so a long "
@@ -150,6 +159,26 @@ def _retrieval_section(retrieval):
         top = retrieval["k"]
         lines.append(f"For the {retrieval['val_pairs']} validation pairs, the pair's own chunk is among the top "
                      f"{top} for {retrieval['val_own_chunk_recall_at_k']:.0%} (recall@{top}).")
+    trained = retrieval.get("retriever")
+    if trained:   # the retriever stage's own validation (metrics/retriever.json)
+        recall = trained["val_own_chunk_recall"]
+        ks = sorted(next(v for v in recall.values() if isinstance(v, dict)), key=lambda x: int(x.split("_")[1]))
+        lines += ["", f"The retriever stage's validation, on its {recall['pairs']} held-out pairs: how often each "
+                  "one's own chunk is among the top k passages, by how the index retrieves (the index here: "
+                  f"{retrieval.get('method', '?')}).", "",
+                  "| retrieval | " + " | ".join(f"recall@{k.split('_')[1]}" for k in ks) + " |",
+                  "|---|" + "---|" * len(ks)]
+        names = {"bm25": "BM25", "base": "encoder as shipped", "trained": "encoder fine-tuned on the pairs",
+                 "hybrid": "hybrid: BM25 + the fine-tuned encoder"}
+        for name, label in names.items():
+            if isinstance(recall.get(name), dict):
+                lines.append(f"| {label} | " + " | ".join(_fmt(recall[name][k]) for k in ks) + " |")
+        abstention = trained.get("abstention") or {}
+        if abstention.get("threshold") is not None:
+            lines += ["", f"The bot abstains below similarity {abstention['threshold']:.3f}: the highest threshold "
+                      f"that refuses at most {abstention.get('false_refusals', 0):.0%} of those validation questions; "
+                      "asked of the other documents only, it would refuse "
+                      f"{abstention.get('refused_unanswerable', 0):.0%} of them."]
     return lines
 
 
@@ -204,7 +233,7 @@ def _gains_and_losses(predictions, metrics, k):
                 or next((a for a in SEARCH_ARMS if a in metrics["arms"]), None))
     if BOT not in metrics["arms"] or not baseline:
         return []
-    shown = [a for a in ("base_rag", baseline, BOT) if a in metrics["arms"]]
+    shown = [a for a in ("base_rag", baseline, STUDENT, BOT) if a in metrics["arms"]]
     delta = sorted(predictions, key=lambda p: p["scores"][BOT]["f1"] - p["scores"][baseline]["f1"])
     lines = []
     for title, chosen in ((f"Where the bot gained most over the {ARM_NAMES[baseline]}", delta[::-1][:k]),

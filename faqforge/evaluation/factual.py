@@ -13,45 +13,21 @@ the evaluation ranks by token F1 (faqforge.evaluation.token_f1).
 """
 
 import re
-from functools import lru_cache
 
 from faqforge.core.records import normalise
+from faqforge.core.terms import content_stems, content_terms
 
 KEY_WEIGHT = 2.0
 _CODE = re.compile(r"`([^`]+)`")
 _FILE = re.compile(r"(?<![\w/])[\w./-]*\w\.(?:py|ya?ml|json|jsonl|md|rst|txt|pdf|html?|csv|toml|cfg|ini|lock|sh)\b")
 _IDENT = re.compile(r"(?<![\w-])(?:--?[a-z][\w-]*|[A-Za-z_]\w*(?:[._]\w+)+|[A-Z]{2,}\w*)")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*%?")
-# Function words never count as content (English; other languages keep theirs as content).
-STOPWORDS = frozenset("""a about after all also an and any are as at be because been before being between both
-but by can could did do does doing each either for from had has have having he her here hers him his how i if in
-into is it its itself just me more most my no nor not of off on once only or other our out over own same she
-should so some such than that the their them then there these they this those through to too under until up
-very was we were what when where which while who whom why will with would you your yours""".split())
-
-
-@lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-    return Stemmer.Stemmer("english")
-
-
-def _stems(text):
-    words = [w for w in normalise(text).split() if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
-    return _stemmer().stemWords(words)
-
-
 def key_terms(text):
     """The reference's key terms, normalised: code spans, file names,
     identifiers (dotted, underscored, ALL-CAPS, --flags) and numbers."""
     found = _CODE.findall(text) + _FILE.findall(text) + _IDENT.findall(_CODE.sub(" ", text)) + _NUMBER.findall(text)
     terms = {normalise(t) for t in found}
     return {t for t in terms if t}
-
-
-def content_terms(text):
-    """The text's content words, stemmed."""
-    return set(_stems(text))
 
 
 def _contains(haystack, needle):
@@ -67,7 +43,7 @@ def factual_scores(reference, answer):
     answer_stems = content_terms(answer)
     key_found = [_contains(answer_text, k) for k in keys]
     # Content words that are part of a key term are counted with the key term.
-    key_stems = set(_stems(" ".join(keys)))
+    key_stems = set(content_stems(" ".join(keys)))
     words = content_terms(reference)
     plain = words - key_stems
     words_found = [w in answer_stems for w in plain]

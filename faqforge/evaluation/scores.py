@@ -1,8 +1,11 @@
 """Scoring every arm's answers against the human-written references.
 
-The arms: the base and the tuned student, each closed book (the question
-alone) and with retrieval (the top passages in the prompt, the layout the
-student was trained with); two that need no model, the top passage as it is
+The arms: the bot, evidence first (faqforge.documents.evidence: a verbatim
+quote of the retrieved passages with its citation, or the refusal below the
+retriever's similarity threshold), as serve and chat answer by default; the
+base and the tuned student, each closed book (the question alone) and with
+retrieval (the top passages in the prompt, the layout the student was trained
+with); two that need no model, the top passage as it is
 and the best sentence of the passages by word overlap with the question
 (faqforge.evaluation.search_arms); and a ceiling, the sentence closest to the
 reference, chosen with its help.
@@ -14,14 +17,16 @@ content the answer holds, whatever else it says), ROUGE-L, refusals on
 unanswerable and answerable questions, two citation checks (the cited passage
 supports the reference; it holds what the answer says), the teacher's verdicts
 (checked on known-right and known-wrong controls) and people's grades. Each
-arm's means come with bootstrap 95% intervals; the bot (tuned + retrieval) is
-compared, question by question, with every other arm, and the verdict is its
-paired difference from the best arm that needs no model.
+arm's means come with bootstrap 95% intervals; the bot and the tuned student
+are compared, question by question, with the other arms, and the verdict is the
+bot's paired difference from the best arm that needs no model.
 """
 
 import random
+from pathlib import Path
 
 from faqforge.core.chat_format import citations
+from faqforge.core.io import read_json
 from faqforge.core.sections import EvaluateJudge, choices
 from faqforge.evaluation.factual import factual_scores, supported
 from faqforge.evaluation.token_f1 import answer_text, token_scores
@@ -30,17 +35,20 @@ ARMS = choices(EvaluateJudge, "arms")
 MODEL_ARMS = tuple(a for a in ARMS if a.endswith(("_closed", "_rag")))  # base_closed, tuned_closed, base_rag, tuned_rag
 SEARCH_ARMS = ("top_passage", "best_sentence")   # need no model: the baselines the bot must beat
 CEILING = "oracle_sentence"                      # chosen with the reference: a ceiling, never a competitor
-BOT = "tuned_rag"
+BOT = "evidence"          # what serve and chat answer with by default
+STUDENT = "tuned_rag"     # the fine-tuned student writing its answer from the passages
 
 ARM_NAMES = {"base_closed": "base, closed book", "tuned_closed": "tuned, closed book",
-             "base_rag": "base + retrieval (plain RAG)", "tuned_rag": "tuned + retrieval (the bot)",
+             "base_rag": "base + retrieval (plain RAG)", "tuned_rag": "tuned + retrieval (the student writes)",
+             "evidence": "the bot: evidence first (a quote of the passages, or a refusal)",
              "top_passage": "top passage as it is (no model)",
              "best_sentence": "best sentence by word overlap (no model)",
              "oracle_sentence": "ceiling: the sentence closest to the reference"}
 
 # (first, second): the paired comparisons the report and metrics/eval.json give.
-COMPARISONS = ((BOT, "top_passage"), (BOT, "best_sentence"), (BOT, "base_rag"), (BOT, "tuned_closed"),
-               (BOT, "base_closed"), ("base_rag", "base_closed"), ("tuned_closed", "base_closed"))
+COMPARISONS = ((BOT, "top_passage"), (BOT, "best_sentence"), (BOT, "base_rag"), (BOT, STUDENT),
+               (STUDENT, "top_passage"), (STUDENT, "base_rag"), (STUDENT, "tuned_closed"), (STUDENT, "base_closed"),
+               ("base_rag", "base_closed"), ("tuned_closed", "base_closed"))
 
 COMPARED = ("f1", "reference_recall", "judge_yes", "graded_right")   # the per-item scores a comparison pairs
 PER_ITEM = ("f1", "precision", "recall", "words", "reference_recall", "key_recall", "rougeL", "cites",
@@ -200,6 +208,22 @@ def retrieval_metrics(eval_hits, references, val_hits=None, val_chunks=None):
     return metrics
 
 
+def index_figures(retriever, evalset, hits, val_records, k, stage_metrics=None):
+    """metrics/eval.json's retrieval section: retrieval_metrics for the eval questions'
+    `hits` and the validation records' own chunks at k, how the index retrieves, the
+    bot's abstention threshold, and the retriever stage's validation and abstention
+    figures from its metrics file `stage_metrics` when there is one."""
+    val = [r for r in val_records if r.get("chunk_id") and r.get("kind") != "refusal"]
+    val_hits = retriever.search([r["question"] for r in val], k) if val else None
+    references = [item["answer"] if item.get("answerable", True) else None for item in evalset]
+    figures = {**retrieval_metrics(hits, references, val_hits, [r["chunk_id"] for r in val]), "k": k,
+               "method": retriever.method, "abstain_below": retriever.abstain_below}
+    if stage_metrics and Path(stage_metrics).exists():
+        stage = read_json(stage_metrics)
+        figures["retriever"] = {key: stage.get(key) for key in ("val_own_chunk_recall", "abstention")}
+    return figures
+
+
 def score_predictions(evalset, hits, replies):
     """One prediction record per eval item: every arm's answer and scores, whether
     it is answerable, whether the retrieved passages support the reference, and
@@ -217,5 +241,5 @@ def score_predictions(evalset, hits, replies):
                             "retrieval_hit": supported(item["answer"], " ".join(h["text"] for h in shown))
                             if answerable else None,
                             "passages": [{key: h.get(key) for key in ("passage_id", "doc", "section", "pages",
-                                                                       "score", "text")} for h in shown]})
+                                                                       "score", "similarity", "text")} for h in shown]})
     return predictions

@@ -1,7 +1,11 @@
-"""Answers that need no model: what the search results alone tell a user.
+"""Answers made of the search results, no model writing: the bot's evidence-first
+answer, and what the search results alone tell a user.
 
-Every evaluation scores these beside the students, because a bot is only worth
-its cost if it answers better than showing the passages it was given:
+The bot (`evidence`, faqforge.documents.evidence) quotes the sentences of the
+passages that share most words with the question, or refuses when the
+retriever's similarity is below its threshold. Every evaluation scores these
+beside the students, because a bot is only worth its cost if it answers better
+than showing the passages it was given, with no model at all:
 
 - `top_passage`: the first retrieved passage, as it is, citing [1];
 - `best_sentence`: the one sentence of the retrieved passages that shares the
@@ -14,8 +18,8 @@ its cost if it answers better than showing the passages it was given:
 """
 
 from faqforge.core.chat_format import REFUSAL
+from faqforge.documents.evidence import evidence_reply, select_evidence
 from faqforge.documents.retrieval import sentences
-from faqforge.evaluation.factual import content_terms
 from faqforge.evaluation.token_f1 import token_scores
 
 
@@ -30,13 +34,11 @@ def top_passage(hits):
 
 
 def best_sentence(question, hits):
-    """The sentence sharing the most content words with the question (stemmed), citing its passage."""
-    wanted = content_terms(question)
-    scored = [(len(content_terms(s) & wanted), -i, n, s) for i, (n, s) in enumerate(_candidates(hits))]
-    if not scored:
-        return ""
-    _, _, n, s = max(scored)
-    return f"{s} [{n}]"
+    """The sentence sharing the most content words with the question (stemmed), citing its
+    passage: the bot's choice of evidence (faqforge.documents.evidence) with one sentence,
+    never abstaining."""
+    chosen = select_evidence(question, hits, max_sentences=1)
+    return f"{chosen['quote']} [{chosen['n']}]" if chosen else ""
 
 
 def oracle_sentence(reference, hits, answerable=True):
@@ -51,9 +53,11 @@ def oracle_sentence(reference, hits, answerable=True):
     return f"{s} [{n}]"
 
 
-def search_answers(evalset, hits):
-    """{arm: [{"text": answer}]} for the three arms that need no model."""
-    return {"top_passage": [{"text": top_passage(h)} for h in hits],
+def search_answers(evalset, hits, abstain_below=None):
+    """{arm: [{"text": answer}]} for the bot's evidence (abstaining below `abstain_below`)
+    and the three arms that need no model."""
+    return {"evidence": [{"text": evidence_reply(x["question"], h, abstain_below)} for x, h in zip(evalset, hits)],
+            "top_passage": [{"text": top_passage(h)} for h in hits],
             "best_sentence": [{"text": best_sentence(item["question"], h)} for item, h in zip(evalset, hits)],
             "oracle_sentence": [{"text": oracle_sentence(item["answer"], h, item.get("answerable", True))}
                                 for item, h in zip(evalset, hits)]}
