@@ -10,6 +10,7 @@ import sys
 import pytest
 import yaml
 
+from faqforge.core.chat_format import REFUSAL
 from faqforge.evaluation.scores import ARMS, CEILING, SEARCH_ARMS
 from tests.support.openai_server import OpenAIServer
 from tests.support.project import (
@@ -49,7 +50,7 @@ def changed_run(pipeline_run):
 
 
 @pytest.mark.slow
-def test_dag_has_the_eleven_stages_in_order(pipeline_run):
+def test_dag_has_the_thirteen_stages_in_order(pipeline_run):
     project, _ = pipeline_run
     dag = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     assert list(dag) == STAGES
@@ -95,10 +96,22 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
         assert 0 <= scores["false_refusal_rate"] <= 1 and scores["refusal_rate"] in (0, 1)
     comparison = metrics["comparisons"]["tuned_rag_vs_tuned_closed"]["f1"]
     assert comparison["delta_ci95"][0] <= comparison["delta"] <= comparison["delta_ci95"][1]
-    assert metrics["verdict"]["than"] in SEARCH_ARMS and metrics["verdict"]["arm"] == "tuned_rag"
+    assert metrics["verdict"]["than"] in SEARCH_ARMS and metrics["verdict"]["arm"] == "evidence"
     assert metrics["arms"]["top_passage"]["refusal_rate"] == 0 and metrics["arms"][CEILING]["refusal_rate"] == 1
     assert metrics["grades"]["graded"] == 0 and metrics["grades"]["answers"] == 8 * len(ARMS)
     assert 0 <= metrics["retrieval"]["eval_supported"] <= 1 and metrics["retrieval"]["k"] == k
+    # The retriever stage trained the (tiny) encoder the index embeds with; the bot quotes its passages verbatim.
+    retriever = json.loads((project / "metrics/retriever.json").read_text())
+    assert retriever["training"]["steps"] >= 1 and retriever["examples"] == retriever["kept"] > 0
+    card = json.loads((project / "models/retriever/retriever.json").read_text())
+    index = json.loads((project / "data/index/index.json").read_text())
+    assert index["method"] == "hybrid" and index["dense"]["model"] == "models/retriever"
+    assert index["abstain_below"] == card["abstain_below"] == metrics["retrieval"]["abstain_below"]
+    for prediction in (json.loads(line) for line in (project / "data/eval/predictions.jsonl").read_text().splitlines()):
+        answer = prediction["answers"]["evidence"]
+        if answer != REFUSAL:
+            quote, n = answer.rsplit(" [", 1)
+            assert quote.strip('"') in prediction["passages"][int(n.rstrip("]")) - 1]["text"]
     train_metrics = json.loads((project / "metrics/train.json").read_text())
     assert train_metrics["steps"] == 4 and train_metrics["trainable_parameters"] > 0
     generate = json.loads((project / "metrics/generate.json").read_text())
@@ -115,8 +128,8 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     assert all(p["scores"]["tuned_rag"]["judge_yes"] == 1 and "judge_yes" not in p["scores"]["base_closed"]
                for p in predictions)
     report = (project / "reports/eval.md").read_text()
-    assert report.split("\n")[2].startswith("**Verdict:** on token F1, the bot (tuned + retrieval")
-    assert "| tuned + retrieval (the bot) |" in report and "**not informative**" in report and "(eval.png)" in report
+    assert report.split("\n")[2].startswith("**Verdict:** on token F1, the bot: evidence first")
+    assert "| tuned + retrieval (the student writes) |" in report and "**not informative**" in report and "(eval.png)" in report
     assert (project / "reports/eval.png").read_bytes()[:4] == b"\x89PNG"
     curated = json.loads((project / "metrics/curate.json").read_text())
     assert curated["teacher"]["calls"] > 0  # the judge ran through the HTTP server
@@ -127,7 +140,7 @@ def test_every_record_stage_writes_its_drops_and_the_same_metric_keys(pipeline_r
     """The shared tail (faqforge.core.stage.finish): each stage's metrics start with the same
     four keys, and `dropped` counts the lines of its drop file, each with a reason."""
     project, _ = pipeline_run
-    for stage in ("ingest", "generate", "curate", "dedup", "decontaminate", "augment", "split"):
+    for stage in ("ingest", "generate", "curate", "dedup", "decontaminate", "augment", "retriever", "split"):
         metrics = json.loads((project / f"metrics/{stage}.json").read_text())
         assert list(metrics)[:4] == ["records_in", "kept", "dropped", "dropped_by_reason"], stage
         drops = [json.loads(line) for line in (project / f"data/{stage}_dropped.jsonl").read_text().splitlines()]
@@ -177,7 +190,9 @@ def test_data_report_shows_the_whole_funnel_and_a_clean_eval_audit(pipeline_run)
     ("teacher.context_window", 4096, ["ingest"]),            # what ingest's chunk budget reads with max_tokens auto
     ("teacher.temperature", 0.5, ["generate", "curate", "augment", "evaluate"]),
     ("dedup.threshold", 80, ["dedup", "split"]),           # split checks people's pairs against generated ones
-    ("decontaminate.answer_threshold", 80, ["augment", "decontaminate", "split"]),  # split: people's pairs too
+    # split: people's pairs too; retriever: it checks its training pairs against the eval set once more
+    ("decontaminate.answer_threshold", 80, ["augment", "decontaminate", "retriever", "split"]),
+    ("retriever.max_false_refusals", 0.2, ["retriever"]), ("index.method", "bm25", ["index"]),
     ("review.require", True, ["split"]), ("review.reviewer", "ana", []),
     # prompts.yaml: a prompt reruns only the stage that asks it
     ("prompts.yaml:curate.judge.system_prompt", "Judge the pair.", ["curate"]),
@@ -187,7 +202,7 @@ def test_data_report_shows_the_whole_funnel_and_a_clean_eval_audit(pipeline_run)
 ])
 def test_a_param_change_makes_stale_only_the_stages_that_read_it(pipeline_run, key, value, stale):
     """dvc status after one change: only the stages that read it have changed (what follows
-    them reruns through their outputs, test_dag_has_the_eleven_stages_in_order)."""
+    them reruns through their outputs, test_dag_has_the_thirteen_stages_in_order)."""
     project, _ = pipeline_run
     file, _, key = key.rpartition(":")
     params_path = project / (file or "params.yaml")
@@ -497,7 +512,7 @@ def test_grades_reach_the_report_and_rerun_evaluate_only(changed_run):
     assert agreement["pairs"] > 0 and 0 <= agreement["ordered"] <= 1
     report = (project / "reports/eval.md").read_text()
     assert "## People's grades" in report and "No answer of this run is graded yet" not in report
-    assert "**f1** orders" in report and "| tuned + retrieval (the bot) |" in report
+    assert "**f1** orders" in report and "| tuned + retrieval (the student writes) |" in report
 
 
 @pytest.mark.slow

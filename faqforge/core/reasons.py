@@ -47,6 +47,9 @@ REASONS = {
     # augment
     "exact copy after normalisation": "a paraphrase equal to the question or to another paraphrase",
     "rephrased answer loses a fact": "the rephrased answer lost a fact (a number, a name, code) of the original",
+    # retriever (a training pair that gives the encoder no example)
+    "its chunk has no passage in the index": "the pair's chunk was cut into no passage, so nothing to learn it with",
+    "no passage of another chunk to contrast it with": "the index holds one chunk only: no negative passage",
     # split (people's review and the source mix)
     "rejected in review": "a person rejected the pair on the review screen",
     "not reviewed": "review.require is on and nobody approved the pair",
