@@ -7,9 +7,9 @@
    retrieval figures at k = 1, 2 (the default passages), 3 and 5: the share of
    answerable eval questions whose reference the top k passages support, and
    recall@k of each validation pair's own chunk; for BM25, the embedded encoder
-   (index.dense.model, or embedded:all-minilm-l6-v2) as shipped and fine-tuned on
-   the training pairs (faqforge.training.encoder, 1 epoch), each alone and fused
-   with BM25 by reciprocal rank (hybrid), each index built from data/chunks.jsonl.
+   (retriever.base) as shipped and fine-tuned on the training pairs (the retriever
+   stage's models/retriever/), each alone and fused with BM25 by reciprocal rank
+   (hybrid), each index built from data/chunks.jsonl.
 2. Speed on synthetic corpora of n passages (60 words each, Zipf-distributed
    words of a 30,000-word vocabulary, like text): index build time (tokenizing
    included, the same tokenizer for both: faqforge's folding, stop words and
@@ -18,23 +18,20 @@
    fewer queries (printed); the ratio is rank-bm25's time over faqforge's.
 """
 
+import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 from faqforge.core.config import load_config
 from faqforge.core.io import read_evalset, read_jsonl
-from faqforge.dataset.encoder_pairs import encoder_examples
-from faqforge.dataset.split import split_pairs
-from faqforge.documents.retrieval import Bm25, Retriever, build_index
+from faqforge.documents.retrieval import ENCODER_CARD, Bm25, Retriever, build_index
 from faqforge.evaluation.scores import retrieval_metrics
-from faqforge.models.encoders import encoder_directory
-from faqforge.training.encoder import train_encoder
+from faqforge.training.retriever import RETRIEVER_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,33 +40,30 @@ SIZES = [] if ONLY_QUALITY else [int(n) for n in
                                  (sys.argv[1] if len(sys.argv) > 1 else "10000,100000,1000000").split(",")]
 QUERIES = int(sys.argv[2]) if len(sys.argv) > 2 else 200
 K = 3
-ENCODER = "embedded:all-minilm-l6-v2"   # index.dense.model when params.yaml names none
-EPOCHS = 1                              # the encoder's fine-tuning
 
 
 def quality():
     """The evaluate stage's retrieval figures (retrieval_metrics) at k = 1, the default
     split.raft.passages, 3 and 5: BM25; the embedded encoder as shipped, alone and fused
-    with BM25 (hybrid); and the encoder fine-tuned on the training side of the split
-    (the split stage's own partition of data/qa_augmented.jsonl: the validation pairs
-    and the eval questions are never trained on), alone and hybrid. Each index is
-    built from data/chunks.jsonl with the index params."""
+    with BM25 (hybrid); and the retriever stage's encoder, fine-tuned on the training
+    side of the split (the validation pairs and the eval questions are never trained
+    on), alone and hybrid. Each index is built from data/chunks.jsonl with the index params."""
     chunks, val, evalset = ROOT / "data/chunks.jsonl", ROOT / "data/val.jsonl", ROOT / "data/eval/evalset.json"
     if not chunks.exists() or not val.exists():
         print("quality: no data/chunks.jsonl or data/val.jsonl; run `dvc repro split` first")
         return
-    config = load_config(sections=["index", "split", "decontaminate"])
+    config = load_config(sections=["index", "split", "retriever"])
     split, index = config["split"], config["index"]
     pairs = [p for p in read_jsonl(val) if p.get("chunk_id") and p.get("kind") != "refusal"]
     items = read_evalset(evalset)
     references = [x["answer"] if x.get("answerable", True) else None for x in items]
     default = split.raft.passages
-    encoder = index.dense.model or ENCODER
+    shipped = config["retriever"].base
     with tempfile.TemporaryDirectory() as scratch:
         def measure(name, method, model):
             start = time.perf_counter()
             directory = Path(scratch) / name
-            dense = index.dense.model_copy(update={"model": model or encoder})
+            dense = index.dense.model_copy(update={"model": model, "base_url": None})
             build_index(read_jsonl(chunks), index.model_copy(update={"method": method, "dense": dense}), directory)
             retriever = Retriever(directory)
             built = time.perf_counter() - start
@@ -84,17 +78,16 @@ def quality():
                       f"({m['val_pairs']} pairs, {retriever.manifest['passages']} passages)")
             return retriever
 
-        bm25 = measure("bm25", "bm25", None)
-        measure(f"dense, {encoder} as shipped", "dense", None)
-        measure(f"hybrid, {encoder} as shipped", "hybrid", None)
-        train, _ = split_pairs(read_jsonl(ROOT / "data/qa_augmented.jsonl"), split.val_fraction, split.seed, split.by)
-        examples, skipped = encoder_examples(train, bm25, items, config["decontaminate"], index.with_section)
-        params = SimpleNamespace(epochs=EPOCHS, batch_size=32, learning_rate=5e-5, warmup_ratio=0.1, seed=0)
-        trained = Path(scratch) / "encoder"
-        figures = train_encoder(encoder_directory(encoder), examples, trained, params)
-        print(f"encoder fine-tuned on {len(examples)} training pairs ({len(skipped)} skipped): {figures}")
-        measure("dense, fine-tuned", "dense", str(trained))
-        measure("hybrid, fine-tuned", "hybrid", str(trained))
+        measure("bm25", "bm25", None)
+        measure(f"dense, {shipped} as shipped", "dense", shipped)
+        measure(f"hybrid, {shipped} as shipped", "hybrid", shipped)
+        trained = ROOT / RETRIEVER_DIR
+        if not (trained / ENCODER_CARD).exists():
+            print(f"quality: no {RETRIEVER_DIR}; run `dvc repro retriever` for the fine-tuned rows")
+            return
+        print(f"{RETRIEVER_DIR}: {json.loads((trained / ENCODER_CARD).read_text())}")
+        measure("dense, fine-tuned (models/retriever)", "dense", str(trained))
+        measure("hybrid, fine-tuned (models/retriever)", "hybrid", str(trained))
 
 
 def corpus(n, seed=0, words=60, vocabulary=30_000):

@@ -50,27 +50,20 @@ def test_the_readme_quotes_the_committed_evaluation():
 
     def f1(arm):
         return f"{arms[arm]['f1']['mean']:.3f}"
-
-    def share(value):
-        return f"{100 * value:.0f}%"
-    bot, graded = arms["tuned_rag"], {arm: arms[arm]["graded_right"] for arm in ("tuned_rag", "top_passage")}
+    bot = arms[verdict["arm"]]
     unanswerable = metrics["n_unanswerable"]
+    refused = round(bot["refusal_rate"] * unanswerable)
     quoted = [
         f"{metrics['n_questions']} hand-written questions of which {unanswerable} the documents do not answer",
-        f"tuned + retrieval scores {f1('tuned_rag')} (95% CI {bot['f1']['ci95'][0]:.3f}..{bot['f1']['ci95'][1]:.3f})",
-        f"against {f1(verdict['than'])} for simply showing the top retrieved passage",
-        f"paired difference of {verdict['delta']:.3f} (CI {verdict['delta_ci95'][0]:.3f}..{verdict['delta_ci95'][1]:.3f}),"
-        f" so the bot {verdict['result'].removesuffix(' to').replace('beats', 'wins').replace('ties with', 'ties')}",
-        f"question scores {f1('best_sentence')}, plain RAG {f1('base_rag')}",
-        f"closed book {f1('base_closed')} (base) and {f1('tuned_closed')} (tuned)",
-        f"would score {f1('oracle_sentence')}",
-        f"{share(graded['tuned_rag']['mean'])} of the bot's answers are right ({share(graded['tuned_rag']['ci95'][0])}.."
-        f"{share(graded['tuned_rag']['ci95'][1])}) against {share(graded['top_passage']['mean'])} of the top passages "
-        f"({share(graded['top_passage']['ci95'][0])}..{share(graded['top_passage']['ci95'][1])})",
-        f"declines {round(bot['refusal_rate'] * unanswerable)} of the {unanswerable} questions",
-        f"and {share(bot['false_refusal_rate'])} of those they do",
+        f"the bot scores {f1(verdict['arm'])} (95% CI {bot['f1']['ci95'][0]:.3f}..{bot['f1']['ci95'][1]:.3f})",
+        f"against {f1(verdict['than'])} for showing the top retrieved passage",
+        f"{verdict['delta']:+.3f} (paired CI {verdict['delta_ci95'][0]:+.3f}..{verdict['delta_ci95'][1]:+.3f})",
+        f"The student writing its own answer scores {f1('tuned_rag')}, plain RAG {f1('base_rag')}, closed book "
+        f"{f1('base_closed')}",
+        f"picked with the reference's help, {f1('oracle_sentence')}",
+        f"refuses {'none' if not refused else refused} of the {unanswerable} questions the documents do not cover",
     ]
-    assert verdict["arm"] == "tuned_rag" and verdict["than"] == "top_passage"
+    assert verdict["arm"] == "evidence" and verdict["than"] == "top_passage" and verdict["result"] == "beats"
     for phrase in quoted:
         assert phrase in text, f"README.md's Where it stands should say: {phrase}"
 
