@@ -67,6 +67,9 @@ def test_a_refusal_scores_zero_on_an_answerable_question_and_one_on_an_unanswera
     ("No information is sent anywhere: the teacher runs locally.", False),
     ("Run make test. I don't know of another way.", False),           # the first sentence answers
     ("Les documents ne couvrent pas cette question.", False),          # English patterns only: scored as an answer
+    # the bot's evidence quotes the documents, even a sentence of them about unanswered questions
+    ('"About one question in ten should be one that the documents do not answer; mark it." [1]', False),
+    ("\u201cThe documents do not answer some questions.\u201d [2]", False),
 ])
 def test_refusals_are_told_from_answers_that_start_with_no(answer, refused):
     assert is_refusal(answer) is refused

@@ -50,7 +50,11 @@ def answer_text(answer):
 def is_refusal(answer):
     """Whether an answer declines: its first sentence says the documents do not
     answer the question (or the model does not know). An answer that goes on
-    after such a sentence still declined first, and counts as a refusal."""
+    after such a sentence still declined first, and counts as a refusal. An
+    answer that opens with a quotation (the bot's evidence, `"..." [n]`) quotes
+    the documents: a quoted sentence about unanswered questions is no refusal."""
+    if answer.lstrip().startswith(('"', "\u201c", "##begin_quote##")):
+        return False
     text = answer_text(answer).replace("\u2019", "'").casefold()
     first = _SENTENCE_END.split(text.strip(), maxsplit=1)[0] if text.strip() else ""
     return bool(_REFUSAL.search(first))
