@@ -35,7 +35,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory, tiny_model, server):
-    project = make_project(tmp_path_factory.mktemp("project"), tiny_model, server.base_url)
+    project = make_project(tmp_path_factory.mktemp("project"), tiny_model, server.base_url, index_method="hybrid")
     first = sh(project, "dvc", "repro")
     sh(project, "git", "add", "-A")
     sh(project, "git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline")

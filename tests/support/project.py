@@ -40,7 +40,7 @@ def sh(project, *cmd, check=True):
     return result
 
 
-def make_project(root, student, base_url, docs=DOCS):
+def make_project(root, student, base_url, docs=DOCS, index_method="bm25"):
     for name in ("dvc.yaml", "params.yaml", "prompts.yaml"):
         shutil.copy(ROOT / name, root / name)
     for name in ("stages", "faqforge"):
@@ -59,6 +59,9 @@ def make_project(root, student, base_url, docs=DOCS):
     params["teacher"].update(backend="openai", model="test-teacher", base_url=base_url, max_retries=1)
     params["student"]["model"] = student
     params["retriever"]["base"] = str(tiny_encoder())   # the retriever stage trains a tiny encoder
+    # BM25 keeps the encoder out of index, split and evaluate (each would load sentence-transformers):
+    # the end-to-end run of test_pipeline asks for the default, hybrid
+    params["index"]["method"] = index_method
     params["ingest"]["tokenizer"] = student
     params["finetune"].update(max_steps=4, batch_size=4, eval_every=2, max_seq_length=768)
     params["evaluate"].update(max_new_tokens=8, bootstrap_resamples=200)
