@@ -15,6 +15,7 @@ from faqforge.refinement.decontaminate import contamination
 from tests.support.project import ROOT
 
 EVALSET = ROOT / "data" / "eval" / "evalset.json"
+CALIBRATION = ROOT / "data" / "eval" / "calibration.json"   # where the index stage chooses the bot's abstention
 DOCS = ROOT / "data" / "docs"
 SECTIONS = set(yaml.safe_load((ROOT / "params.yaml").read_text()))
 
@@ -141,6 +142,21 @@ def test_the_eval_set_is_big_spread_over_every_document_and_asks_what_the_docume
     assert documents <= set(cited), f"documents no question is answered from: {documents - set(cited)}"
     assert len({x["question"].strip().lower() for x in items}) == len(items)
     assert all(len(x["question"]) <= 100 and "\n" not in x["question"] for x in items)   # one line, as asked
+
+
+def test_the_calibration_questions_are_true_and_none_is_an_eval_question(context):
+    """The abstention threshold is tuned on data/eval/calibration.json, so none of its
+    questions may be an eval question under the rules that keep training pairs off the
+    eval set (the eval figures would be tuned on the test), and it must hold both kinds."""
+    calibration, items = read_evalset(CALIBRATION), read_evalset(EVALSET)
+    unanswerable = [x for x in calibration if not x.get("answerable", True)]
+    assert len(calibration) - len(unanswerable) >= 20 and len(unanswerable) >= 10
+    pairs = [{"id": str(i), **x} for i, x in enumerate(calibration)]   # a refusal is no leak; its question may be
+    clean, leaked = contamination(pairs, items, Decontaminate())
+    assert not leaked, f"calibration questions that are eval questions: {[p['question'] for p in leaked]}"
+    stale = {x["question"]: found for x in calibration if (found := stale_names(x["question"] + " " + x["answer"],
+                                                                              *context))}
+    assert not stale and {d for x in calibration for d in x["docs"]} <= {p.name for p in DOCS.iterdir()}
 
 
 def test_decontamination_keeps_working_against_it_and_a_training_refusal_is_no_leak():

@@ -1,11 +1,21 @@
 """Evidence first (faqforge.documents.evidence): the quote is cut from a retrieved
-passage verbatim and cites that passage's number; below the abstention threshold
-the bot refuses; the threshold is the highest that keeps the validation questions
-answered but for the allowed share."""
+passage verbatim and cites that passage's number; when the passages hold too few
+of the question's content words (its support) the bot refuses; the threshold is
+the highest that keeps the calibration questions answered but for the allowed
+share, chosen on a real index."""
+
+import json
 
 from faqforge.core.chat_format import REFUSAL, citations
-from faqforge.documents.evidence import abstention_threshold, evidence_answer, select_evidence
-from faqforge.documents.retrieval import sentence_spans, sentences
+from faqforge.core.sections import Index
+from faqforge.documents.evidence import (
+    abstention_threshold,
+    choose_abstention,
+    evidence_answer,
+    select_evidence,
+    support,
+)
+from faqforge.documents.retrieval import Retriever, build_index, sentence_spans, sentences
 from faqforge.evaluation.token_f1 import is_refusal
 
 HITS = [
@@ -47,16 +57,46 @@ def test_ties_go_to_the_higher_ranked_passage_and_unicode_text_is_quoted_whole()
     assert nothing_shared["n"] == 1 and nothing_shared["quote"].startswith("Add a remote")
 
 
+def test_support_is_the_share_of_the_questions_content_words_the_passages_hold():
+    # "push" and "credentials" are in the first passage, "docker" in neither; stemmed: "pushes" is "push"
+    assert support("Which credentials does dvc push need?", HITS) == 1.0     # credentials, dvc, push, need
+    assert support("Does dvc push upload to Docker?", HITS) == 0.75          # dvc, push, upload (uploads); docker missing
+    assert support("Is there a Docker image?", HITS) == 0.0
+    assert support("Le modele apprend avec LoRA ?", HITS) == 1.0             # accents folded; French words count
+    assert support("Remotes?", HITS) == 1.0                                  # the section path counts
+    assert support("Why?", HITS) == 1.0 and support("Docker?", []) == 0.0   # no content word; nothing retrieved
+
+
 def test_below_the_threshold_the_bot_says_the_documents_do_not_cover_it():
-    assert select_evidence("How do I push?", HITS, threshold=0.63) is None
+    assert select_evidence("Does dvc push upload to Docker?", HITS, threshold=0.8) is None
     assert evidence_answer(None) == REFUSAL and is_refusal(evidence_answer(None))
-    assert select_evidence("How do I push?", HITS, threshold=0.62)["n"] == 1   # the best passage decides
-    assert select_evidence("How do I push?", [], threshold=None) is None       # nothing retrieved
-    lexical = [{k: v for k, v in h.items() if k != "similarity"} for h in HITS]   # a BM25 index: no similarity
-    assert select_evidence("How do I push?", lexical, threshold=0.99)["n"] == 1
+    chosen = select_evidence("Does dvc push upload to Docker?", HITS, threshold=0.75)   # at the threshold: answers
+    assert chosen["n"] == 1 and chosen["support"] == 0.75
+    assert select_evidence("Does dvc push upload to Docker?", [], threshold=None) is None   # nothing retrieved
+    assert select_evidence("Is there a Docker image?", HITS)["n"] == 1   # no threshold: never refuses
 
 
-def test_the_threshold_answers_all_but_the_allowed_share_of_the_validation_questions():
+def test_the_threshold_is_chosen_on_calibration_questions_asked_of_a_real_index(tmp_path):
+    chunks = [{"chunk_id": "c1", "doc": "remote.txt", "section": "Remotes", "pages": None, "text": HITS[0]["text"]},
+              {"chunk_id": "c2", "doc": "install.txt", "section": "Installing", "pages": None,
+               "text": HITS[1]["text"]}]
+    build_index(chunks, Index(method="bm25", passage_words=0), tmp_path / "index")
+    items = [{"question": "How does dvc push upload outputs?", "answer": "..."},               # support 1.0
+             {"question": "Does faqforge need Docker?", "answer": "No."},                     # 2 of 3
+             {"question": "Does make setup pin torch?", "answer": "Yes."},                    # 1.0
+             {"question": "Is there a Docker image?", "answer": "Not covered.", "answerable": False},   # 0.0
+             {"question": "Can dvc push upload to Kubernetes volumes?", "answer": "Not covered.",
+              "answerable": False}]                                                          # 3 of 5
+    threshold, figures = choose_abstention(Retriever(tmp_path / "index"), items, k=2, max_false_refusals=0.0)
+    assert threshold == 2 / 3   # unrounded: the least supported answerable question is still answered
+    assert select_evidence(items[1]["question"], Retriever(tmp_path / "index").search([items[1]["question"]], 2)[0],
+                           threshold) is not None
+    assert figures == {"answerable": 3, "unanswerable": 2, "false_refusals": 0.0, "refused_unanswerable": 1.0}
+    assert choose_abstention(Retriever(tmp_path / "index"), items[3:], k=2)[0] is None   # nothing answerable
+    json.dumps(figures)   # goes to index.json and the metrics as it is
+
+
+def test_the_threshold_answers_all_but_the_allowed_share_of_the_answerable_questions():
     answerable = [0.9, 0.8, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45, 0.4, 0.2]
     unanswerable = [0.1, 0.3, 0.42, 0.5, 0.7]
     threshold, figures = abstention_threshold(answerable, unanswerable, max_false_refusals=0.1)

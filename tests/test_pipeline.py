@@ -106,7 +106,12 @@ def test_full_run_writes_every_output_with_sane_content(pipeline_run, server):
     card = json.loads((project / "models/retriever/retriever.json").read_text())
     index = json.loads((project / "data/index/index.json").read_text())
     assert index["method"] == "hybrid" and index["dense"]["model"] == "models/retriever"
-    assert index["abstain_below"] == card["abstain_below"] == metrics["retrieval"]["abstain_below"]
+    assert card["trained_on"].endswith("training pairs")
+    # The index stage chose the bot's threshold on the calibration questions and evaluate answered with it.
+    abstention = json.loads((project / "metrics/index.json").read_text())["abstention"]
+    assert abstention["calibration"] == "data/eval/calibration.json" and abstention["unanswerable"] >= 1
+    assert index["abstain_below"] == abstention["threshold"] == metrics["retrieval"]["abstain_below"] is not None
+    assert metrics["retrieval"]["abstention"] == abstention
     for prediction in (json.loads(line) for line in (project / "data/eval/predictions.jsonl").read_text().splitlines()):
         answer = prediction["answers"]["evidence"]
         if answer != REFUSAL:
@@ -192,7 +197,8 @@ def test_data_report_shows_the_whole_funnel_and_a_clean_eval_audit(pipeline_run)
     ("dedup.threshold", 80, ["dedup", "split"]),           # split checks people's pairs against generated ones
     # split: people's pairs too; retriever: it checks its training pairs against the eval set once more
     ("decontaminate.answer_threshold", 80, ["augment", "decontaminate", "retriever", "split"]),
-    ("retriever.max_false_refusals", 0.2, ["retriever"]), ("index.method", "bm25", ["index"]),
+    ("retriever.max_false_refusals", 0.2, ["index"]), ("retriever.epochs", 2, ["retriever"]),   # index: the refusal threshold
+    ("index.method", "bm25", ["index"]),
     ("review.require", True, ["split"]), ("review.reviewer", "ana", []),
     # prompts.yaml: a prompt reruns only the stage that asks it
     ("prompts.yaml:curate.judge.system_prompt", "Judge the pair.", ["curate"]),

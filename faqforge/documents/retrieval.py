@@ -29,7 +29,7 @@ from faqforge.core.records import normalise
 from faqforge.models.encoders import encoder_directory
 
 INDEX = "data/index"
-ENCODER_CARD = "retriever.json"   # beside a trained encoder: what it was trained from and its abstention threshold
+ENCODER_CARD = "retriever.json"   # beside a trained encoder: what it was trained from
 PROVENANCE = ("passage_id", "chunk_id", "doc", "section", "pages")
 _SENTENCE = re.compile(r"[^\n]+?(?:[.!?:;](?=\s)|$)", re.M)   # up to a sentence end before a space, or the line's end
 
@@ -216,13 +216,6 @@ def reciprocal_rank_fusion(rankings, k, rrf_k=60):
 
 # --- the index on disk -----------------------------------------------------------------
 
-def abstention_of(model):
-    """The abstention threshold the retriever stage chose for an encoder directory
-    (its ENCODER_CARD), else None: the bot never abstains."""
-    manifest = Path(model) / ENCODER_CARD
-    return json.loads(manifest.read_text(encoding="utf-8")).get("abstain_below") if manifest.is_file() else None
-
-
 def build_index(chunks, params, directory=INDEX):
     """Cut the chunks into passages, index them as `params` (the index section)
     say, and write everything to `directory`. Returns the manifest."""
@@ -247,7 +240,6 @@ def build_index(chunks, params, directory=INDEX):
             with open(tmp, "wb") as f:
                 np.save(f, vectors)
         manifest["dense"] = {**embedder.settings(), "dimensions": int(vectors.shape[1]) if len(vectors) else 0}
-        manifest["abstain_below"] = abstention_of(d.model) if not d.base_url else None
     write_json(directory / "index.json", manifest)
     return manifest
 
@@ -265,7 +257,7 @@ class Retriever:
         self.manifest = json.loads(manifest.read_text(encoding="utf-8"))
         self.passages = read_jsonl(directory / "passages.jsonl")
         self.method = self.manifest["method"]
-        self.abstain_below = self.manifest.get("abstain_below")   # the bot's (faqforge.documents.evidence)
+        self.abstain_below = self.manifest.get("abstain_below")   # the bot's support threshold (index stage)
         self.bm25 = self.embedder = self.vectors = None
         if self.method in ("bm25", "hybrid"):
             bm = self.manifest["bm25"]
@@ -291,8 +283,7 @@ class Retriever:
 
     def search(self, questions, k):
         """Per question, its top k passages; with an encoder each also has its
-        `similarity`, the cosine of the question and the passage as indexed (what the
-        bot's abstention reads: faqforge.documents.evidence)."""
+        `similarity`, the cosine of the question and the passage as indexed."""
         vectors = self.embedder(list(questions)) if self.embedder is not None and questions else None
         found = []
         for i, ranking in enumerate(self.rankings(questions, k, vectors)):

@@ -46,12 +46,19 @@ def verdict_line(metrics):
             f"best answer that needs no model, the {ARM_NAMES[v['than']]} ({arms[v['than']]['f1']['mean']:.3f}): "
             f"difference {v['delta']:+.3f}, paired 95% CI {lo:+.3f} .. {hi:+.3f}"
             + (" (the interval holds zero: no difference can be claimed)." if v["result"] == "ties with" else "."))
+    answerable = v.get("answerable")
+    if answerable:
+        lo, hi = answerable["delta_ci95"]
+        line += (f" On the {answerable['questions']} answerable questions alone (no refusal to score): "
+                 f"{answerable['delta']:+.3f}, CI {lo:+.3f} .. {hi:+.3f}"
+                 + (" (holds zero)." if lo <= 0 <= hi else "."))
     if CEILING in arms:
         line += (f" The ceiling, the sentence of the same passages closest to the reference, scores "
                  f"{arms[CEILING]['f1']['mean']:.3f}.")
     graded = metrics.get("grades")
     if graded and graded.get("graded"):
-        shares = [f"{ARM_NAMES[a].split(' (')[0]} {_share(arms[a]['graded_right']['mean'])}"
+        shares = [f"{ARM_NAMES[a].split(' (')[0]} {_share(arms[a]['graded_right']['mean'])} of "
+                  f"{arms[a]['graded_right'].get('n', '?')} graded"
                   for a in (v["arm"], v["than"]) if (arms[a].get("graded_right") or {}).get("mean") is not None]
         if shares:
             line += " Graded right by a person: " + ", ".join(shares) + "."
@@ -60,7 +67,7 @@ def verdict_line(metrics):
 
 def _threshold(metrics):
     value = metrics.get("retrieval", {}).get("abstain_below")
-    return "none: it never refuses" if value is None else f"similarity {value:.3f}"
+    return "none: it never refuses" if value is None else f"support {value:.2f}"
 
 
 def _arm_order(metrics):
@@ -87,8 +94,9 @@ def render_report(predictions, metrics, k=5, chart=None):
         "data/index/ in the prompt, the layout the student was trained with), with the same chat template, system "
         "prompt and greedy decoding; by the bot as serve and chat answer by default, evidence first: the sentence "
         "of the retrieved passages that shares the most words with the question and the one after it, quoted "
-        "verbatim with its citation, or the refusal when no passage is as similar to the question as the "
-        f"threshold the retriever stage chose on the validation pairs ({_threshold(metrics)}); and by two arms that "
+        "verbatim with its citation, or the refusal when the passages hold too few of the question's content words "
+        f"(the threshold the index stage chose on the calibration questions: {_threshold(metrics)}); and by two arms "
+        "that "
         "need no model: the top passage as it is, and the sentence of the retrieved passages that shares the most "
         "words with the question.", "",
         "How to read it: **F1** is token F1 against the reference (SQuAD-style: case, punctuation and articles "
@@ -173,12 +181,17 @@ def _retrieval_section(retrieval):
         for name, label in names.items():
             if isinstance(recall.get(name), dict):
                 lines.append(f"| {label} | " + " | ".join(_fmt(recall[name][k]) for k in ks) + " |")
-        abstention = trained.get("abstention") or {}
-        if abstention.get("threshold") is not None:
-            lines += ["", f"The bot abstains below similarity {abstention['threshold']:.3f}: the highest threshold "
-                      f"that refuses at most {abstention.get('false_refusals', 0):.0%} of those validation questions; "
-                      "asked of the other documents only, it would refuse "
-                      f"{abstention.get('refused_unanswerable', 0):.0%} of them."]
+    abstention = retrieval.get("abstention") or {}
+    if abstention.get("threshold") is not None:
+        lines += ["", f"The bot refuses when its passages hold less than {abstention['threshold']:.0%} of the "
+                  "question's content words (its support): the highest threshold that refuses at most "
+                  f"{abstention.get('false_refusals', 0):.0%} of the {abstention.get('answerable', 0)} answerable "
+                  f"questions of {abstention['calibration']}; it refuses "
+                  f"{abstention.get('refused_unanswerable', 0):.0%} of its {abstention.get('unanswerable', 0)} "
+                  "unanswerable ones (the calibration questions are not eval questions)."]
+    elif "abstention" in retrieval:
+        lines += ["", "The bot never refuses: no calibration questions (data/eval/calibration.json) to choose its "
+                  "threshold on."]
     return lines
 
 

@@ -1,8 +1,8 @@
 """Scoring every arm's answers against the human-written references.
 
 The arms: the bot, evidence first (faqforge.documents.evidence: a verbatim
-quote of the retrieved passages with its citation, or the refusal below the
-retriever's similarity threshold), as serve and chat answer by default; the
+quote of the retrieved passages with its citation, or the refusal when they
+hold too few of the question's words), as serve and chat answer by default; the
 base and the tuned student, each closed book (the question alone) and with
 retrieval (the top passages in the prompt, the layout the student was trained
 with); two that need no model, the top passage as it is
@@ -180,6 +180,12 @@ def eval_metrics(predictions, n_resamples=2000, seed=0, arms=ARMS, min_control_a
         lo, hi = m["delta_ci95"]
         metrics["verdict"] = {"arm": BOT, "than": best, "delta": m["delta"], "delta_ci95": m["delta_ci95"],
                               "result": "beats" if lo > 0 else ("loses to" if hi < 0 else "ties with")}
+        # a refusal scores 1 on an unanswerable question: how much of the margin is answering, not refusing
+        answerable = [p for p in predictions if p.get("answerable", True)]
+        if len(answerable) < len(predictions) and answerable:
+            a = compare(*_paired(answerable, best, BOT, "f1"), n_resamples, seed)
+            metrics["verdict"]["answerable"] = {"questions": len(answerable), "delta": a["delta"],
+                                                "delta_ci95": a["delta_ci95"]}
     if any("controls" in p for p in predictions):
         metrics["judge"] = judge_controls(predictions, min_control_accuracy)
     return metrics
@@ -211,16 +217,16 @@ def retrieval_metrics(eval_hits, references, val_hits=None, val_chunks=None):
 def index_figures(retriever, evalset, hits, val_records, k, stage_metrics=None):
     """metrics/eval.json's retrieval section: retrieval_metrics for the eval questions'
     `hits` and the validation records' own chunks at k, how the index retrieves, the
-    bot's abstention threshold, and the retriever stage's validation and abstention
-    figures from its metrics file `stage_metrics` when there is one."""
+    bot's abstention threshold with how the index stage chose it, and the retriever
+    stage's validation figures from its metrics file `stage_metrics` when there is one."""
     val = [r for r in val_records if r.get("chunk_id") and r.get("kind") != "refusal"]
     val_hits = retriever.search([r["question"] for r in val], k) if val else None
     references = [item["answer"] if item.get("answerable", True) else None for item in evalset]
     figures = {**retrieval_metrics(hits, references, val_hits, [r["chunk_id"] for r in val]), "k": k,
-               "method": retriever.method, "abstain_below": retriever.abstain_below}
+               "method": retriever.method, "abstain_below": retriever.abstain_below,
+               "abstention": retriever.manifest.get("abstention")}
     if stage_metrics and Path(stage_metrics).exists():
-        stage = read_json(stage_metrics)
-        figures["retriever"] = {key: stage.get(key) for key in ("val_own_chunk_recall", "abstention")}
+        figures["retriever"] = {"val_own_chunk_recall": read_json(stage_metrics).get("val_own_chunk_recall")}
     return figures
 
 

@@ -3,7 +3,8 @@ answer, and what the search results alone tell a user.
 
 The bot (`evidence`, faqforge.documents.evidence) quotes the sentences of the
 passages that share most words with the question, or refuses when the
-retriever's similarity is below its threshold. Every evaluation scores these
+passages hold too few of the question's words (its support, below the index's
+threshold). Every evaluation scores these
 beside the students, because a bot is only worth its cost if it answers better
 than showing the passages it was given, with no model at all:
 

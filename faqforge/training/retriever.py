@@ -8,9 +8,8 @@ pair the decontaminate rule matches to an eval item: it never sees an eval
 question. The hard negatives come from a BM25 index over the same passages the
 index stage cuts. Validation: recall@1 and recall@k of each validation pair's
 own chunk, for BM25, the encoder before training, after it, and the hybrid of
-BM25 and the trained encoder; and the similarity below which the bot abstains
-(faqforge.documents.evidence), chosen on the same pairs, stored beside the
-encoder (retriever.json) for the index to carry.
+BM25 and the trained encoder. What it was trained from is written beside it
+(retriever.json).
 """
 
 import shutil
@@ -19,7 +18,6 @@ from pathlib import Path
 from faqforge.core.io import write_json
 from faqforge.dataset.encoder_pairs import encoder_examples
 from faqforge.dataset.split import split_pairs
-from faqforge.documents.evidence import abstention_threshold
 from faqforge.documents.retrieval import ENCODER_CARD, Retriever, build_index
 from faqforge.models.encoders import encoder_directory
 from faqforge.training.encoder import train_encoder
@@ -68,35 +66,12 @@ def fit_retriever(pairs, chunks, evalset, config, scratch, out_dir=RETRIEVER_DIR
                   "base": own_chunk_recall(indexed("base", "dense", base), held_out, ks),
                   "trained": own_chunk_recall(indexed("trained", "dense", out_dir), held_out, ks),
                   "hybrid": own_chunk_recall(hybrid, held_out, ks)}
-    threshold, abstention = choose_abstention(hybrid, held_out, split.raft.passages, params.max_false_refusals)
     write_json(out_dir / ENCODER_CARD, {"base": params.base, "trained_on": f"{len(examples)} training pairs",
-                                    "abstain_below": threshold,
                                     **{k: params.model_dump()[k] for k in ("epochs", "batch_size", "learning_rate",
                                                                            "warmup_ratio", "seed")}})
     metrics = {"base": params.base, "train_pairs": len(train), "examples": len(examples), "skipped": len(skipped),
-               "training": training, "abstention": {"threshold": threshold, **abstention},
+               "training": training,
                "val_own_chunk_recall": {name: {f"at_{k}": v for k, v in figures.items()} if isinstance(figures, dict)
                                         else figures for name, figures in validation.items()}}
     return metrics, skipped
 
-
-def choose_abstention(retriever, pairs, k, max_false_refusals=0.1):
-    """(threshold, figures): the similarity below which the bot says the documents do
-    not cover a question (faqforge.documents.evidence), chosen on the validation
-    `pairs`: the highest that still answers all but `max_false_refusals` of them
-    (the best similarity of each one's top k passages), with the share of them it
-    would refuse when asked of the other documents only (which do not answer them)."""
-    if not pairs:
-        return None, {"pairs": 0}
-    questions = [p["question"] for p in pairs]
-    hits = retriever.search(questions, k)
-    answered = [max(h["similarity"] for h in found) for found in hits if found]
-    vectors = retriever.embedder(questions)
-    docs = [passage["doc"] for passage in retriever.passages]
-    elsewhere = []
-    for pair, vector in zip(pairs, vectors):
-        rows = [row for row, doc in enumerate(docs) if doc != pair["doc"]]
-        if rows:
-            elsewhere.append(float((retriever.vectors[rows] @ vector).max()))
-    threshold, figures = abstention_threshold(answered, elsewhere, max_false_refusals)
-    return (None if threshold is None else round(threshold, 6)), {"pairs": len(pairs), **figures}

@@ -54,6 +54,10 @@ def make_project(root, student, base_url, docs=DOCS, index_method="bm25"):
     # seven answerable questions and one the documents do not answer
     evalset = full[:7] + [next(item for item in full if not item.get("answerable", True))]
     (root / "data" / "eval" / "evalset.json").write_text(json.dumps(evalset, indent=2))
+    # the calibration questions about these documents, and those the documents do not answer
+    calibration = [item for item in json.loads((ROOT / "data" / "eval" / "calibration.json").read_text())
+                   if all(doc in docs for doc in item["docs"])]
+    (root / "data" / "eval" / "calibration.json").write_text(json.dumps(calibration, indent=2))
     (root / "data" / "eval" / "grades.jsonl").write_text("")  # nobody has graded an answer yet
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["teacher"].update(backend="openai", model="test-teacher", base_url=base_url, max_retries=1)
