@@ -50,6 +50,23 @@ def test_the_quote_is_verbatim_from_the_passage_it_cites_with_the_sentence_after
         "Add a remote with dvc remote add."
 
 
+def test_an_faqs_own_question_is_never_quoted_the_answer_after_it_is():
+    faq = [{"passage_id": "f:0", "chunk_id": "f", "doc": "faq.txt", "section": None,
+            "text": "Do my documents leave my machine? No, not with the default settings. The teacher runs here. "
+                    "How do I report a bug? Open an issue."},
+           {"passage_id": "g:0", "chunk_id": "g", "doc": "faq.txt", "section": None,
+            "text": "Which licence does the model have? Apache 2.0. Can I use Docker with faqforge?"}]
+    chosen = select_evidence("Do my documents leave my machine?", faq)
+    assert chosen["quote"] == "No, not with the default settings. The teacher runs here." and chosen["n"] == 1
+    assert select_evidence("How do I report a bug?", faq)["quote"] == "Open an issue."   # stops at the passage's end
+    assert select_evidence("Which licence?", faq, max_sentences=2)["quote"] == "Apache 2.0."   # stops at a question
+    # a match with no statement after it in its passage is passed over: no other sentence shares a word,
+    # so the tie goes to the top passage's first statement
+    assert select_evidence("Can I use Docker with faqforge?", faq)["quote"] == \
+        "No, not with the default settings. The teacher runs here."
+    assert select_evidence("Anything?", [{**faq[1], "text": "Why? How?"}]) is None   # nothing to quote
+
+
 def test_ties_go_to_the_higher_ranked_passage_and_unicode_text_is_quoted_whole():
     chosen = select_evidence("Qui apprend avec LoRA ?", HITS)
     assert chosen["n"] == 2 and chosen["quote"] == "Le modèle élève apprend avec LoRA."

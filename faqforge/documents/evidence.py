@@ -14,8 +14,11 @@ the question.
   content words (stemmed) with the question, ties to the higher-ranked passage
   and then the earlier sentence, with the sentence after it in the same passage
   (`max_sentences`): a question's words usually name what a sentence is about,
-  the next sentence says more of it. The quote is cut from the passage's own
-  text, so it is verbatim by construction, and cites the passage's number.
+  the next sentence says more of it. A sentence that asks (an FAQ's own
+  question) is never quoted: matching it quotes the statements that follow it,
+  and a match with no statement after it in its passage is passed over. The
+  quote is cut from the passage's own text, so it is verbatim by construction,
+  and cites the passage's number.
 
 `evidence_answer` renders the result as the bot's answer: `"<quote>" [n]`, or
 the refusal. Evaluation, chat and serve all answer through it.
@@ -49,14 +52,32 @@ def select_evidence(question, hits, threshold=None, max_sentences=2):
     best = None
     for n, hit in enumerate(hits, start=1):
         spans = sentence_spans(hit["text"])
+        asks = [hit["text"][start:end].rstrip().endswith("?") for start, end in spans]
         for i, (start, end) in enumerate(spans):
+            quoted = _statements_from(i, asks)[:max_sentences]
+            if not quoted:
+                continue   # nothing but questions from here to the passage's end: nothing to quote
             shared = len(content_terms(hit["text"][start:end]) & wanted)
             if best is None or shared > best[0]:
-                best = (shared, n, hit, spans[i:i + max_sentences])
+                best = (shared, n, hit, [spans[j] for j in quoted])
     if best is None:
         return None
     _, n, hit, spans = best
     return {"quote": hit["text"][spans[0][0]:spans[-1][1]], "n": n, "passage": hit, "support": supported}
+
+
+def _statements_from(i, asks):
+    """The indices of the sentences a match at sentence i quotes: a question states
+    nothing (an FAQ's own question matches the user's best, its answer follows), so
+    from the first statement at or after i, the statements up to the next question."""
+    j = i
+    while j < len(asks) and asks[j]:
+        j += 1
+    quoted = []
+    while j < len(asks) and not asks[j]:
+        quoted.append(j)
+        j += 1
+    return quoted
 
 
 def evidence_answer(chosen):
