@@ -183,3 +183,18 @@ def test_a_malformed_item_is_named(tmp_path, item, message):
 def test_dvc_commands_are_checked_by_dvcs_own_parser():
     assert dvc_command_is_valid(["remote", "add", "-d", "storage", "s3://bucket/path"])
     assert not dvc_command_is_valid(["remote", "attach", "storage"])
+
+
+@pytest.mark.parametrize("name", ["git"])
+def test_a_second_corpus_has_its_own_true_questions(name):
+    """bench/corpus.py's question sets: well-formed, each answer from one of the pages
+    the bench fetches, questions the pages do not answer in both, and no calibration
+    question that is an eval question."""
+    from bench.corpus import CORPORA
+    folder = ROOT / "bench" / "corpora" / name
+    items, calibration = read_evalset(folder / "evalset.json"), read_evalset(folder / "calibration.json")
+    for questions in (items, calibration):
+        assert {d for x in questions for d in x["docs"]} <= set(CORPORA[name]["files"])
+        assert any(not x.get("answerable", True) for x in questions)
+        assert all(x["docs"] for x in questions if x.get("answerable", True))
+    assert not contamination([{"id": str(i), **x} for i, x in enumerate(calibration)], items, Decontaminate())[1]
