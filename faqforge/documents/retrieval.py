@@ -258,6 +258,7 @@ class Retriever:
         self.passages = read_jsonl(directory / "passages.jsonl")
         self.method = self.manifest["method"]
         self.abstain_below = self.manifest.get("abstain_below")   # the bot's support threshold (index stage)
+        self.abstention = self.manifest.get("abstention")         # how it was chosen, on which questions
         self.bm25 = self.embedder = self.vectors = None
         if self.method in ("bm25", "hybrid"):
             bm = self.manifest["bm25"]

@@ -224,7 +224,7 @@ def index_figures(retriever, evalset, hits, val_records, k, stage_metrics=None):
     references = [item["answer"] if item.get("answerable", True) else None for item in evalset]
     figures = {**retrieval_metrics(hits, references, val_hits, [r["chunk_id"] for r in val]), "k": k,
                "method": retriever.method, "abstain_below": retriever.abstain_below,
-               "abstention": retriever.manifest.get("abstention")}
+               "abstention": retriever.abstention}
     if stage_metrics and Path(stage_metrics).exists():
         figures["retriever"] = {"val_own_chunk_recall": read_json(stage_metrics).get("val_own_chunk_recall")}
     return figures
