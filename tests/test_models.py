@@ -39,29 +39,42 @@ def test_batched_generation_matches_one_by_one(tiny_model):
     assert all(r["prompt_tokens"] > 0 and r["completion_tokens"] <= 6 for r in batched)
 
 
-def test_the_static_cache_gives_the_default_caches_tokens(tiny_model, monkeypatch):
-    from transformers import StaticCache
+def test_finished_rows_leave_the_batch_and_the_others_keep_transformers_tokens(tiny_model, monkeypatch):
+    from faqforge.models.checkpoints import chat_prompt
     model, tokenizer = load_model(tiny_model)
     chats = [[{"role": "user", "content": "Hello there, how are you today?"}],
              [{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Wie spät ist es in Köln?"}]]
-    default = generate_chat(model, tokenizer, chats, Sampling(max_tokens=12, top_logprobs=2), batch_size=2,
-                            static_cache=False, shared_prefix=False)
-    caches = []
+    reference = []   # transformers' own generate, one prompt at a time, greedy
+    for chat in chats:
+        ids = tokenizer(chat_prompt(tokenizer, chat), add_special_tokens=False, return_tensors="pt").input_ids
+        out = model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        reference.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip())
+    rows = []
     real = type(model).forward
 
-    def forward(self, *args, **kwargs):                 # which cache each decoding step used
-        caches.append(type(kwargs.get("past_key_values")))
+    def forward(self, *args, **kwargs):                 # how many rows each decoding step computed
+        rows.append(kwargs["input_ids"].shape[0])
         return real(self, *args, **kwargs)
     monkeypatch.setattr(type(model), "forward", forward)
-    static = generate_chat(model, tokenizer, chats, Sampling(max_tokens=12, top_logprobs=2), batch_size=2,
-                           shared_prefix=False)
-    assert caches and set(caches) == {StaticCache}      # the default path ran with a static cache
-    assert [r["text"] for r in static] == [r["text"] for r in default]
-    assert [[t["token"] for t in r["logprobs"]] for r in static] == [[t["token"] for t in r["logprobs"]] for r in default]
+    stopped = generate_chat(model, tokenizer, chats, Sampling(max_tokens=12, top_logprobs=2), batch_size=3,
+                            shared_prefix=False, should_stop=lambda i: i == 1)   # conversation 1 ends at once
+    assert rows[:3] == [3, 2, 2] and len(rows) == 12    # it left the batch after its first token
+    assert stopped[1]["completion_tokens"] == 1 and stopped[1]["finish_reason"] == "length"
+    assert [stopped[0]["text"], stopped[2]["text"]] == [reference[0], reference[2]]
+    assert [len(r["logprobs"]) for r in stopped] == [r["completion_tokens"] for r in stopped]
+
+
+def test_a_sampled_reply_does_not_depend_on_its_batch(tiny_model):
+    model, tokenizer = load_model(tiny_model)
+    chats = [[{"role": "user", "content": q}] for q in ("Hello there, how are you today?", "Hi", "Was ist LoRA?")]
+    sampled = Sampling(max_tokens=10, temperature=1.0, top_p=0.9, seed=3)
+    batched = generate_chat(model, tokenizer, chats, sampled, batch_size=3)
+    assert [r["text"] for r in batched] == [generate_chat(model, tokenizer, [c], sampled)[0]["text"] for c in chats]
+    assert generate_chat(model, tokenizer, chats[:1], sampled.replace(seed=4))[0]["text"] != batched[0]["text"]
 
 
 def test_a_shared_prompt_prefix_is_read_once_and_gives_the_same_tokens(tiny_model, monkeypatch):
-    from transformers import StaticCache
+    from transformers import DynamicCache
 
     import faqforge.models.decoding as generation
     model, tokenizer = load_model(tiny_model)
@@ -82,7 +95,7 @@ def test_a_shared_prompt_prefix_is_read_once_and_gives_the_same_tokens(tiny_mode
     shared = generate_chat(model, tokenizer, chats, Sampling(max_tokens=12, top_logprobs=2), batch_size=3)
     system_tokens = len(tokenizer(system["content"], add_special_tokens=False).input_ids)
     # the first batch of 3 shares the system turn and more; the last batch has one row: nothing to share
-    assert len(reads) == 1 and reads[0][0] >= system_tokens and reads[0][1:] == (3, StaticCache)
+    assert len(reads) == 1 and reads[0][0] >= system_tokens and reads[0][1:] == (3, DynamicCache)
     assert [r["text"] for r in shared] == [r["text"] for r in unshared]
     assert [r["prompt_tokens"] for r in shared] == [r["prompt_tokens"] for r in unshared]
     for a, b in zip(shared, unshared):

@@ -10,9 +10,8 @@ import math
 
 import torch
 from tqdm import tqdm
-from transformers import DynamicCache, StaticCache, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, TemperatureLogitsWarper, TopPLogitsWarper
 from transformers.cache_utils import DynamicLayer
-from transformers.generation.streamers import BaseStreamer
 
 from faqforge.models.checkpoints import chat_prompt
 from faqforge.models.guided import JsonSchemaGuide, string_array_shape
@@ -25,13 +24,15 @@ MIN_SHARED_PREFIX = 16
 
 @torch.inference_mode()
 def generate_chat(model, tokenizer, conversations, sampling=GREEDY, batch_size=8, desc="generating",
-                  schemas=None, on_result=None, static_cache=True, shared_prefix=True, on_token=None,
-                  should_stop=None, return_token_ids=False):
+                  schemas=None, on_result=None, shared_prefix=True, on_token=None, should_stop=None,
+                  return_token_ids=False):
     """Answer each conversation (a list of chat messages) with the decoding settings
     `sampling` (its response_format aside); returns one dict per input.
 
     Conversations are sorted by prompt length and batched with left padding, so a
-    batch wastes little compute on padding. Greedy when temperature is 0.
+    batch wastes little compute on padding. Greedy when temperature is 0; sampled
+    replies draw from a generator seeded with `sampling.seed` for each conversation,
+    so a reply does not depend on the others in its batch.
     `schemas` (one JSON schema or None per conversation) guides those replies
     to valid JSON of that shape (faqforge.models.guided).
     Each result has `text`, `prompt_tokens`, `completion_tokens`, `finish_reason`,
@@ -39,11 +40,11 @@ def generate_chat(model, tokenizer, conversations, sampling=GREEDY, batch_size=8
     and the k most likely tokens with theirs (the OpenAI API's shape).
     `on_result(i, result)` is called as each batch finishes, so a caller can keep
     what is done before the whole list is.
-    With `static_cache` (and a model that supports it) the key/value cache is
-    allocated once per batch for the prompt plus `max_new_tokens`, instead of
-    transformers' default cache, which grows by concatenation and copies itself
-    at every step: the same tokens, decoding about a fifth faster here
-    (bench/generation.py). Not compiled: a batch's shapes change with its prompts.
+    A row that has finished (its end token, a stop string, `max_tokens`) leaves
+    the batch at once, its key/value cache with it, so the rest decode without
+    it: replies of a batch differ in length several-fold (a teacher's pairs, a
+    student's answers), and transformers' `generate` would carry every finished
+    row to the end of the longest (bench/generation.py).
     With `shared_prefix`, the tokens every prompt of a batch starts with (a
     teacher stage's system prompt and worked examples) are read in once and
     their keys and values copied to every row, instead of once per row: each row
@@ -62,13 +63,7 @@ def generate_chat(model, tokenizer, conversations, sampling=GREEDY, batch_size=8
     lengths = [len(ids) for ids in token_ids]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])
     results = [None] * len(prompts)
-    max_new_tokens, top_logprobs = sampling.max_tokens, sampling.top_logprobs
-    decoding = sampling.to_transformers()
-    if sampling.stop:
-        decoding["tokenizer"] = tokenizer   # what stop strings are matched in
-    torch.manual_seed(sampling.seed)
     stop_ids = {tokenizer.eos_token_id, *_stop_ids(model)}
-    static = static_cache and getattr(model, "_can_compile_fullgraph", False)  # the models with a static cache
     share = shared_prefix and _plain_attention_cache(model)
     n_batches = math.ceil(len(order) / batch_size)
     for b in tqdm(range(n_batches), desc=desc, unit="batch", disable=n_batches < 2):
@@ -77,30 +72,16 @@ def generate_chat(model, tokenizer, conversations, sampling=GREEDY, batch_size=8
         shared = _common_prefix(rows) if share and len(rows) > 1 else 0
         if shared < MIN_SHARED_PREFIX:
             shared = 0
-        batch = {k: v.to(model.device) for k, v in _padded(rows, shared, tokenizer.pad_token_id).items()}
-        caching = {}
-        if shared:
-            caching["past_key_values"] = _prefix_cache(model, rows[0][:shared], len(rows),
-                                                       batch["input_ids"].shape[1] + max_new_tokens, static)
-        elif static:
-            caching = {"cache_implementation": "static", "disable_compile": True}
-        processors = []
+        guide = None
         if any(shapes[i] for i in idx):
-            processors.append(JsonSchemaGuide(tokenizer, model.config.vocab_size, [shapes[i] for i in idx],
-                                              stop_id=tokenizer.eos_token_id,
-                                              no_repeat_ngram=sampling.no_repeat_ngram))
-        recorder = LogprobRecorder(top_logprobs) if top_logprobs else None
-        if recorder:
-            processors.append(recorder)
-        hooks = {}
-        if on_token or should_stop:
-            feed = RowFeed(idx, stop_ids, on_token, should_stop)
-            hooks = {"streamer": feed, "stopping_criteria": StoppingCriteriaList([feed])}
-        out = model.generate(**batch, pad_token_id=tokenizer.pad_token_id, logits_processor=processors, **caching,
-                             **decoding, **hooks)
-        new_tokens = out[:, batch["input_ids"].shape[1]:]
+            guide = JsonSchemaGuide(tokenizer, model.config.vocab_size, [shapes[i] for i in idx],
+                                    stop_id=tokenizer.eos_token_id, no_repeat_ngram=sampling.no_repeat_ngram)
+        recorder = LogprobRecorder(sampling.top_logprobs, len(idx)) if sampling.top_logprobs else None
+        ends = RowEnds(idx, stop_ids, tokenizer, sampling.stop, on_token, should_stop)
+        new_tokens = _decode(model, _padded(rows, shared, tokenizer.pad_token_id), shared, sampling, guide,
+                             recorder, ends)
         for row, i in enumerate(idx):
-            ids = new_tokens[row].tolist()
+            ids = new_tokens[row]
             stopped = not stop_ids.isdisjoint(ids)
             kept = [t for t in ids if t != tokenizer.pad_token_id]
             text = tokenizer.decode(kept, skip_special_tokens=True).strip()
@@ -118,65 +99,109 @@ def generate_chat(model, tokenizer, conversations, sampling=GREEDY, batch_size=8
     return results
 
 
-class RowFeed(BaseStreamer, StoppingCriteria):
-    """Per-row hooks on one `generate` call: hands each row's new tokens to
-    `on_token(i, id)` until the row stops, and stops a row when `should_stop(i)`
-    says so (generate then pads it while the other rows go on). `rows` maps a
-    batch row to its conversation's index."""
+def _decode(model, batch, shared, sampling, guide, recorder, ends):
+    """The new token ids of each row of a left-padded batch (its first `shared` tokens
+    the same in every row), one token a step for every row still going; a row that
+    ends (RowEnds) is taken out of the batch, its cache entries too."""
+    ids, mask = (batch[k].to(model.device) for k in ("input_ids", "attention_mask"))
+    n = ids.shape[0]
+    cache = _prefix_cache(model, ids[0, :shared].tolist(), n) if shared else DynamicCache(config=model.config)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=ids[:, shared:], attention_mask=mask, position_ids=positions[:, shared:],
+                   past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    live, out = list(range(n)), [[] for _ in range(n)]
+    warpers = _warpers(sampling)
+    # one generator a row, each seeded alike: a sampled reply does not depend on its batch
+    generators = [torch.Generator(model.device).manual_seed(sampling.seed) for _ in range(n)] if warpers else None
+    for step in range(sampling.max_tokens):
+        scores = logits.float()
+        if guide:
+            scores = guide(ids, scores)
+        if warpers:
+            warped = scores
+            for warp in warpers:
+                warped = warp(ids, warped)
+            probs = torch.softmax(warped, dim=-1)
+            chosen = torch.cat([torch.multinomial(probs[k], 1, generator=generators[r]) for k, r in enumerate(live)])
+        else:
+            chosen = scores.argmax(dim=-1)
+        if recorder:
+            recorder.record(live, scores, chosen)
+        ended = []
+        for k, (r, token_id) in enumerate(zip(live, chosen.tolist())):
+            out[r].append(token_id)
+            if ends.ended(r, out[r]):
+                ended.append(k)
+        ids = torch.cat([ids, chosen[:, None]], dim=1)
+        if len(ended) == len(live) or step + 1 == sampling.max_tokens:
+            break
+        if ended:
+            keep = [k for k in range(len(live)) if k not in ended]
+            index = torch.tensor(keep, device=ids.device)
+            cache.batch_select_indices(index)
+            ids, mask, chosen = ids[index], mask[index], chosen[index]
+            live = [live[k] for k in keep]
+            if guide:
+                guide.select(keep)
+        mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
+        logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1,
+                       past_key_values=cache, use_cache=True).logits[:, -1]
+    return out
 
-    def __init__(self, rows, stop_ids, on_token=None, should_stop=None):
-        self.rows, self.stop_ids, self.on_token, self.should_stop = rows, stop_ids, on_token, should_stop
-        self.done = [False] * len(rows)
-        self.stopping = set()
 
-    def __call__(self, input_ids, scores, **kwargs):
-        if self.should_stop:
-            self.stopping.update(r for r, i in enumerate(self.rows) if not self.done[r] and self.should_stop(i))
-        return torch.tensor([r in self.stopping for r in range(len(self.rows))], device=input_ids.device)
+def _warpers(sampling):
+    """transformers' temperature and top-p warpers for a sampled reply; none for greedy."""
+    if sampling.temperature <= 0:
+        return []
+    warpers = [TemperatureLogitsWarper(sampling.temperature)]
+    if sampling.top_p < 1:
+        warpers.append(TopPLogitsWarper(sampling.top_p))
+    return warpers
 
-    def put(self, value):
-        if value.dim() > 1:
-            return  # the prompt, handed over before the first step
-        for r, token_id in enumerate(value.tolist()):
-            if self.done[r]:
-                continue
-            if token_id in self.stop_ids:
-                self.done[r] = True
-                continue
-            if self.on_token:
-                self.on_token(self.rows[r], token_id)
-            self.done[r] = r in self.stopping
 
-    def end(self):
-        pass
+class RowEnds:
+    """When a row of a batch is done: it wrote an end token, a stop string, or its
+    caller says so (`should_stop(i)`); `on_token(i, id)` gets each token before that.
+    `rows` maps a batch row to its conversation's index."""
+
+    def __init__(self, rows, stop_ids, tokenizer, stop=(), on_token=None, should_stop=None):
+        self.rows, self.stop_ids, self.tokenizer, self.stop = rows, stop_ids, tokenizer, tuple(stop)
+        self.on_token, self.should_stop = on_token, should_stop
+
+    def ended(self, row, tokens):
+        """Whether batch row `row`, having written `tokens`, is done."""
+        if tokens[-1] in self.stop_ids:
+            return True
+        if self.on_token:
+            self.on_token(self.rows[row], tokens[-1])
+        if self.stop and any(s in self.tokenizer.decode(tokens, skip_special_tokens=True) for s in self.stop):
+            return True
+        return bool(self.should_stop and self.should_stop(self.rows[row]))
 
 
 class LogprobRecorder:
-    """A logits processor that changes nothing and keeps, for every step, the
-    top-k log-probabilities and the log-probability of the token then chosen."""
+    """Keeps, for every step of every row, the top-k log-probabilities and the
+    log-probability of the token then chosen (the distribution after guided decoding,
+    before temperature)."""
 
-    def __init__(self, k):
+    def __init__(self, k, rows):
         self.k = k
-        self.steps = []      # [top ids, top logprobs, chosen logprob per row] per step
-        self.last = None     # the latest step's full distribution
+        self.steps = [[] for _ in range(rows)]   # per row: (top ids, top logprobs, chosen logprob) per step
 
-    def __call__(self, input_ids, scores):
-        if self.last is not None:
-            self.steps[-1][2] = self.last.gather(1, input_ids[:, -1:]).squeeze(1).tolist()
-        self.last = torch.log_softmax(scores.float(), dim=-1)
-        top = self.last.topk(self.k, dim=-1)
-        self.steps.append([top.indices.tolist(), top.values.tolist(), None])
-        return scores
+    def record(self, rows, scores, chosen):
+        logprobs = torch.log_softmax(scores.float(), dim=-1)
+        top = logprobs.topk(self.k, dim=-1)
+        picked = logprobs.gather(1, chosen[:, None]).squeeze(1).tolist()
+        for k, (ids, values) in enumerate(zip(top.indices.tolist(), top.values.tolist())):
+            self.steps[rows[k]].append((ids, values, picked[k]))
 
     def tokens(self, row, ids, tokenizer, stop_ids):
         out = []
-        for step, token_id in enumerate(ids):
-            if token_id in stop_ids or step >= len(self.steps):
+        for (top_ids, top_values, logprob), token_id in zip(self.steps[row], ids):
+            if token_id in stop_ids:
                 break
-            top_ids, top_values, chosen = self.steps[step]
-            logprob = chosen[row] if chosen is not None else float(self.last[row, token_id])
             out.append({"token": tokenizer.decode([token_id]), "logprob": logprob,
-                        "top": {tokenizer.decode([t]): v for t, v in zip(top_ids[row], top_values[row])}})
+                        "top": {tokenizer.decode([t]): v for t, v in zip(top_ids, top_values)}})
         return out
 
 
@@ -211,12 +236,11 @@ def _plain_attention_cache(model):
     return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
-def _prefix_cache(model, prefix, rows, max_cache_len, static):
+def _prefix_cache(model, prefix, rows):
     """A key/value cache for `rows` rows holding `prefix`, read in once."""
     once = DynamicCache(config=model.config)
     model(input_ids=torch.tensor([prefix], device=model.device), past_key_values=once, use_cache=True, logits_to_keep=1)
-    cache = (StaticCache(config=model.config, max_cache_len=max_cache_len) if static
-             else DynamicCache(config=model.config))
+    cache = DynamicCache(config=model.config)
     for layer_idx, layer in enumerate(once.layers):
         cache.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), layer_idx)
     return cache

@@ -231,7 +231,8 @@ class JsonSchemaGuide(LogitsProcessor):
 
     `shapes` holds one `string_array_shape(...)` per row (rows may ask for
     different numbers of items), or None for a row that is free.
-    Pass it to `model.generate(logits_processor=[...])`.
+    Pass it to `model.generate(logits_processor=[...])`, or call it at each step of
+    a decoding loop that may drop finished rows (`select`).
     """
 
     def __init__(self, tokenizer, vocab_size, shapes, stop_id, no_repeat_ngram=0):
@@ -239,6 +240,10 @@ class JsonSchemaGuide(LogitsProcessor):
         self.rows = [_Row(shape, no_repeat_ngram) if shape else None for shape in shapes]
         self.stop_id = stop_id
         self.prompt_length = None
+
+    def select(self, keep):
+        """Keep only these rows (positions in the batch), in this order: the others have left the batch."""
+        self.rows = [self.rows[k] for k in keep]
 
     def __call__(self, input_ids, scores):
         if self.prompt_length is None:

@@ -75,15 +75,6 @@ class Sampling:
             body["response_format"] = self.response_format
         return body
 
-    def to_transformers(self):
-        """The keyword arguments of transformers' `generate` (stop strings also need the tokenizer)."""
-        kwargs = {"max_new_tokens": self.max_tokens, "do_sample": self.temperature > 0}
-        if self.temperature > 0:
-            kwargs.update(temperature=self.temperature, top_p=self.top_p)
-        if self.stop:
-            kwargs["stop_strings"] = list(self.stop)
-        return kwargs
-
     def to_vllm(self):
         """vLLM's SamplingParams fields (ray.data.llm's processor), a JSON schema as guided decoding."""
         params = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
