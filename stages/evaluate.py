@@ -3,8 +3,8 @@
     dvc repro evaluate          # or: python stages/evaluate.py
 
 The bot answers evidence first (a quote of the retrieved passages, or a refusal: as serve and
-chat do); base and tuned students answer closed book and with the top split.raft.passages passages
-(the training layout), in-process (cached in cache/llm/evaluate/) or from the server
+chat do); base and tuned students answer with the top split.raft.passages passages (the training
+layout) and, with evaluate.closed_book, without them, in-process (cached in cache/llm/evaluate/) or from the server
 evaluate.served.base_url names; beside them, arms that need no model (the top passage; the
 sentence sharing most words with the question) and a ceiling. Scores: token F1 (ranking and
 verdict), refusals, citations, reference recall, the judge, people's grades
@@ -35,7 +35,7 @@ def main():
     evalset = read_evalset(EVALSET)
     retriever = Retriever()
     hits = retriever.search([item["question"] for item in evalset], k)
-    chats = arm_chats([item["question"] for item in evalset], hits, config["split"].system_prompt)
+    chats = arm_chats([item["question"] for item in evalset], hits, config["split"].system_prompt, p.closed_book)
     if p.served.base_url:
         replies, students = served_answers(chats, p), None
     else:  # cached by content beside the judge's verdicts: a rerun that changes no input generates nothing

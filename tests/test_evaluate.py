@@ -197,6 +197,27 @@ def test_report_opens_with_the_verdict_states_every_arm_and_ranks_by_token_f1(tm
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 2000
 
 
+def test_without_closed_book_the_students_answer_with_passages_only_and_the_report_says_so(tmp_path):
+    from faqforge.evaluation.answers import arm_chats
+    hits = [[{"text": "dvc push uploads the outputs.", "doc": "data/docs/guide.md", "section": "Remote"}]]
+    default = arm_chats(["How do I upload?"], hits, "Be brief.", closed_book=False)   # evaluate.closed_book: false
+    assert list(default) == ["base_rag", "tuned_rag"]
+    assert all("dvc push uploads the outputs." in chats[0][-1]["content"] for chats in default.values())
+    both = arm_chats(["How do I upload?"], hits, "Be brief.", closed_book=True)
+    assert list(both) == list(MODEL_ARMS) and "dvc push" not in both["base_closed"][0][-1]["content"]
+    closed = [a for a in ARMS if a.endswith("_closed")]
+    predictions = report_predictions([0.4, -0.3, 0.0, 0.2])
+    for p in predictions:
+        p["answers"], p["scores"] = ({a: v for a, v in p[key].items() if a not in closed} for key in ("answers", "scores"))
+    metrics = eval_metrics(predictions, n_resamples=20)
+    assert set(metrics["arms"]) == set(ARMS) - set(closed)
+    assert metrics["verdict"]["arm"] == BOT and not any("closed" in c for c in metrics["comparisons"])
+    report = render_report(predictions, metrics)
+    assert "closed book" not in report and "with retrieval (the top" in report
+    every_arm = report_predictions([0.1, 0.2])
+    assert "each closed book (the question alone)" in render_report(every_arm, eval_metrics(every_arm, n_resamples=20))
+
+
 def test_report_marks_an_uninformative_judge():
     predictions = report_predictions([0.1, 0.2])
     for p in predictions:

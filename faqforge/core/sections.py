@@ -67,9 +67,9 @@ class Generate(Section):
     domain: str = "faqforge, a tool that turns documents into a fine-tuned FAQ chatbot"
     language: str = "English"
     tokens_per_question: int = Field(60, ge=1)
-    min_questions: int = Field(3, ge=1)
-    max_questions: int = Field(5, ge=1)
-    max_tokens: int = Field(512, ge=1)
+    min_questions: int = Field(2, ge=1)
+    max_questions: int = Field(3, ge=1)
+    max_tokens: int = Field(384, ge=1)
     max_error_rate: Number = Field(0.1, ge=0, le=1)
     format: Literal["qa", "instruction"] = "qa"
     json_schema: bool = True
@@ -145,7 +145,7 @@ class AugmentExample(Section):
 
 
 class Augment(Section):
-    paraphrases: int = Field(1, ge=0)
+    paraphrases: int = Field(0, ge=0)
     answers: bool = False
     max_tokens: int = Field(96, ge=1)
     answer_max_tokens: int = Field(256, ge=1)
@@ -196,7 +196,7 @@ class Raft(Section):
     oracle_p: Number = Field(1.0, ge=0, le=1)
     refusal_share: Number = Field(0.05, ge=0, le=1)
     target: Literal["answer", "evidence"] = "evidence"
-    draws: int = Field(2, ge=1)
+    draws: int = Field(1, ge=1)
 
 
 class SourceMix(Section):
@@ -286,7 +286,8 @@ class EvaluateJudge(Section):
 
 
 class Evaluate(Section):
-    max_new_tokens: int = Field(96, ge=1)
+    closed_book: bool = False
+    max_new_tokens: int = Field(64, ge=1)
     temperature: Number = Field(0.0, ge=0)
     stop: list[Annotated[str, Field(min_length=1)]] = Field([], max_length=4)
     batch_size: int = Field(16, ge=1)

@@ -76,10 +76,11 @@ def served_answers(arm_chats, params):
     return replies
 
 
-def arm_chats(questions, hits, system_prompt):
-    """{arm: chats}: every question in the student's chat layout, closed book or with its retrieved passages."""
+def arm_chats(questions, hits, system_prompt, closed_book=True):
+    """{arm: chats}: every question in the student's chat layout with its retrieved passages, and
+    with `closed_book` also without them (the base_closed and tuned_closed arms)."""
     return {arm: [question_messages(q, system_prompt, h if arm.endswith("_rag") else None)
-                  for q, h in zip(questions, hits)] for arm in MODEL_ARMS}
+                  for q, h in zip(questions, hits)] for arm in MODEL_ARMS if closed_book or arm.endswith("_rag")}
 
 
 def student_names(served):

@@ -89,8 +89,9 @@ def render_report(predictions, metrics, k=5, chart=None):
         lines += [verdict, ""]
     lines += [
         f"{n} questions of data/eval/evalset.json ({unanswerable} of them not answered by the documents: the right "
-        f"answer is to say so), answered by {models['base']} (base) and {models['tuned']} (tuned), each closed book "
-        f"(the question alone) and with retrieval (the top {metrics.get('retrieval', {}).get('k', '?')} passages of "
+        f"answer is to say so), answered by {models['base']} (base) and {models['tuned']} (tuned), "
+        f"{'each closed book (the question alone) and ' if 'base_closed' in arms else ''}with retrieval "
+        f"(the top {metrics.get('retrieval', {}).get('k', '?')} passages of "
         "data/index/ in the prompt, the layout the student was trained with), with the same chat template, system "
         "prompt and greedy decoding; by the bot as serve and chat answer by default, evidence first: the sentence "
         "of the retrieved passages that shares the most words with the question and the one after it, quoted "

@@ -35,7 +35,7 @@ def judge_answers(teacher, predictions, params):
     scores, the reasons go beside them."""
     n = len(predictions)
     arms = params.arms or ARMS
-    jobs = [(x, arm, x["answers"][arm]) for x in predictions for arm in arms]
+    jobs = [(x, arm, x["answers"][arm]) for x in predictions for arm in arms if arm in x["answers"]]
     jobs += [(x, control, answer) for i, x in enumerate(predictions)
              for control, answer in (("right", x["reference"]), ("wrong", predictions[(i + 1) % n]["reference"]))
              if n > 1]

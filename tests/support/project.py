@@ -68,7 +68,10 @@ def make_project(root, student, base_url, docs=DOCS, index_method="bm25"):
     params["index"]["method"] = index_method
     params["ingest"]["tokenizer"] = student
     params["finetune"].update(max_steps=4, batch_size=4, eval_every=2, max_seq_length=768)
-    params["evaluate"].update(max_new_tokens=8, bootstrap_resamples=200)
+    # the closed-book arms and paraphrasing are off by default (to keep make run short): on here, so every
+    # arm and the augment stage's teacher calls run end to end
+    params["evaluate"].update(max_new_tokens=8, bootstrap_resamples=200, closed_book=True)
+    params["augment"]["paraphrases"] = 1
     params["evaluate"]["judge"]["enabled"] = True   # off by default (the embedded judge fails its controls)
     write_params(root, params)
     sh(root, "git", "init", "-q")
