@@ -74,14 +74,16 @@ def make_project(name, project):
     prompts = yaml.safe_load((project / "prompts.yaml").read_text())
     prompts["split"]["system_prompt"] = spec["assistant"]
     (project / "prompts.yaml").write_text(yaml.safe_dump(prompts, sort_keys=False, allow_unicode=True))
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=project, check=True)
 
 
 def run_stages(project):
     """Each stage of dvc.yaml in order, `dvc repro <stage>`: {stage: seconds}."""
     stages = list(yaml.safe_load((project / "dvc.yaml").read_text())["stages"])
-    times, env = {}, {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(project)}   # the copy's faqforge
+    # the copy's faqforge, and this interpreter's environment for the stages' `python` (activated or not)
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    times, env = {}, {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(project), "PATH": path}
     for stage in stages:
         start = time.monotonic()
         result = subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", stage], cwd=project,
