@@ -15,7 +15,7 @@ Debian mirror, as the machine's package manager reaches it); nothing else is fet
 Corpus `git`: five pages of Git's own manual from the `git-doc` package (gitfaq,
 gittutorial, giteveryday, gitignore, gitcredentials; about 11,000 words of HTML,
 GPL-2.0, like the sample corpus in size), 29 eval questions (4 the pages do not
-answer) and 16 calibration questions (6). About 35 minutes on 2 cores (bench/README.md,
+answer) and 16 calibration questions (6). About 17 minutes on 2 cores (bench/README.md,
 "A second corpus").
 """
 
